@@ -1,0 +1,362 @@
+//! The exported WIT resources: `server` (QWebSocketServer) and `websocket`
+//! (QWebSocket), thin handles onto the instance's one [`Runtime`].
+
+use crate::bindings::exports::wsbox::websocket::websocket_server as api;
+use crate::fed::FedNet;
+use crate::runtime::{AppEvent, Runtime, Sink};
+use std::cell::RefCell;
+use wsbox_core::{CloseCode, MessageKind, SocketError, State};
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Runtime<FedNet>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the instance's runtime (created on first use).
+fn rt<R>(f: impl FnOnce(&mut Runtime<FedNet>) -> R) -> R {
+    RUNTIME.with(|cell| f(cell.borrow_mut().get_or_insert_with(|| Runtime::new(FedNet::new()))))
+}
+
+pub struct Component;
+
+impl api::Guest for Component {
+    type Server = ServerHandle;
+    type Websocket = SocketHandle;
+}
+
+/// A `server` resource.
+pub struct ServerHandle {
+    id: u32,
+}
+
+impl api::GuestServer for ServerHandle {
+    fn new(server_name: String, mode: api::SecureMode) -> Self {
+        let secure = mode == api::SecureMode::SecureMode;
+        Self { id: rt(|rt| rt.new_server(server_name, secure)) }
+    }
+
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn listen(&self, address: String, port: u16) -> bool {
+        rt(|rt| rt.listen(self.id, &address, port))
+    }
+
+    fn close(&self) {
+        rt(|rt| rt.close_server(self.id))
+    }
+
+    fn is_listening(&self) -> bool {
+        rt(|rt| rt.server(self.id).listener.is_some())
+    }
+
+    fn server_address(&self) -> String {
+        rt(|rt| rt.server(self.id).listener.as_ref().map(|l| l.address.clone()).unwrap_or_default())
+    }
+
+    fn server_port(&self) -> u16 {
+        rt(|rt| rt.server(self.id).listener.as_ref().map_or(0, |l| l.port))
+    }
+
+    fn server_url(&self) -> String {
+        rt(|rt| {
+            let server = rt.server(self.id);
+            let Some(l) = &server.listener else { return String::new() };
+            let scheme = if server.secure { "wss" } else { "ws" };
+            // Qt shows the any-address as 127.0.0.1.
+            let host = match l.address.as_str() {
+                "0.0.0.0" => "127.0.0.1".to_string(),
+                "::" => "[::1]".to_string(),
+                a if a.contains(':') => format!("[{a}]"),
+                a => a.to_string(),
+            };
+            format!("{scheme}://{host}:{}", l.port)
+        })
+    }
+
+    fn secure_mode(&self) -> api::SecureMode {
+        if rt(|rt| rt.server(self.id).secure) { api::SecureMode::SecureMode } else { api::SecureMode::NonSecureMode }
+    }
+
+    fn server_name(&self) -> String {
+        rt(|rt| rt.server(self.id).name.clone())
+    }
+
+    fn has_pending_connections(&self) -> bool {
+        rt(|rt| !rt.server(self.id).pending.is_empty())
+    }
+
+    fn next_pending_connection(&self) -> Option<api::Websocket> {
+        rt(|rt| rt.next_pending(self.id)).map(|id| api::Websocket::new(SocketHandle { id }))
+    }
+
+    fn server_error(&self) -> u16 {
+        rt(|rt| rt.server(self.id).error.0)
+    }
+
+    fn error_string(&self) -> String {
+        rt(|rt| rt.server(self.id).error_string.clone())
+    }
+
+    fn set_handshake_timeout(&self, ms: i32) {
+        rt(|rt| rt.server_config_mut(self.id).limits.handshake_timeout_ms = u64::try_from(ms).ok())
+    }
+
+    fn handshake_timeout(&self) -> i32 {
+        rt(|rt| rt.server(self.id).config.limits.handshake_timeout_ms.map_or(-1, |ms| ms.min(i32::MAX as u64) as i32))
+    }
+
+    fn set_frame_events(&self, enabled: bool) {
+        rt(|rt| rt.server_config_mut(self.id).frame_events = enabled)
+    }
+
+    fn process_events(&self, timeout_ms: u32) -> Vec<api::Event> {
+        let mut sink = OwnedSink(Vec::new());
+        rt(|rt| rt.turn(timeout_ms, &mut sink));
+        sink.0
+    }
+
+    fn turn(&self, timeout_ms: u32, outgoing: api::MessageBatch) -> api::EventBatch {
+        let mut sink = BatchSink::default();
+        let mut rejected = Vec::new();
+        rt(|rt| {
+            let mut start = 0usize;
+            for (i, ((socket, kind), end)) in
+                outgoing.sockets.iter().zip(&outgoing.kinds).zip(&outgoing.ends).enumerate()
+            {
+                let end = (*end as usize).clamp(start, outgoing.data.len());
+                let kind = match kind {
+                    api::MessageKind::Text => MessageKind::Text,
+                    api::MessageKind::Binary => MessageKind::Binary,
+                };
+                if !rt.send(*socket, kind, &outgoing.data[start..end]) {
+                    rejected.push(i as u32);
+                }
+                start = end;
+            }
+            rt.turn(timeout_ms, &mut sink);
+        });
+        api::EventBatch { events: sink.events, payload: sink.payload, rejected }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        rt(|rt| rt.drop_server(self.id))
+    }
+}
+
+/// A `websocket` resource.
+pub struct SocketHandle {
+    id: u32,
+}
+
+impl SocketHandle {
+    fn read<R: Default>(&self, f: impl FnOnce(&crate::runtime::Socket) -> R) -> R {
+        rt(|rt| rt.socket(self.id).map(f).unwrap_or_default())
+    }
+
+    fn request<R: Default>(&self, f: impl FnOnce(&wsbox_core::handshake::Request, bool) -> R) -> R {
+        self.read(|s| s.conn.request().map(|r| f(r, s.conn.config().secure)).unwrap_or_default())
+    }
+}
+
+impl api::GuestWebsocket for SocketHandle {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn send_text_message(&self, message: String) -> u64 {
+        self.send(MessageKind::Text, message.as_bytes())
+    }
+
+    fn send_binary_message(&self, message: Vec<u8>) -> u64 {
+        self.send(MessageKind::Binary, &message)
+    }
+
+    fn ping(&self, payload: Vec<u8>) {
+        rt(|rt| rt.with_socket(self.id, |c, now| c.ping(now, &payload)));
+    }
+
+    fn close(&self, code: u16, reason: String) {
+        rt(|rt| rt.with_socket(self.id, |c, now| c.close(now, CloseCode(code), &reason)));
+    }
+
+    fn abort(&self) {
+        rt(|rt| rt.with_socket(self.id, |c, _| c.abort()));
+    }
+
+    fn state(&self) -> api::SocketState {
+        rt(|rt| rt.socket(self.id).map_or(api::SocketState::Unconnected, |s| socket_state(s.conn.state())))
+    }
+
+    fn close_code(&self) -> u16 {
+        rt(|rt| rt.socket(self.id).map_or(CloseCode::ABNORMAL_DISCONNECTION.0, |s| s.conn.close_code().0))
+    }
+
+    fn close_reason(&self) -> String {
+        self.read(|s| s.conn.close_reason().to_string())
+    }
+
+    fn origin(&self) -> String {
+        self.request(|r, _| r.origin.clone())
+    }
+
+    fn request_url(&self) -> String {
+        self.request(|r, secure| r.url(secure))
+    }
+
+    fn resource_name(&self) -> String {
+        self.request(|r, _| r.path().to_string())
+    }
+
+    fn subprotocol(&self) -> String {
+        self.read(|s| s.conn.subprotocol().unwrap_or_default().to_string())
+    }
+
+    fn peer_address(&self) -> String {
+        self.read(|s| s.peer_address.clone())
+    }
+
+    fn peer_port(&self) -> u16 {
+        self.read(|s| s.peer_port)
+    }
+
+    fn local_address(&self) -> String {
+        self.read(|s| s.local_address.clone())
+    }
+
+    fn local_port(&self) -> u16 {
+        self.read(|s| s.local_port)
+    }
+}
+
+impl SocketHandle {
+    fn send(&self, kind: MessageKind, payload: &[u8]) -> u64 {
+        if rt(|rt| rt.send(self.id, kind, payload)) { payload.len() as u64 } else { 0 }
+    }
+}
+
+impl Drop for SocketHandle {
+    fn drop(&mut self) {
+        rt(|rt| rt.release_socket(self.id))
+    }
+}
+
+fn socket_state(state: State) -> api::SocketState {
+    match state {
+        State::Handshaking => api::SocketState::Connecting,
+        State::Open => api::SocketState::Connected,
+        State::Closing => api::SocketState::Closing,
+        State::Closed => api::SocketState::Unconnected,
+    }
+}
+
+fn socket_error(error: SocketError) -> api::SocketError {
+    match error {
+        SocketError::RemoteHostClosed => api::SocketError::RemoteHostClosedError,
+        SocketError::Timeout => api::SocketError::SocketTimeoutError,
+    }
+}
+
+/// Text the core validated; never panics even if it were not.
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// The signal as an owned WIT event (messages and frames included).
+fn owned(event: AppEvent<'_>) -> api::Event {
+    use api::Event as E;
+    match event {
+        AppEvent::NewConnection(server) => E::NewConnection(server),
+        AppEvent::ServerError { server, code, message, peer_address, peer_port } => {
+            E::ServerError(api::ServerErrorEvent {
+                server,
+                code: code.0,
+                error_string: message.to_string(),
+                peer_address: peer_address.to_string(),
+                peer_port,
+            })
+        }
+        AppEvent::Closed(server) => E::Closed(server),
+        AppEvent::Message { socket, kind: MessageKind::Text, data } => {
+            E::TextMessageReceived(api::TextMessage { socket, message: text(data) })
+        }
+        AppEvent::Message { socket, kind: MessageKind::Binary, data } => {
+            E::BinaryMessageReceived(api::BinaryMessage { socket, message: data.to_vec() })
+        }
+        AppEvent::Frame { socket, kind: MessageKind::Text, data, is_last } => {
+            E::TextFrameReceived(api::TextFrame { socket, frame: text(data), is_last_frame: is_last })
+        }
+        AppEvent::Frame { socket, kind: MessageKind::Binary, data, is_last } => {
+            E::BinaryFrameReceived(api::BinaryFrame { socket, frame: data.to_vec(), is_last_frame: is_last })
+        }
+        AppEvent::Pong { socket, elapsed_ms, payload } => {
+            E::Pong(api::PongReceived { socket, elapsed_time: elapsed_ms, payload: payload.to_vec() })
+        }
+        AppEvent::StateChanged { socket, state } => {
+            E::StateChanged(api::StateChange { socket, state: socket_state(state) })
+        }
+        AppEvent::AboutToClose(socket) => E::AboutToClose(socket),
+        AppEvent::ReadChannelFinished(socket) => E::ReadChannelFinished(socket),
+        AppEvent::Disconnected(socket) => E::Disconnected(socket),
+        AppEvent::Error { socket, error } => {
+            E::ErrorOccurred(api::SocketErrorEvent { socket, error: socket_error(error) })
+        }
+    }
+}
+
+/// `process-events`: one owned event per signal.
+struct OwnedSink(Vec<api::Event>);
+
+impl Sink for OwnedSink {
+    fn push(&mut self, event: AppEvent<'_>) {
+        self.0.push(owned(event));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `turn`: messages and frames as spans of one flat payload.
+#[derive(Default)]
+struct BatchSink {
+    events: Vec<api::BatchEvent>,
+    payload: Vec<u8>,
+}
+
+impl BatchSink {
+    fn span(&mut self, socket: u32, data: &[u8], is_last_frame: bool) -> api::PayloadSpan {
+        let start = self.payload.len() as u32;
+        self.payload.extend_from_slice(data);
+        api::PayloadSpan { socket, start, end: self.payload.len() as u32, is_last_frame }
+    }
+}
+
+impl Sink for BatchSink {
+    fn push(&mut self, event: AppEvent<'_>) {
+        let event = match event {
+            AppEvent::Message { socket, kind, data } => {
+                let span = self.span(socket, data, true);
+                match kind {
+                    MessageKind::Text => api::BatchEvent::TextMessage(span),
+                    MessageKind::Binary => api::BatchEvent::BinaryMessage(span),
+                }
+            }
+            AppEvent::Frame { socket, kind, data, is_last } => {
+                let span = self.span(socket, data, is_last);
+                match kind {
+                    MessageKind::Text => api::BatchEvent::TextFrame(span),
+                    MessageKind::Binary => api::BatchEvent::BinaryFrame(span),
+                }
+            }
+            other => api::BatchEvent::Other(owned(other)),
+        };
+        self.events.push(event);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}

@@ -1,0 +1,84 @@
+//! The host-fed binding: the host owns the sockets (and TLS) and the
+//! component reaches them through the `wsbox:websocket/net` import, one flat
+//! batch each way per turn. The vectors of the outgoing batch go to the host
+//! and come back to be reused, so a steady turn does not allocate here.
+
+use crate::bindings::wsbox::websocket::net;
+use crate::runtime::{InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
+use std::time::Instant;
+
+/// The `Net` of a component embedded in a host that implements `net`.
+pub struct FedNet {
+    start: Instant,
+}
+
+impl FedNet {
+    pub fn new() -> Self {
+        Self { start: Instant::now() }
+    }
+}
+
+impl Net for FedNet {
+    fn listen(&mut self, address: &str, port: u16, secure: bool) -> Result<ListenerInfo, (ListenErrorKind, String)> {
+        match net::listen(address, port, secure) {
+            Ok(l) => Ok(ListenerInfo { id: l.id, address: l.address, port: l.port }),
+            Err(e) => {
+                let kind = match e.code {
+                    net::ListenErrorCode::AddressInUse => ListenErrorKind::AddressInUse,
+                    net::ListenErrorCode::AddressNotAvailable => ListenErrorKind::AddressNotAvailable,
+                    net::ListenErrorCode::AccessDenied => ListenErrorKind::AccessDenied,
+                    net::ListenErrorCode::Other => ListenErrorKind::Other,
+                };
+                Err((kind, e.message))
+            }
+        }
+    }
+
+    fn unlisten(&mut self, listener: u32) {
+        net::unlisten(listener);
+    }
+
+    fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch {
+        let record = net::Outgoing {
+            conns: std::mem::take(&mut out.conns),
+            ends: std::mem::take(&mut out.ends),
+            data: std::mem::take(&mut out.data),
+            close: std::mem::take(&mut out.close),
+            abort: std::mem::take(&mut out.abort),
+        };
+        let incoming = net::exchange(&record, timeout_ms);
+        let net::Outgoing { conns, ends, data, close, abort } = record;
+        for (slot, mut v) in
+            [(&mut out.conns, conns), (&mut out.ends, ends), (&mut out.close, close), (&mut out.abort, abort)]
+        {
+            v.clear();
+            *slot = v;
+        }
+        let mut data = data;
+        data.clear();
+        out.data = data;
+        InBatch {
+            opened: incoming
+                .opened
+                .into_iter()
+                .map(|o| Opened {
+                    conn: o.conn,
+                    listener: o.listener,
+                    peer_address: o.peer_address,
+                    peer_port: o.peer_port,
+                    local_address: o.local_address,
+                    local_port: o.local_port,
+                })
+                .collect(),
+            conns: incoming.conns,
+            ends: incoming.ends,
+            data: incoming.data,
+            eof: incoming.eof,
+            gone: incoming.gone,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}

@@ -1,0 +1,531 @@
+//! The event loop behind `server.process-events` and `server.turn`, shared by
+//! every I/O binding: servers, their pending queues, the sockets and their
+//! timers, and the mapping from core events to Qt's signals.
+//!
+//! One turn: emit deferred signals, write what every socket queued, wait for
+//! the transport (up to the app's timeout or the next deadline), feed what
+//! arrived to the cores, fire due timers. Output produced while handling
+//! input (handshake responses, pongs, close replies) goes out at the start of
+//! the next turn, together with the app's replies.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use wsbox_core::{CloseCode, Config, Connection, Event, MessageKind, SocketError, State, Transport};
+
+/// How a listen attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenErrorKind {
+    AddressInUse,
+    AddressNotAvailable,
+    AccessDenied,
+    Other,
+}
+
+/// A listener the transport opened.
+pub struct ListenerInfo {
+    pub id: u32,
+    pub address: String,
+    pub port: u16,
+}
+
+/// A connection the transport accepted.
+pub struct Opened {
+    pub conn: u32,
+    pub listener: u32,
+    pub peer_address: String,
+    pub peer_port: u16,
+    pub local_address: String,
+    pub local_port: u16,
+}
+
+/// Everything to write in one turn, flat (see `wsbox:websocket/net.outgoing`).
+#[derive(Default)]
+pub struct OutBatch {
+    pub conns: Vec<u32>,
+    pub ends: Vec<u32>,
+    pub data: Vec<u8>,
+    pub close: Vec<u32>,
+    pub abort: Vec<u32>,
+}
+
+/// Everything that arrived in one turn (see `wsbox:websocket/net.incoming`).
+#[derive(Default)]
+pub struct InBatch {
+    pub opened: Vec<Opened>,
+    pub conns: Vec<u32>,
+    pub ends: Vec<u32>,
+    pub data: Vec<u8>,
+    pub eof: Vec<u32>,
+    pub gone: Vec<u32>,
+}
+
+/// What a binding supplies: listeners, one exchange per turn, and the time.
+pub trait Net {
+    fn listen(&mut self, address: &str, port: u16, secure: bool) -> Result<ListenerInfo, (ListenErrorKind, String)>;
+    fn unlisten(&mut self, listener: u32);
+    /// Writes `out` (and leaves it empty), waits up to `timeout_ms`, returns what arrived.
+    fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch;
+    /// Milliseconds on a monotonic clock.
+    fn now_ms(&self) -> u64;
+}
+
+/// Qt's signals, as the runtime hands them to an export.
+pub enum AppEvent<'a> {
+    NewConnection(u32),
+    ServerError { server: u32, code: CloseCode, message: &'a str, peer_address: &'a str, peer_port: u16 },
+    Closed(u32),
+    Message { socket: u32, kind: MessageKind, data: &'a [u8] },
+    Frame { socket: u32, kind: MessageKind, data: &'a [u8], is_last: bool },
+    Pong { socket: u32, elapsed_ms: u64, payload: &'a [u8] },
+    StateChanged { socket: u32, state: State },
+    AboutToClose(u32),
+    ReadChannelFinished(u32),
+    Disconnected(u32),
+    Error { socket: u32, error: SocketError },
+}
+
+/// Where a turn's signals go.
+pub trait Sink {
+    fn push(&mut self, event: AppEvent<'_>);
+    fn is_empty(&self) -> bool;
+}
+
+/// Signals raised outside a turn (by a call), delivered at the next turn.
+enum Deferred {
+    ServerError { server: u32, code: CloseCode, message: String },
+    Closed(u32),
+}
+
+/// A `QWebSocketServer`.
+pub struct Server {
+    pub name: String,
+    pub secure: bool,
+    pub listener: Option<ListenerInfo>,
+    pub pending: VecDeque<u32>,
+    pub max_pending: usize,
+    pub error: CloseCode,
+    pub error_string: String,
+    pub config: Arc<Config>,
+}
+
+/// A connection and what the runtime knows about it.
+pub struct Socket {
+    pub conn: Connection,
+    pub server: u32,
+    pub peer_address: String,
+    pub peer_port: u16,
+    pub local_address: String,
+    pub local_port: u16,
+    /// Handed to the app by `next-pending-connection`.
+    taken: bool,
+    /// The app dropped its handle: no more signals for it.
+    released: bool,
+    /// Queued in `dirty` for the next flush.
+    dirty: bool,
+    /// Close or abort was handed to the transport.
+    transport_done: bool,
+    /// The deadline currently in the timer heap.
+    timer: Option<u64>,
+}
+
+/// Every server and socket of this component instance.
+pub struct Runtime<N: Net> {
+    net: N,
+    next_server: u32,
+    servers: HashMap<u32, Server>,
+    by_listener: HashMap<u32, u32>,
+    sockets: HashMap<u32, Socket>,
+    dirty: Vec<u32>,
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    deferred: Vec<Deferred>,
+    out: OutBatch,
+}
+
+/// Qt's default for `maxPendingConnections`.
+const DEFAULT_MAX_PENDING: usize = 30;
+
+impl<N: Net> Runtime<N> {
+    pub fn new(net: N) -> Self {
+        Self {
+            net,
+            next_server: 1,
+            servers: HashMap::new(),
+            by_listener: HashMap::new(),
+            sockets: HashMap::new(),
+            dirty: Vec::new(),
+            timers: BinaryHeap::new(),
+            deferred: Vec::new(),
+            out: OutBatch::default(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.net.now_ms()
+    }
+
+    // ---- servers ----
+
+    pub fn new_server(&mut self, name: String, secure: bool) -> u32 {
+        let id = self.next_server;
+        self.next_server += 1;
+        let config = Config { server_name: name.clone(), secure, ..Config::default() };
+        let server = Server {
+            name,
+            secure,
+            listener: None,
+            pending: VecDeque::new(),
+            max_pending: DEFAULT_MAX_PENDING,
+            error: CloseCode::NORMAL,
+            error_string: String::new(),
+            config: Arc::new(config),
+        };
+        self.servers.insert(id, server);
+        id
+    }
+
+    pub fn server(&self, id: u32) -> &Server {
+        &self.servers[&id]
+    }
+
+    pub fn server_config_mut(&mut self, id: u32) -> &mut Config {
+        Arc::make_mut(&mut self.servers.get_mut(&id).expect("live server").config)
+    }
+
+    pub fn listen(&mut self, id: u32, address: &str, port: u16) -> bool {
+        let server = self.servers.get_mut(&id).expect("live server");
+        if server.listener.is_some() {
+            return false;
+        }
+        match self.net.listen(address, port, server.secure) {
+            Ok(info) => {
+                self.by_listener.insert(info.id, id);
+                server.listener = Some(info);
+                true
+            }
+            Err((_, message)) => {
+                // Qt reports a failed listen as serverError(1006) with the OS text.
+                server.error = CloseCode::ABNORMAL_DISCONNECTION;
+                server.error_string = message.clone();
+                self.deferred.push(Deferred::ServerError { server: id, code: server.error, message });
+                false
+            }
+        }
+    }
+
+    /// `QWebSocketServer::close`: stop listening, close sockets not yet taken
+    /// with 1001, leave taken ones alone, emit `closed` next turn.
+    pub fn close_server(&mut self, id: u32) {
+        let now = self.now_ms();
+        let server = self.servers.get_mut(&id).expect("live server");
+        if let Some(listener) = server.listener.take() {
+            self.by_listener.remove(&listener.id);
+            self.net.unlisten(listener.id);
+        }
+        let pending: Vec<u32> = server.pending.drain(..).collect();
+        for socket in pending {
+            if let Some(s) = self.sockets.get_mut(&socket) {
+                s.conn.close(now, CloseCode::GOING_AWAY, "Server closed.");
+                s.released = true;
+                mark_dirty(&mut self.dirty, socket, s);
+            }
+        }
+        self.deferred.push(Deferred::Closed(id));
+    }
+
+    pub fn drop_server(&mut self, id: u32) {
+        self.close_server(id);
+        self.deferred.retain(|d| !matches!(d, Deferred::Closed(s) if *s == id));
+        self.servers.remove(&id);
+    }
+
+    pub fn next_pending(&mut self, id: u32) -> Option<u32> {
+        let server = self.servers.get_mut(&id)?;
+        while let Some(socket) = server.pending.pop_front() {
+            if let Some(s) = self.sockets.get_mut(&socket) {
+                s.taken = true;
+                return Some(socket);
+            }
+        }
+        None
+    }
+
+    // ---- sockets ----
+
+    pub fn socket(&self, id: u32) -> Option<&Socket> {
+        self.sockets.get(&id)
+    }
+
+    /// Runs a command on a socket's core and schedules its output.
+    pub fn with_socket<R>(&mut self, id: u32, f: impl FnOnce(&mut Connection, u64) -> R) -> Option<R> {
+        let now = self.net.now_ms();
+        let s = self.sockets.get_mut(&id)?;
+        let r = f(&mut s.conn, now);
+        mark_dirty(&mut self.dirty, id, s);
+        Some(r)
+    }
+
+    /// The app dropped its handle: close with 1001 if still open (Qt's
+    /// destructor), stop reporting signals, forget the socket once closed.
+    pub fn release_socket(&mut self, id: u32) {
+        let now = self.net.now_ms();
+        let Some(s) = self.sockets.get_mut(&id) else { return };
+        s.released = true;
+        s.conn.close(now, CloseCode::GOING_AWAY, "Connection closed");
+        if s.transport_done {
+            self.sockets.remove(&id);
+        } else {
+            mark_dirty(&mut self.dirty, id, s);
+        }
+    }
+
+    // ---- the loop ----
+
+    /// Queues one app message; false when it was not queued.
+    pub fn send(&mut self, id: u32, kind: MessageKind, payload: &[u8]) -> bool {
+        if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
+            return false;
+        }
+        let Some(s) = self.sockets.get_mut(&id) else { return false };
+        if s.released {
+            return false;
+        }
+        let queued = s.conn.send(kind, payload) > 0 || (payload.is_empty() && s.conn.state() == State::Open);
+        mark_dirty(&mut self.dirty, id, s);
+        queued
+    }
+
+    /// One turn of the event loop.
+    pub fn turn(&mut self, timeout_ms: u32, sink: &mut impl Sink) {
+        for d in self.deferred.drain(..) {
+            match d {
+                Deferred::ServerError { server, code, message } => {
+                    sink.push(AppEvent::ServerError { server, code, message: &message, peer_address: "", peer_port: 0 })
+                }
+                Deferred::Closed(server) => sink.push(AppEvent::Closed(server)),
+            }
+        }
+        self.flush(sink);
+
+        let now = self.net.now_ms();
+        let timeout = if sink.is_empty() { self.wait_budget(now, timeout_ms) } else { 0 };
+        let input = self.net.exchange(&mut self.out, timeout);
+        let now = self.net.now_ms();
+
+        for o in input.opened {
+            let Some(&server) = self.by_listener.get(&o.listener) else { continue };
+            let config = Arc::clone(&self.servers[&server].config);
+            let socket = Socket {
+                conn: Connection::new(config, now),
+                server,
+                peer_address: o.peer_address,
+                peer_port: o.peer_port,
+                local_address: o.local_address,
+                local_port: o.local_port,
+                taken: false,
+                released: false,
+                dirty: false,
+                transport_done: false,
+                timer: None,
+            };
+            self.sockets.insert(o.conn, socket);
+            self.after_input(o.conn, now, sink);
+        }
+        let mut start = 0usize;
+        for (conn, end) in input.conns.iter().zip(&input.ends) {
+            let bytes = &input.data[start..*end as usize];
+            start = *end as usize;
+            if let Some(s) = self.sockets.get_mut(conn) {
+                s.conn.handle_input(now, bytes);
+                self.after_input(*conn, now, sink);
+            }
+        }
+        for conn in input.eof {
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                s.conn.handle_eof(now);
+                self.after_input(conn, now, sink);
+            }
+        }
+        for conn in input.gone {
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                s.conn.handle_reset(now);
+                s.transport_done = true;
+                self.after_input(conn, now, sink);
+            }
+        }
+        while let Some(&Reverse((deadline, conn))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                if s.timer == Some(deadline) {
+                    s.timer = None;
+                    s.conn.handle_timeout(now);
+                    self.after_input(conn, now, sink);
+                }
+            }
+        }
+    }
+
+    /// How long the exchange may wait: the app's timeout, cut at the next deadline.
+    fn wait_budget(&mut self, now: u64, timeout_ms: u32) -> u32 {
+        while let Some(&Reverse((deadline, conn))) = self.timers.peek() {
+            let live = self.sockets.get(&conn).is_some_and(|s| s.timer == Some(deadline));
+            if live {
+                return deadline.saturating_sub(now).min(timeout_ms as u64) as u32;
+            }
+            self.timers.pop();
+        }
+        timeout_ms
+    }
+
+    /// Writes every dirty socket's output into the batch and applies its
+    /// transport action; forgets sockets that are over and not held.
+    fn flush(&mut self, sink: &mut impl Sink) {
+        let now = self.net.now_ms();
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in &dirty {
+            let Some(s) = self.sockets.get_mut(id) else { continue };
+            s.dirty = false;
+            self.drain(*id, now, sink);
+            let Some(s) = self.sockets.get_mut(id) else { continue };
+            let before = self.out.data.len();
+            s.conn.take_transmit(&mut self.out.data);
+            if self.out.data.len() > before && !s.transport_done {
+                self.out.conns.push(*id);
+                self.out.ends.push(self.out.data.len() as u32);
+            } else {
+                self.out.data.truncate(before);
+            }
+            if !s.transport_done {
+                match s.conn.transport() {
+                    Transport::Open => {}
+                    Transport::Close => {
+                        self.out.close.push(*id);
+                        s.transport_done = true;
+                    }
+                    Transport::Abort => {
+                        self.out.abort.push(*id);
+                        s.transport_done = true;
+                    }
+                }
+            }
+            if s.transport_done && (!s.taken || s.released) {
+                let server = s.server;
+                self.sockets.remove(id);
+                if let Some(srv) = self.servers.get_mut(&server) {
+                    srv.pending.retain(|p| p != id);
+                }
+            }
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// After input or a timer: report the socket's signals, schedule its
+    /// output and its next deadline.
+    fn after_input(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
+        self.drain(id, now, sink);
+        let Some(s) = self.sockets.get_mut(&id) else { return };
+        if s.conn.bytes_to_write() > 0 || s.conn.transport() != Transport::Open {
+            mark_dirty(&mut self.dirty, id, s);
+        }
+        if let Some(deadline) = s.conn.poll_timeout() {
+            if s.timer != Some(deadline) {
+                s.timer = Some(deadline);
+                self.timers.push(Reverse((deadline, id)));
+            }
+        } else {
+            s.timer = None;
+        }
+    }
+
+    /// Turns the core's events into signals; decides upgrade requests.
+    fn drain(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
+        loop {
+            let Some(s) = self.sockets.get_mut(&id) else { return };
+            let server_id = s.server;
+            let mut server = self.servers.get_mut(&server_id);
+            let mut requested = false;
+            let quiet = s.released;
+            let (peer_address, peer_port) = (s.peer_address.as_str(), s.peer_port);
+            s.conn.drain_events(|e| {
+                let socket = id;
+                match e {
+                    Event::UpgradeRequested => requested = true,
+                    Event::Upgraded => {
+                        if let Some(srv) = server.as_deref_mut() {
+                            srv.pending.push_back(id);
+                            sink.push(AppEvent::NewConnection(server_id));
+                        }
+                    }
+                    Event::HandshakeRefused(error) => {
+                        if let Some(srv) = server.as_deref_mut() {
+                            srv.error = error.close_code();
+                            srv.error_string = error.message().to_string();
+                        }
+                        let (code, message) = (error.close_code(), error.message());
+                        sink.push(AppEvent::ServerError { server: server_id, code, message, peer_address, peer_port });
+                    }
+                    _ if quiet => {}
+                    Event::TextMessage(data) => sink.push(AppEvent::Message { socket, kind: MessageKind::Text, data }),
+                    Event::BinaryMessage(data) => {
+                        sink.push(AppEvent::Message { socket, kind: MessageKind::Binary, data })
+                    }
+                    Event::TextFrame { frame, is_last } => {
+                        sink.push(AppEvent::Frame { socket, kind: MessageKind::Text, data: frame, is_last })
+                    }
+                    Event::BinaryFrame { frame, is_last } => {
+                        sink.push(AppEvent::Frame { socket, kind: MessageKind::Binary, data: frame, is_last })
+                    }
+                    Event::Pong { elapsed_ms, payload } => sink.push(AppEvent::Pong { socket, elapsed_ms, payload }),
+                    Event::StateChanged(state) => sink.push(AppEvent::StateChanged { socket, state }),
+                    Event::AboutToClose => sink.push(AppEvent::AboutToClose(socket)),
+                    Event::ReadChannelFinished => sink.push(AppEvent::ReadChannelFinished(socket)),
+                    Event::Disconnected => sink.push(AppEvent::Disconnected(socket)),
+                    Event::Error(error) => sink.push(AppEvent::Error { socket, error }),
+                }
+            });
+            if !requested {
+                return;
+            }
+            self.decide_upgrade(id, now, sink);
+        }
+    }
+
+    /// Answers an upgrade request: refused with 503 when the server's pending
+    /// queue is full (Qt closes without a response), accepted otherwise.
+    fn decide_upgrade(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
+        let Some(s) = self.sockets.get_mut(&id) else { return };
+        let Some(server) = self.servers.get_mut(&s.server) else {
+            s.conn.refuse_upgrade(503, "Service Unavailable", "The server is closed.");
+            return;
+        };
+        if server.pending.len() >= server.max_pending {
+            let message = "Too many pending connections.";
+            s.conn.refuse_upgrade(503, "Service Unavailable", message);
+            server.error = CloseCode::ABNORMAL_DISCONNECTION;
+            server.error_string = message.to_string();
+            sink.push(AppEvent::ServerError {
+                server: s.server,
+                code: server.error,
+                message,
+                peer_address: &s.peer_address,
+                peer_port: s.peer_port,
+            });
+        } else {
+            s.conn.accept_upgrade(now);
+        }
+    }
+}
+
+fn mark_dirty(dirty: &mut Vec<u32>, id: u32, s: &mut Socket) {
+    if !s.dirty {
+        s.dirty = true;
+        dirty.push(id);
+    }
+}

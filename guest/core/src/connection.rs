@@ -1,0 +1,688 @@
+//! One server-side WebSocket connection as a deterministic state machine.
+
+use crate::close::{CloseCode, truncate_reason};
+use crate::error::ProtocolError;
+use crate::frame::{Chunk, Decoder, FrameHeader, OpCode, encode_header, unmask_into};
+use crate::handshake::{
+    HandshakeError, Request, accept_key, choose_subprotocol, parse_request, write_error_response,
+    write_upgrade_response,
+};
+use crate::limits::Limits;
+use crate::message::{Assembler, MessageKind};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// What a server tells each of its connections: the limits and the
+/// handshake policy.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Sizes and timeouts.
+    pub limits: Limits,
+    /// The `Server:` response header; omitted when empty (Qt's `serverName`).
+    pub server_name: String,
+    /// Subprotocols the server accepts (Qt's `supportedSubprotocols`).
+    pub subprotocols: Vec<String>,
+    /// Whether to report each data frame (Qt's `textFrameReceived` /
+    /// `binaryFrameReceived`). Off by default: signals nobody asked for cost
+    /// nothing.
+    pub frame_events: bool,
+    /// Whether the transport is TLS (`wss://` in request URLs).
+    pub secure: bool,
+}
+
+/// The state of a connection (RFC 6455 §4, §5.5.1, §7).
+///
+/// ```text
+///  Handshaking ──101──▶ Open ──close() / peer close / error──▶ Closing ──▶ Closed
+///       │                 │                                      ▲
+///       └─refused/timeout─┴──────────── EOF, abort ──────────────┴────────▶ Closed
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Reading the upgrade request. Next: `Open` (101 sent) or `Closed`
+    /// (refused, timed out, or the peer left). Not visible to the app.
+    Handshaking,
+    /// Upgraded; messages flow both ways (Qt: `ConnectedState`). Next:
+    /// `Closing` when we send a close frame, `Closed` when the peer's close
+    /// is answered or the transport ends.
+    Open,
+    /// Our close frame is sent and the peer's is awaited; data frames that
+    /// arrive meanwhile are still delivered (Qt: `ClosingState`). Next:
+    /// `Closed` when the peer's close arrives, the close timeout passes, or
+    /// the transport ends.
+    Closing,
+    /// Done (Qt: `UnconnectedState`). The binding closes the transport as
+    /// [`Connection::transport`] says.
+    Closed,
+}
+
+/// What the binding must do with the transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Keep it open.
+    Open,
+    /// Write what is queued, then close it (the server closes TCP first,
+    /// RFC 6455 §7.1.1).
+    Close,
+    /// Drop it now; queued bytes are discarded.
+    Abort,
+}
+
+/// Transport errors the app is told about (Qt's `errorOccurred`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketError {
+    /// The peer closed or reset TCP without a closing handshake.
+    RemoteHostClosed,
+    /// The peer did not answer our close frame in time.
+    Timeout,
+}
+
+/// Something the app may want to know, in the order it happened (Qt's
+/// signals). Payloads borrow the connection's buffers until the next call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A well-formed upgrade request arrived ([`Connection::request`]); answer
+    /// it with [`Connection::accept_upgrade`] or [`Connection::refuse_upgrade`]
+    /// (Qt's `originAuthenticationRequired` moment). Bytes the client sends
+    /// meanwhile are kept.
+    UpgradeRequested,
+    /// The 101 response is queued: the connection is open (Qt queues it and
+    /// emits `newConnection`).
+    Upgraded,
+    /// The upgrade request was malformed and answered with an HTTP error
+    /// (Qt's `serverError`).
+    HandshakeRefused(HandshakeError),
+    /// A text data frame (UTF-8, up to the last complete code point), if frame
+    /// events are on.
+    TextFrame {
+        /// The frame's text bytes.
+        frame: &'a [u8],
+        /// FIN: the message's last frame.
+        is_last: bool,
+    },
+    /// A binary data frame, if frame events are on.
+    BinaryFrame {
+        /// The frame's bytes.
+        frame: &'a [u8],
+        /// FIN: the message's last frame.
+        is_last: bool,
+    },
+    /// A complete text message (valid UTF-8).
+    TextMessage(&'a [u8]),
+    /// A complete binary message.
+    BinaryMessage(&'a [u8]),
+    /// A pong, with the milliseconds since our last ping (or since the upgrade).
+    Pong {
+        /// Milliseconds since the last `ping` (Qt's `elapsedTime`).
+        elapsed_ms: u64,
+        /// The pong's payload.
+        payload: &'a [u8],
+    },
+    /// The state changed (only states the app can see: Open, Closing, Closed).
+    StateChanged(State),
+    /// Our close frame was queued (Qt's `aboutToClose`, emitted once).
+    AboutToClose,
+    /// The peer will send nothing more (Qt's `readChannelFinished`).
+    ReadChannelFinished,
+    /// The connection is over (Qt's `disconnected`).
+    Disconnected,
+    /// A transport error (Qt's `errorOccurred`).
+    Error(SocketError),
+}
+
+/// An event as stored: payloads are ranges into the connection's arena.
+#[derive(Clone, Debug)]
+enum Record {
+    UpgradeRequested,
+    Upgraded,
+    HandshakeRefused(HandshakeError),
+    Frame { kind: MessageKind, range: Range<usize>, is_last: bool },
+    Message { kind: MessageKind, range: Range<usize> },
+    Pong { elapsed_ms: u64, range: Range<usize> },
+    StateChanged(State),
+    AboutToClose,
+    ReadChannelFinished,
+    Disconnected,
+    Error(SocketError),
+}
+
+/// One server-side connection: the opening handshake, frames, messages and
+/// the closing handshake, with no I/O and no clock.
+///
+/// Methods come in a fixed order, as in quinn-proto:
+/// - getters (`state`, `request`, `close_code`, …);
+/// - input: [`Connection::handle_input`] with bytes read from the peer,
+///   [`Connection::handle_eof`] / [`Connection::handle_reset`] when the
+///   transport ends, [`Connection::handle_timeout`] when
+///   [`Connection::poll_timeout`]'s deadline has passed;
+/// - commands from the app: [`Connection::send`], [`Connection::ping`],
+///   [`Connection::close`], [`Connection::abort`];
+/// - output, in this order after any input or command:
+///   [`Connection::drain_events`], [`Connection::take_transmit`],
+///   [`Connection::transport`], [`Connection::poll_timeout`].
+///
+/// Protocol duties are returned as data: a ping queues a pong, a peer's close
+/// queues the echoed close and asks for the transport to close, a protocol
+/// error queues a close frame with the matching code. Time is milliseconds on
+/// any monotonic clock, passed in.
+#[derive(Debug)]
+pub struct Connection {
+    config: Arc<Config>,
+    state: State,
+    transport: Transport,
+    /// The request head while handshaking.
+    head: Vec<u8>,
+    request: Option<Request>,
+    subprotocol: Option<String>,
+    decoder: Decoder,
+    /// The header of the frame whose payload is being read.
+    frame: Option<FrameHeader>,
+    message: Assembler,
+    control: Vec<u8>,
+    out: Vec<u8>,
+    records: Vec<Record>,
+    arena: Vec<u8>,
+    close_code: CloseCode,
+    close_reason: String,
+    close_sent: bool,
+    deadline: Option<u64>,
+    last_ping: u64,
+}
+
+impl Connection {
+    /// A connection whose TCP (or TLS) stream was just accepted at `now`.
+    pub fn new(config: Arc<Config>, now: u64) -> Self {
+        let deadline = config.limits.handshake_timeout_ms.map(|t| now.saturating_add(t));
+        Self {
+            config,
+            state: State::Handshaking,
+            transport: Transport::Open,
+            head: Vec::new(),
+            request: None,
+            subprotocol: None,
+            decoder: Decoder::default(),
+            frame: None,
+            message: Assembler::default(),
+            control: Vec::new(),
+            out: Vec::new(),
+            records: Vec::new(),
+            arena: Vec::new(),
+            close_code: CloseCode::NORMAL,
+            close_reason: String::new(),
+            close_sent: false,
+            deadline,
+            last_ping: now,
+        }
+    }
+
+    // ---- getters ----
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The upgrade request, once it has been read.
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    /// The negotiated subprotocol, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The server's configuration for this connection.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// 1000 until a close; then the code sent or received (Qt's `closeCode`).
+    pub fn close_code(&self) -> CloseCode {
+        self.close_code
+    }
+
+    /// "" until a close; then the reason sent or received (Qt's `closeReason`).
+    pub fn close_reason(&self) -> &str {
+        &self.close_reason
+    }
+
+    /// Bytes queued and not yet taken by [`Connection::take_transmit`].
+    pub fn bytes_to_write(&self) -> usize {
+        self.out.len()
+    }
+
+    // ---- input ----
+
+    /// Handles bytes read from the peer at `now`.
+    pub fn handle_input(&mut self, now: u64, mut input: &[u8]) {
+        if self.state == State::Handshaking {
+            if self.request.is_some() {
+                // Awaiting the upgrade decision: keep early frames, within reason.
+                if self.head.len() + input.len() > self.config.limits.max_request_head {
+                    return self.abort();
+                }
+                return self.head.extend_from_slice(input);
+            }
+            self.head.extend_from_slice(input);
+            match parse_request(&self.head, self.config.limits.max_request_head) {
+                Ok(None) => {}
+                Ok(Some((request, head_len))) => {
+                    self.head.drain(..head_len);
+                    self.request = Some(request);
+                    self.records.push(Record::UpgradeRequested);
+                }
+                Err(error) => {
+                    let (status, phrase) = error.status();
+                    self.refuse(status, phrase, error.message(), error.extra_header());
+                    self.records.push(Record::HandshakeRefused(error));
+                }
+            }
+            return;
+        }
+        if matches!(self.state, State::Open | State::Closing) {
+            self.handle_frames(now, std::mem::take(&mut input));
+        }
+    }
+
+    /// The peer closed its sending side (TCP FIN).
+    pub fn handle_eof(&mut self, _now: u64) {
+        match self.state {
+            State::Handshaking => {
+                self.state = State::Closed;
+                self.transport = Transport::Close;
+            }
+            State::Open | State::Closing => {
+                self.records.push(Record::ReadChannelFinished);
+                self.lost(Transport::Close);
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// The transport is gone (reset or write error); nothing more can be sent.
+    pub fn handle_reset(&mut self, _now: u64) {
+        match self.state {
+            State::Handshaking => self.state = State::Closed,
+            State::Open | State::Closing => self.lost(Transport::Abort),
+            State::Closed => {}
+        }
+        self.transport = Transport::Abort;
+        self.out.clear();
+    }
+
+    /// Acts on a deadline from [`Connection::poll_timeout`] that has passed.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let Some(deadline) = self.deadline else { return };
+        if now < deadline {
+            return;
+        }
+        self.deadline = None;
+        match self.state {
+            // Qt closes TCP at the handshake deadline: no response, no signal.
+            State::Handshaking => {
+                self.state = State::Closed;
+                self.transport = Transport::Abort;
+            }
+            State::Closing => {
+                self.records.push(Record::Error(SocketError::Timeout));
+                self.finish(Transport::Abort);
+            }
+            State::Open | State::Closed => {}
+        }
+    }
+
+    // ---- commands ----
+
+    /// Accepts the upgrade request announced by [`Event::UpgradeRequested`]:
+    /// queues the 101 response (with the subprotocol chosen by Qt's rule) and
+    /// handles any frames the client sent early. Does nothing otherwise.
+    pub fn accept_upgrade(&mut self, now: u64) {
+        if self.state != State::Handshaking {
+            return;
+        }
+        let Some(request) = &self.request else { return };
+        let subprotocol = choose_subprotocol(&request.subprotocols, &self.config.subprotocols).map(str::to_string);
+        let accept = accept_key(&request.key);
+        write_upgrade_response(&mut self.out, &accept, subprotocol.as_deref(), None, &self.config.server_name);
+        self.subprotocol = subprotocol;
+        self.state = State::Open;
+        self.deadline = None;
+        self.last_ping = now;
+        self.records.push(Record::Upgraded);
+        let early = std::mem::take(&mut self.head);
+        self.handle_frames(now, &early);
+    }
+
+    /// Refuses the upgrade request with an HTTP `status` (403 for a refused
+    /// origin, 503 when too many connections wait): the response carries
+    /// `body` as text, then the transport closes.
+    pub fn refuse_upgrade(&mut self, status: u16, phrase: &str, body: &str) {
+        if self.state == State::Handshaking {
+            self.refuse(status, phrase, body, None);
+        }
+    }
+
+    /// Queues a message, fragmented into frames of the outgoing frame size.
+    /// Returns the payload bytes queued: 0 unless the connection is open
+    /// (Qt's `sendTextMessage` / `sendBinaryMessage`).
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> u64 {
+        if self.state != State::Open {
+            return 0;
+        }
+        let first = match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        };
+        let frame_size = self.config.limits.outgoing_frame_size.max(1) as usize;
+        self.out.reserve(payload.len() + 14);
+        let mut chunks = payload.chunks(frame_size).peekable();
+        if chunks.peek().is_none() {
+            encode_header(&mut self.out, true, false, first, 0);
+        }
+        let mut opcode = first;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            encode_header(&mut self.out, fin, false, opcode, chunk.len() as u64);
+            self.out.extend_from_slice(chunk);
+            opcode = OpCode::Continuation;
+        }
+        payload.len() as u64
+    }
+
+    /// Sends a ping with at most 125 bytes of `payload`, and restarts the
+    /// round-trip timer that pong events report.
+    pub fn ping(&mut self, now: u64, payload: &[u8]) {
+        if self.state != State::Open {
+            return;
+        }
+        let payload = &payload[..payload.len().min(125)];
+        self.last_ping = now;
+        self.send_control(OpCode::Ping, payload);
+    }
+
+    /// Starts the closing handshake with `code` and `reason` (cut to 123
+    /// bytes at a character boundary). A code that may not appear on the
+    /// wire (1005, 1006, 1015, out of range) sends a close frame without a
+    /// code, which `close_code` then reports as 1005. Does nothing unless open.
+    pub fn close(&mut self, now: u64, code: CloseCode, reason: &str) {
+        if self.state != State::Open {
+            return;
+        }
+        let reason = truncate_reason(reason);
+        if code.is_valid_on_wire() {
+            self.send_close(Some(code), reason);
+            self.close_code = code;
+            self.close_reason = reason.to_string();
+        } else {
+            self.send_close(None, "");
+            self.close_code = CloseCode::MISSING_STATUS_CODE;
+            self.close_reason.clear();
+        }
+        self.records.push(Record::AboutToClose);
+        self.set_state(State::Closing);
+        self.deadline = Some(now.saturating_add(self.config.limits.close_timeout_ms));
+    }
+
+    /// Drops the connection now: no close frame, queued bytes discarded.
+    pub fn abort(&mut self) {
+        self.out.clear();
+        match self.state {
+            State::Handshaking => {
+                self.state = State::Closed;
+                self.transport = Transport::Abort;
+            }
+            State::Open | State::Closing => self.finish(Transport::Abort),
+            State::Closed => self.transport = Transport::Abort,
+        }
+    }
+
+    // ---- output ----
+
+    /// Calls `f` with every event since the last call, in order.
+    pub fn drain_events(&mut self, mut f: impl FnMut(Event<'_>)) {
+        for record in self.records.drain(..) {
+            let arena = &self.arena;
+            f(match record {
+                Record::UpgradeRequested => Event::UpgradeRequested,
+                Record::Upgraded => Event::Upgraded,
+                Record::HandshakeRefused(e) => Event::HandshakeRefused(e),
+                Record::Frame { kind: MessageKind::Text, range, is_last } => {
+                    Event::TextFrame { frame: &arena[range], is_last }
+                }
+                Record::Frame { kind: MessageKind::Binary, range, is_last } => {
+                    Event::BinaryFrame { frame: &arena[range], is_last }
+                }
+                Record::Message { kind: MessageKind::Text, range } => Event::TextMessage(&arena[range]),
+                Record::Message { kind: MessageKind::Binary, range } => Event::BinaryMessage(&arena[range]),
+                Record::Pong { elapsed_ms, range } => Event::Pong { elapsed_ms, payload: &arena[range] },
+                Record::StateChanged(s) => Event::StateChanged(s),
+                Record::AboutToClose => Event::AboutToClose,
+                Record::ReadChannelFinished => Event::ReadChannelFinished,
+                Record::Disconnected => Event::Disconnected,
+                Record::Error(e) => Event::Error(e),
+            });
+        }
+        self.arena.clear();
+    }
+
+    /// True when events are waiting for [`Connection::drain_events`].
+    pub fn has_events(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Moves every queued byte for the peer to the end of `dst`.
+    pub fn take_transmit(&mut self, dst: &mut Vec<u8>) {
+        if dst.is_empty() {
+            std::mem::swap(dst, &mut self.out);
+        } else {
+            dst.extend_from_slice(&self.out);
+            self.out.clear();
+        }
+    }
+
+    /// What the binding must do with the transport once the queued bytes are
+    /// taken.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The next deadline (handshake or close timeout), if any.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    // ---- internals ----
+
+    fn refuse(&mut self, status: u16, phrase: &str, body: &str, extra_header: Option<&str>) {
+        self.head = Vec::new();
+        write_error_response(&mut self.out, status, phrase, body, extra_header, &self.config.server_name);
+        self.state = State::Closed;
+        self.transport = Transport::Close;
+        self.deadline = None;
+    }
+
+    fn handle_frames(&mut self, now: u64, mut input: &[u8]) {
+        while matches!(self.state, State::Open | State::Closing) {
+            let max_frame = self.config.limits.max_frame_size;
+            let chunk = match self.decoder.decode(&mut input, false, max_frame) {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return,
+                Err(e) => return self.fail(e),
+            };
+            let result = match chunk {
+                Chunk::Header(header) => self.on_header(header),
+                Chunk::Payload { masked, offset, last } => self.on_payload(now, masked, offset, last),
+            };
+            if let Err(e) = result {
+                return self.fail(e);
+            }
+        }
+    }
+
+    fn on_header(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
+        let max_message = self.config.limits.max_message_size;
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                if self.message.in_progress().is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                if header.payload_len > max_message {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                let kind = if header.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
+                self.message.begin(kind);
+            }
+            OpCode::Continuation => {
+                if self.message.in_progress().is_none() {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                }
+                if self.message.len() as u64 + header.payload_len > max_message {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                self.message.begin_frame();
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
+        }
+        self.frame = Some(header);
+        Ok(())
+    }
+
+    fn on_payload(&mut self, now: u64, masked: &[u8], offset: usize, last: bool) -> Result<(), ProtocolError> {
+        let header = self.frame.expect("a payload follows a header");
+        if header.opcode.is_control() {
+            unmask_into(&mut self.control, masked, header.mask, offset);
+            if last {
+                self.frame = None;
+                self.on_control(now, header.opcode)?;
+            }
+            return Ok(());
+        }
+        let from = self.message.len();
+        unmask_into(self.message.buf_mut(), masked, header.mask, offset);
+        self.message.validate_from(from)?;
+        if !last {
+            return Ok(());
+        }
+        self.frame = None;
+        let kind = self.message.in_progress().expect("a data frame belongs to a message");
+        if self.config.frame_events {
+            let range = push_arena(&mut self.arena, self.message.frame_bytes());
+            self.records.push(Record::Frame { kind, range, is_last: header.fin });
+        }
+        if header.fin {
+            let (kind, bytes) = self.message.finish()?;
+            let range = push_arena(&mut self.arena, bytes);
+            self.records.push(Record::Message { kind, range });
+            self.message.reset();
+        }
+        Ok(())
+    }
+
+    fn on_control(&mut self, now: u64, opcode: OpCode) -> Result<(), ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if self.state == State::Open {
+                    let payload = std::mem::take(&mut self.control);
+                    self.send_control(OpCode::Pong, &payload);
+                    self.control = payload;
+                }
+            }
+            OpCode::Pong => {
+                let range = push_arena(&mut self.arena, &self.control);
+                let elapsed_ms = now.saturating_sub(self.last_ping);
+                self.records.push(Record::Pong { elapsed_ms, range });
+            }
+            OpCode::Close => self.on_close()?,
+            _ => unreachable!("only control opcodes reach on_control"),
+        }
+        Ok(())
+    }
+
+    fn on_close(&mut self) -> Result<(), ProtocolError> {
+        let (code, reason) = match self.control.len() {
+            0 => (None, String::new()),
+            1 => return Err(ProtocolError::CloseFrameTooShort),
+            _ => {
+                let code = CloseCode(u16::from_be_bytes([self.control[0], self.control[1]]));
+                if !code.is_valid_on_wire() {
+                    return Err(ProtocolError::InvalidCloseCode);
+                }
+                let reason = std::str::from_utf8(&self.control[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                (Some(code), reason.to_string())
+            }
+        };
+        if self.state == State::Open {
+            // Echo the peer's code and reason; an empty close is answered with 1000 (Qt).
+            let reply = code.unwrap_or(CloseCode::NORMAL);
+            self.send_close(Some(reply), &reason);
+            self.close_code = reply;
+            self.close_reason = reason;
+            self.records.push(Record::AboutToClose);
+            self.set_state(State::Closing);
+        }
+        self.finish(Transport::Close);
+        Ok(())
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): a close frame with the error's
+    /// code and reason, then the transport closes. Further input is ignored.
+    fn fail(&mut self, error: ProtocolError) {
+        let was_open = self.state == State::Open;
+        if !self.close_sent {
+            self.send_close(Some(error.close_code()), error.reason());
+        }
+        self.close_code = error.close_code();
+        self.close_reason = error.reason().to_string();
+        self.message.reset();
+        if was_open {
+            self.records.push(Record::AboutToClose);
+            self.set_state(State::Closing);
+        }
+        self.finish(Transport::Close);
+    }
+
+    /// The transport ended without a closing handshake.
+    fn lost(&mut self, transport: Transport) {
+        if !self.close_sent {
+            self.close_code = CloseCode::ABNORMAL_DISCONNECTION;
+        }
+        self.records.push(Record::Error(SocketError::RemoteHostClosed));
+        self.finish(transport);
+    }
+
+    fn finish(&mut self, transport: Transport) {
+        self.deadline = None;
+        self.transport = transport;
+        self.set_state(State::Closed);
+        self.records.push(Record::Disconnected);
+    }
+
+    fn set_state(&mut self, state: State) {
+        if self.state != state {
+            self.state = state;
+            self.records.push(Record::StateChanged(state));
+        }
+    }
+
+    fn send_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        if let Some(code) = code {
+            payload.extend_from_slice(&code.0.to_be_bytes());
+            payload.extend_from_slice(truncate_reason(reason).as_bytes());
+        }
+        self.send_control(OpCode::Close, &payload);
+        self.close_sent = true;
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        encode_header(&mut self.out, true, false, opcode, payload.len() as u64);
+        self.out.extend_from_slice(payload);
+    }
+}
+
+fn push_arena(arena: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = arena.len();
+    arena.extend_from_slice(bytes);
+    start..arena.len()
+}

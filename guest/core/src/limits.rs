@@ -1,0 +1,49 @@
+//! Every limit the core enforces, with its default and the reason for it.
+
+/// Limits and timeouts of one connection. The defaults are what a public
+/// production server can ship; each states why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line and headers) accepted, in bytes.
+    ///
+    /// Default 64 KiB: far above what browsers send (cookies included), far
+    /// below Qt's 800 KiB. Past it the request is answered with
+    /// `431 Request Header Fields Too Large`.
+    pub max_request_head: usize,
+    /// Largest frame payload accepted, in bytes (Qt's
+    /// `maxAllowedIncomingFrameSize`). Checked from the frame header, before
+    /// the payload is read.
+    ///
+    /// Default 16 MiB: the largest single frame the Autobahn suite sends
+    /// (case 9.1.6). Qt's default of ~2 GiB lets one peer claim 2 GiB of
+    /// memory (CVE-2018-21035). Past it the connection closes with 1009.
+    pub max_frame_size: u64,
+    /// Largest message accepted, in bytes, summed over its frames (Qt's
+    /// `maxAllowedIncomingMessageSize`).
+    ///
+    /// Default 64 MiB: four times the largest frame, as tungstenite chooses.
+    /// Past it the connection closes with 1009.
+    pub max_message_size: u64,
+    /// Payload bytes per outgoing frame: a longer message is fragmented
+    /// (Qt's `outgoingFrameSize`, default 512 KiB). Never 0.
+    pub outgoing_frame_size: u64,
+    /// Milliseconds a client has to complete its upgrade request (Qt's
+    /// `handshakeTimeout`, default 10 000). `None` disables the deadline.
+    pub handshake_timeout_ms: Option<u64>,
+    /// Milliseconds to wait for the peer's close frame after ours before the
+    /// TCP connection is dropped. Default 5 000 (Qt waits ≈3 s).
+    pub close_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_head: 64 * 1024,
+            max_frame_size: 16 * 1024 * 1024,
+            max_message_size: 64 * 1024 * 1024,
+            outgoing_frame_size: 512 * 1024,
+            handshake_timeout_ms: Some(10_000),
+            close_timeout_ms: 5_000,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Joins the frames of a message and validates text as it arrives.
+
+use super::utf8::Utf8Validator;
+use crate::error::ProtocolError;
+
+/// Capacity kept between messages; a larger buffer is freed when the next
+/// message starts, so one 16 MiB message does not pin 16 MiB per connection.
+const RETAINED_CAPACITY: usize = 256 * 1024;
+
+/// Text or binary, from the opcode of a message's first frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Opcode 0x1: UTF-8 text.
+    Text,
+    /// Opcode 0x2: bytes.
+    Binary,
+}
+
+/// The message being received: its kind, its bytes so far and, for text, the
+/// UTF-8 state. Reused from one message to the next so that receiving does not
+/// allocate once the buffer has grown to the usual message size.
+#[derive(Debug, Default)]
+pub struct Assembler {
+    kind: Option<MessageKind>,
+    buf: Vec<u8>,
+    utf8: Utf8Validator,
+    /// Where the current frame's bytes start in `buf` (for frame events).
+    frame_start: usize,
+}
+
+impl Assembler {
+    /// The kind of the message in progress, if one is.
+    pub fn in_progress(&self) -> Option<MessageKind> {
+        self.kind
+    }
+
+    /// Bytes received so far for the message in progress.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when no bytes of a message are held.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Starts a message (the first frame's header was read).
+    pub fn begin(&mut self, kind: MessageKind) {
+        self.kind = Some(kind);
+        // Keep a buffer of the usual size; give back what one huge message took.
+        if self.buf.capacity() > RETAINED_CAPACITY {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        self.utf8 = Utf8Validator::default();
+        self.frame_start = 0;
+    }
+
+    /// Marks the start of a new frame of the current message.
+    pub fn begin_frame(&mut self) {
+        self.frame_start = self.buf.len();
+    }
+
+    /// The buffer to append unmasked payload bytes to; call
+    /// [`Assembler::validate_from`] with the previous length afterwards.
+    pub fn buf_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Validates the text bytes appended since `from`.
+    pub fn validate_from(&mut self, from: usize) -> Result<(), ProtocolError> {
+        if self.kind == Some(MessageKind::Text) {
+            self.utf8.feed(&self.buf[from..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// The current frame's bytes that can be delivered now: for text, up to
+    /// the last complete code point (a code point that straddles frames is
+    /// delivered with the frame that completes it, as Qt does).
+    pub fn frame_bytes(&mut self) -> &[u8] {
+        let end = self.buf.len() - self.utf8.pending();
+        let start = self.frame_start.min(end);
+        self.frame_start = end;
+        &self.buf[start..end]
+    }
+
+    /// Ends the message (FIN frame complete): its kind and bytes. Text that
+    /// ends inside a code point is invalid.
+    pub fn finish(&mut self) -> Result<(MessageKind, &[u8]), ProtocolError> {
+        let kind = self.kind.take().expect("a message is in progress");
+        if kind == MessageKind::Text && !self.utf8.is_complete() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok((kind, &self.buf))
+    }
+
+    /// Drops the message in progress.
+    pub fn reset(&mut self) {
+        self.kind = None;
+        self.buf.clear();
+    }
+}

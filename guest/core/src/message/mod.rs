@@ -1,0 +1,7 @@
+//! Message assembly: fragments joined into messages, text validated as it arrives.
+
+mod assembler;
+mod utf8;
+
+pub use assembler::{Assembler, MessageKind};
+pub use utf8::{InvalidUtf8, Utf8Validator};

@@ -1,0 +1,4 @@
+//! Apps that drive the component's exported `server`, as Qt apps drive
+//! `QWebSocketServer`.
+
+pub mod echo;

@@ -1,0 +1,229 @@
+//! One connection's task: reads into the shared batch, drains output the
+//! driver could not write at once, and closes gracefully.
+
+use super::inbox::{ReadOutcome, Shared};
+use super::{LINGER, WRITE_HIGH_WATER};
+use crate::bindings::net;
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// A connection as the driver and its task share it.
+pub struct Conn {
+    pub id: u32,
+    stream: TcpStream,
+    io: Mutex<Io>,
+    wake: Notify,
+    /// This connection's share of the current turn (read under the inbox lock).
+    share_epoch: AtomicU32,
+    share_used: AtomicUsize,
+}
+
+/// Output and requests from the guest.
+#[derive(Default)]
+struct Io {
+    pending: Vec<u8>,
+    written: usize,
+    close: bool,
+    abort: bool,
+    failed: bool,
+}
+
+impl Io {
+    fn unwritten(&self) -> usize {
+        self.pending.len() - self.written
+    }
+}
+
+impl Conn {
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn turn_share_used(&self, epoch: u32) -> usize {
+        if self.share_epoch.swap(epoch, Ordering::Relaxed) != epoch {
+            self.share_used.store(0, Ordering::Relaxed);
+        }
+        self.share_used.load(Ordering::Relaxed)
+    }
+
+    pub fn add_turn_share(&self, n: usize) {
+        self.share_used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Writes `bytes` now as far as the socket takes them; the rest waits
+    /// for writability, after anything already waiting.
+    pub fn write(&self, bytes: &[u8]) {
+        let mut io = self.io.lock().expect("io lock");
+        if io.close || io.abort || io.failed {
+            return;
+        }
+        let mut done = 0;
+        if io.unwritten() == 0 {
+            while done < bytes.len() {
+                match self.stream.try_write(&bytes[done..]) {
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        io.failed = true;
+                        drop(io);
+                        return self.wake();
+                    }
+                }
+            }
+        }
+        if done < bytes.len() {
+            let was_idle = io.unwritten() == 0;
+            io.pending.extend_from_slice(&bytes[done..]);
+            drop(io);
+            if was_idle {
+                self.wake();
+            }
+        }
+    }
+
+    /// Close once the output is written.
+    pub fn close(&self) {
+        self.io.lock().expect("io lock").close = true;
+        self.wake();
+    }
+
+    /// Drop now.
+    pub fn abort(&self) {
+        self.io.lock().expect("io lock").abort = true;
+        self.wake();
+    }
+
+    /// Writes what is pending; false when the socket failed.
+    fn drain(&self) -> bool {
+        let mut io = self.io.lock().expect("io lock");
+        while io.unwritten() > 0 {
+            match self.stream.try_write(&io.pending[io.written..]) {
+                Ok(n) => io.written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if io.unwritten() == 0 {
+            io.pending.clear();
+            io.written = 0;
+            if io.pending.capacity() > WRITE_HIGH_WATER {
+                io.pending = Vec::new();
+            }
+        }
+        true
+    }
+}
+
+/// Registers an accepted connection and starts its task.
+pub fn spawn(id: u32, stream: TcpStream, opened: net::Opened, shared: Arc<Shared>) {
+    let conn = Arc::new(Conn {
+        id,
+        stream,
+        io: Mutex::new(Io::default()),
+        wake: Notify::new(),
+        share_epoch: AtomicU32::new(0),
+        share_used: AtomicUsize::new(0),
+    });
+    shared.conns.lock().expect("conns lock").insert(id, Arc::clone(&conn));
+    shared.push_opened(opened);
+    tokio::spawn(async move {
+        let requested = drive(&conn, &shared).await;
+        shared.conns.lock().expect("conns lock").remove(&conn.id);
+        if !requested {
+            shared.push_gone(conn.id);
+        }
+    });
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    On,
+    /// Waiting for the next turn (this one is full).
+    Blocked,
+    /// The peer finished sending.
+    Done,
+}
+
+/// Runs the connection until the guest closes or aborts it (true) or the
+/// socket fails (false).
+async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
+    let mut reading = Reading::On;
+    loop {
+        let woken = conn.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let (unwritten, close, abort, failed) = {
+            let io = conn.io.lock().expect("io lock");
+            (io.unwritten(), io.close, io.abort, io.failed)
+        };
+        if failed {
+            return false;
+        }
+        if abort {
+            return true;
+        }
+        if close && unwritten == 0 {
+            linger(conn, reading == Reading::Done).await;
+            return true;
+        }
+        let want_read = reading == Reading::On && unwritten < WRITE_HIGH_WATER && !close;
+        tokio::select! {
+            ready = conn.stream.readable(), if want_read => {
+                if ready.is_err() {
+                    return false;
+                }
+                match shared.read_from(conn) {
+                    ReadOutcome::WouldBlock => {}
+                    ReadOutcome::Blocked => reading = Reading::Blocked,
+                    ReadOutcome::Eof => reading = Reading::Done,
+                    ReadOutcome::Failed => return false,
+                }
+            }
+            ready = conn.stream.writable(), if unwritten > 0 => {
+                if ready.is_err() || !conn.drain() {
+                    return false;
+                }
+            }
+            _ = &mut woken => {
+                if reading == Reading::Blocked {
+                    reading = Reading::On;
+                }
+            }
+        }
+    }
+}
+
+/// Shuts down our sending side, then reads and discards what the peer still
+/// sends until it closes too (or [`LINGER`] passes): closing a socket with
+/// unread input makes the kernel send a reset, which can destroy our close
+/// frame before the peer reads it.
+async fn linger(conn: &Conn, peer_done: bool) {
+    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Write);
+    if peer_done {
+        return;
+    }
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        loop {
+            if conn.stream.readable().await.is_err() {
+                return;
+            }
+            match conn.stream.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}

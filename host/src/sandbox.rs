@@ -1,0 +1,56 @@
+//! Policy: what the host lets the component do. The component gets no
+//! filesystem, no environment, no network of its own (its sockets are the
+//! host's, through `net`), and may listen only where the operator allowed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+/// The addresses the component may listen on. Port 0 in an allowed address
+/// lets the component listen on any port of that IP.
+#[derive(Clone, Debug)]
+pub struct ListenPolicy {
+    allowed: Vec<SocketAddr>,
+}
+
+impl ListenPolicy {
+    /// Allows exactly these addresses.
+    pub fn new(allowed: impl IntoIterator<Item = SocketAddr>) -> Self {
+        Self { allowed: allowed.into_iter().collect() }
+    }
+
+    /// Whether `addr` may be listened on.
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        self.allowed.iter().any(|a| a.ip() == addr.ip() && (a.port() == 0 || a.port() == addr.port()))
+    }
+}
+
+impl fmt::Display for ListenPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.allowed.iter().map(ToString::to_string).collect();
+        f.write_str(&list.join(", "))
+    }
+}
+
+/// The narrowest WASI the component needs: clocks and random (std uses
+/// them), stderr for panic messages; nothing else.
+pub fn wasi_ctx() -> WasiCtx {
+    WasiCtxBuilder::new().inherit_stderr().build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_allowed_ip_and_port_pass() {
+        let policy = ListenPolicy::new([
+            "127.0.0.1:1234".parse().unwrap(),
+            "::1:0".parse::<SocketAddr>().unwrap_or("[::1]:0".parse().unwrap()),
+        ]);
+        assert!(policy.allows("127.0.0.1:1234".parse().unwrap()));
+        assert!(!policy.allows("127.0.0.1:1235".parse().unwrap()));
+        assert!(!policy.allows("0.0.0.0:1234".parse().unwrap()));
+        assert!(policy.allows("[::1]:4000".parse().unwrap()));
+    }
+}

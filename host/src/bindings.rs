@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::wsbox::websocket::websocket_server as api;
-pub use wsbox::websocket::net;
+pub use self::exports::wsbox::websocket::websocket_server as api;
+pub use self::wsbox::websocket::net;

@@ -103,6 +103,11 @@ pub struct Server {
     pub secure: bool,
     pub listener: Option<ListenerInfo>,
     pub pending: VecDeque<u32>,
+    /// Sockets the app was told about in an earlier turn and has not taken:
+    /// what `max_pending` is checked against. Upgrades of the current turn
+    /// do not count, since the app cannot take them before the turn returns
+    /// (in Qt the slot runs at once).
+    waiting_before_turn: usize,
     pub max_pending: usize,
     pub error: CloseCode,
     pub error_string: String,
@@ -175,6 +180,7 @@ impl<N: Net> Runtime<N> {
             secure,
             listener: None,
             pending: VecDeque::new(),
+            waiting_before_turn: 0,
             max_pending: DEFAULT_MAX_PENDING,
             error: CloseCode::NORMAL,
             error_string: String::new(),
@@ -297,6 +303,9 @@ impl<N: Net> Runtime<N> {
 
     /// One turn of the event loop.
     pub fn turn(&mut self, timeout_ms: u32, sink: &mut impl Sink) {
+        for server in self.servers.values_mut() {
+            server.waiting_before_turn = server.pending.len();
+        }
         for d in self.deferred.drain(..) {
             match d {
                 Deferred::ServerError { server, code, message } => {
@@ -505,7 +514,7 @@ impl<N: Net> Runtime<N> {
             s.conn.refuse_upgrade(503, "Service Unavailable", "The server is closed.");
             return;
         };
-        if server.pending.len() >= server.max_pending {
+        if server.waiting_before_turn >= server.max_pending {
             let message = "Too many pending connections.";
             s.conn.refuse_upgrade(503, "Service Unavailable", message);
             server.error = CloseCode::ABNORMAL_DISCONNECTION;

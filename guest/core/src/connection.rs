@@ -540,7 +540,6 @@ impl Connection {
                 if self.message.len() as u64 + header.payload_len > max_message {
                     return Err(ProtocolError::MessageTooLarge);
                 }
-                self.message.begin_frame();
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
         }

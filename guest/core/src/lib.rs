@@ -15,6 +15,11 @@
 //! conn.handle_input(0, b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 //!     Sec-WebSocket-Version: 13\r\n\r\n");
+//! // The request is complete: the server decides (origin, pending cap …).
+//! let mut requested = false;
+//! conn.drain_events(|e| requested |= e == Event::UpgradeRequested);
+//! assert!(requested);
+//! conn.accept_upgrade(0);
 //! let mut response = Vec::new();
 //! conn.take_transmit(&mut response);
 //! assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));

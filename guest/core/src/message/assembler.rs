@@ -24,7 +24,7 @@ pub struct Assembler {
     kind: Option<MessageKind>,
     buf: Vec<u8>,
     utf8: Utf8Validator,
-    /// Where the current frame's bytes start in `buf` (for frame events).
+    /// Where the bytes not yet reported in a frame event start in `buf`.
     frame_start: usize,
 }
 
@@ -54,11 +54,6 @@ impl Assembler {
         self.buf.clear();
         self.utf8 = Utf8Validator::default();
         self.frame_start = 0;
-    }
-
-    /// Marks the start of a new frame of the current message.
-    pub fn begin_frame(&mut self) {
-        self.frame_start = self.buf.len();
     }
 
     /// The buffer to append unmasked payload bytes to; call

@@ -74,7 +74,9 @@ async fn a_ping_gets_a_pong_with_the_same_payload() {
 async fn a_close_with_code_4000_is_echoed_with_its_reason() {
     let server = Server::start(&[]);
     let mut ws = connect(&server).await;
-    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4000), reason: "done here".into() }))).await.unwrap();
+    ws.send(Message::Close(Some(CloseFrame { code: CloseCode::from(4000), reason: "done here".into() })))
+        .await
+        .unwrap();
     match next(&mut ws).await {
         Message::Close(Some(frame)) => {
             assert_eq!(u16::from(frame.code), 4000);

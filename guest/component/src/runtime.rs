@@ -367,12 +367,12 @@ impl<N: Net> Runtime<N> {
                 break;
             }
             self.timers.pop();
-            if let Some(s) = self.sockets.get_mut(&conn) {
-                if s.timer == Some(deadline) {
-                    s.timer = None;
-                    s.conn.handle_timeout(now);
-                    self.after_input(conn, now, sink);
-                }
+            if let Some(s) = self.sockets.get_mut(&conn)
+                && s.timer == Some(deadline)
+            {
+                s.timer = None;
+                s.conn.handle_timeout(now);
+                self.after_input(conn, now, sink);
             }
         }
     }
@@ -397,6 +397,9 @@ impl<N: Net> Runtime<N> {
         for id in &dirty {
             let Some(s) = self.sockets.get_mut(id) else { continue };
             s.dirty = false;
+            // The app has answered the last turn's messages: a deferred
+            // protocol error may now close the connection.
+            s.conn.end_round();
             self.drain(*id, now, sink);
             let Some(s) = self.sockets.get_mut(id) else { continue };
             let before = self.out.data.len();
@@ -440,7 +443,7 @@ impl<N: Net> Runtime<N> {
     fn after_input(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
         self.drain(id, now, sink);
         let Some(s) = self.sockets.get_mut(&id) else { return };
-        if s.conn.bytes_to_write() > 0 || s.conn.transport() != Transport::Open {
+        if s.conn.bytes_to_write() > 0 || s.conn.transport() != Transport::Open || s.conn.has_pending_failure() {
             mark_dirty(&mut self.dirty, id, s);
         }
         if let Some(deadline) = s.conn.poll_timeout() {

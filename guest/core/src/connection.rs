@@ -187,6 +187,11 @@ pub struct Connection {
     close_sent: bool,
     deadline: Option<u64>,
     last_ping: u64,
+    /// Messages delivered since the app last had a chance to answer.
+    delivered_this_round: usize,
+    /// A protocol error met after messages of the same round: it takes
+    /// effect at [`Connection::end_round`], after the app's answers.
+    pending_failure: Option<ProtocolError>,
 }
 
 impl Connection {
@@ -212,6 +217,8 @@ impl Connection {
             close_sent: false,
             deadline,
             last_ping: now,
+            delivered_this_round: 0,
+            pending_failure: None,
         }
     }
 
@@ -280,9 +287,26 @@ impl Connection {
             }
             return;
         }
-        if matches!(self.state, State::Open | State::Closing) {
+        if matches!(self.state, State::Open | State::Closing) && self.pending_failure.is_none() {
             self.handle_frames(now, std::mem::take(&mut input));
         }
+    }
+
+    /// Tells the connection the app has seen the events of the last input
+    /// and queued its answers. A protocol error that came in the same input
+    /// as earlier messages takes effect now, so the answers to those messages
+    /// go out before the close frame, as they would from a server that
+    /// handles one frame at a time (Autobahn 3.2, 4.1.3, 5.15 check this).
+    pub fn end_round(&mut self) {
+        self.delivered_this_round = 0;
+        if let Some(error) = self.pending_failure.take() {
+            self.fail(error);
+        }
+    }
+
+    /// True when a protocol error waits for [`Connection::end_round`].
+    pub fn has_pending_failure(&self) -> bool {
+        self.pending_failure.is_some()
     }
 
     /// The peer closed its sending side (TCP FIN).
@@ -505,17 +529,20 @@ impl Connection {
     fn handle_frames(&mut self, now: u64, mut input: &[u8]) {
         while matches!(self.state, State::Open | State::Closing) {
             let max_frame = self.config.limits.max_frame_size;
-            let chunk = match self.decoder.decode(&mut input, false, max_frame) {
-                Ok(Some(chunk)) => chunk,
+            let result = match self.decoder.decode(&mut input, false, max_frame) {
+                Ok(Some(Chunk::Header(header))) => self.on_header(header),
+                Ok(Some(Chunk::Payload { masked, offset, last })) => self.on_payload(now, masked, offset, last),
                 Ok(None) => return,
-                Err(e) => return self.fail(e),
-            };
-            let result = match chunk {
-                Chunk::Header(header) => self.on_header(header),
-                Chunk::Payload { masked, offset, last } => self.on_payload(now, masked, offset, last),
+                Err(e) => Err(e),
             };
             if let Err(e) = result {
-                return self.fail(e);
+                if self.delivered_this_round > 0 && self.state == State::Open {
+                    // Further input is ignored either way; only the close waits.
+                    self.pending_failure = Some(e);
+                } else {
+                    self.fail(e);
+                }
+                return;
             }
         }
     }
@@ -573,6 +600,7 @@ impl Connection {
             let (kind, bytes) = self.message.finish()?;
             let range = push_arena(&mut self.arena, bytes);
             self.records.push(Record::Message { kind, range });
+            self.delivered_this_round += 1;
             self.message.reset();
         }
         Ok(())
@@ -652,6 +680,7 @@ impl Connection {
 
     fn finish(&mut self, transport: Transport) {
         self.deadline = None;
+        self.pending_failure = None;
         self.transport = transport;
         self.set_state(State::Closed);
         self.records.push(Record::Disconnected);

@@ -8,7 +8,10 @@ use wsbox_core::{CloseCode, Config, SocketError, State, Transport};
 #[test]
 fn a_peer_close_is_echoed_with_its_code_and_reason() {
     let o = run_default(&close(4000, "bye now"));
-    assert_eq!(o.frames, [ServerFrame { fin: true, rsv: 0, opcode: 0x8, payload: [&4000u16.to_be_bytes()[..], b"bye now"].concat() }]);
+    assert_eq!(
+        o.frames,
+        [ServerFrame { fin: true, rsv: 0, opcode: 0x8, payload: [&4000u16.to_be_bytes()[..], b"bye now"].concat() }]
+    );
     assert_eq!((o.close_code, o.close_reason.as_str()), (CloseCode(4000), "bye now"));
     assert_eq!((o.transport, o.state), (Transport::Close, State::Closed));
     let tail = [Ev::AboutToClose, Ev::State(State::Closing), Ev::State(State::Closed), Ev::Disconnected];
@@ -117,7 +120,16 @@ fn eof_without_a_close_reports_1006() {
     d.conn.handle_eof(10);
     d.collect(10);
     assert_eq!(d.conn.close_code(), CloseCode::ABNORMAL_DISCONNECTION);
-    assert!(d.events.ends_with(&[Ev::ReadChannelFinished, Ev::Error(SocketError::RemoteHostClosed), Ev::State(State::Closed), Ev::Disconnected]), "{:?}", d.events);
+    assert!(
+        d.events.ends_with(&[
+            Ev::ReadChannelFinished,
+            Ev::Error(SocketError::RemoteHostClosed),
+            Ev::State(State::Closed),
+            Ev::Disconnected
+        ]),
+        "{:?}",
+        d.events
+    );
 }
 
 #[test]

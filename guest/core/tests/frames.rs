@@ -21,7 +21,11 @@ fn text_and_binary_messages_of_every_length_form_are_delivered() {
         let mut script = text(std::str::from_utf8(&payload).unwrap());
         script.extend(binary(&payload));
         let o = run_default(&script);
-        assert_eq!(o.messages(), [Ev::Text(String::from_utf8(payload.clone()).unwrap()), Ev::Binary(payload)], "len {len}");
+        assert_eq!(
+            o.messages(),
+            [Ev::Text(String::from_utf8(payload.clone()).unwrap()), Ev::Binary(payload)],
+            "len {len}"
+        );
     }
 }
 
@@ -148,4 +152,32 @@ fn sending_before_the_upgrade_queues_nothing() {
     assert_eq!(d.conn.send(wsbox_core::MessageKind::Text, b"x"), 0);
     d.collect(0);
     assert!(d.out.is_empty());
+}
+
+#[test]
+fn answers_to_messages_before_a_protocol_error_go_out_before_the_close() {
+    // Autobahn 3.2: a message, a frame with RSV2 set, a ping, in one read.
+    let mut script = text("Hello, world!");
+    script.extend(raw_frame(0xA1, b"bad", true));
+    script.extend(frame(true, 0x9, b""));
+    let mut d = Driver::new(Config::default());
+    d.feed(0, UPGRADE);
+    d.auto_accept = false;
+    d.conn.handle_input(1, &script);
+    let mut got = Vec::new();
+    d.conn.drain_events(|e| {
+        if let wsbox_core::Event::TextMessage(t) = e {
+            got.push(t.to_vec())
+        }
+    });
+    assert_eq!(got, [b"Hello, world!".to_vec()]);
+    assert!(d.conn.has_pending_failure());
+    assert_eq!(d.conn.state(), State::Open, "the app can still answer");
+    d.conn.send(wsbox_core::MessageKind::Text, b"Hello, world!");
+    d.conn.end_round();
+    d.collect(1);
+    let o = d.outcome();
+    let kinds: Vec<u8> = o.frames.iter().map(|f| f.opcode).collect();
+    assert_eq!(kinds, [0x1, 0x8], "echo first, then the close; the ping after the error is ignored");
+    assert_eq!(o.sent_close(), Some(1002));
 }

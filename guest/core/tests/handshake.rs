@@ -38,10 +38,9 @@ fn server_name_becomes_the_server_header() {
 
 #[test]
 fn subprotocol_is_the_first_client_offer_that_matches() {
-    let request = String::from_utf8(UPGRADE.to_vec()).unwrap().replace(
-        "Origin:",
-        "Sec-WebSocket-Protocol: v1.chat, v2.chat\r\nSec-WebSocket-Protocol: v3.chat\r\nOrigin:",
-    );
+    let request = String::from_utf8(UPGRADE.to_vec())
+        .unwrap()
+        .replace("Origin:", "Sec-WebSocket-Protocol: v1.chat, v2.chat\r\nSec-WebSocket-Protocol: v3.chat\r\nOrigin:");
     let config = Config { subprotocols: vec!["v3.chat".into(), "v2.chat".into()], ..Config::default() };
     let o = run(config.clone(), false, request.as_bytes());
     assert!(o.http.contains("Sec-WebSocket-Protocol: v2.chat\r\n"), "{}", o.http);

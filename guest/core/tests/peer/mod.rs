@@ -158,6 +158,11 @@ impl Driver {
                 self.conn.accept_upgrade(now);
                 continue;
             }
+            if self.conn.has_pending_failure() {
+                // An app that has answered every message so far.
+                self.conn.end_round();
+                continue;
+            }
             break;
         }
         self.conn.take_transmit(&mut self.out);
@@ -180,7 +185,13 @@ impl Driver {
 /// The chop sizes every script is fed at: 1 byte, a few small sizes,
 /// pseudo-random splits, and everything at once.
 pub fn chops(len: usize) -> Vec<Vec<usize>> {
-    let mut plans = vec![vec![1; len], vec![2; len.div_ceil(2)], vec![3; len.div_ceil(3)], vec![7; len.div_ceil(7)], vec![len.max(1)]];
+    let mut plans = vec![
+        vec![1; len],
+        vec![2; len.div_ceil(2)],
+        vec![3; len.div_ceil(3)],
+        vec![7; len.div_ceil(7)],
+        vec![len.max(1)],
+    ];
     let mut seed = 0x2545F4914F6CDD1Du64;
     for _ in 0..3 {
         let mut plan = Vec::new();
@@ -243,7 +254,12 @@ pub fn decode_server_output(out: &[u8]) -> (String, Vec<ServerFrame>) {
             127 => (u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize, 10),
             n => (n as usize, 2),
         };
-        frames.push(ServerFrame { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x7, opcode: b0 & 0xF, payload: rest[at..at + len].to_vec() });
+        frames.push(ServerFrame {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x7,
+            opcode: b0 & 0xF,
+            payload: rest[at..at + len].to_vec(),
+        });
         rest = &rest[at + len..];
     }
     assert!(rest.is_empty(), "trailing bytes after the last server frame");

@@ -15,6 +15,10 @@ root="$(dirname "$here")"
 cache="${WSBOX_CACHE_DIR:-$root/.cache}"
 venv="$cache/wstest-py27"
 wstest="$venv/bin/wstest"
+mkdir -p "$cache"
+# Concurrent callers: one installs, the others wait.
+exec 9>"$cache/.wstest.lock"
+flock 9
 
 if [ -x "$wstest" ] && "$venv/bin/python" -c 'import autobahntestsuite' 2>/dev/null; then
   echo "$wstest"

@@ -1,5 +1,6 @@
 //! The command line.
 
+use crate::bindings::api::CompressionOptions;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,8 +34,40 @@ pub struct ServeArgs {
     /// The `Server:` header of handshake responses.
     #[arg(long, default_value = "wsbox", value_name = "NAME")]
     pub server_name: String,
+    /// Decline permessage-deflate (on by default).
+    #[arg(long, help_heading = "Compression (permessage-deflate)")]
+    pub no_deflate: bool,
+    /// Largest LZ77 window our compressor uses, as a power of two.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    pub deflate_server_window_bits: u8,
+    /// Largest window clients are asked to compress with (when they allow it).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    pub deflate_client_window_bits: u8,
+    /// Reset our compressor after every message (saves ~256 KiB per idle connection, compresses worse).
+    #[arg(long, help_heading = "Compression (permessage-deflate)")]
+    pub deflate_server_no_context_takeover: bool,
+    /// Ask clients to reset their compressor after every message.
+    #[arg(long, help_heading = "Compression (permessage-deflate)")]
+    pub deflate_client_no_context_takeover: bool,
+    /// Messages shorter than this are sent uncompressed.
+    #[arg(long, default_value_t = 32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
+    pub deflate_min_size: u32,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a
     /// `tracing` directive); `RUST_LOG` overrides it.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log_level: String,
+}
+
+impl ServeArgs {
+    /// The permessage-deflate settings these flags ask for.
+    pub fn compression(&self) -> CompressionOptions {
+        CompressionOptions {
+            enabled: !self.no_deflate,
+            server_max_window_bits: self.deflate_server_window_bits,
+            client_max_window_bits: self.deflate_client_window_bits,
+            server_no_context_takeover: self.deflate_server_no_context_takeover,
+            client_no_context_takeover: self.deflate_client_no_context_takeover,
+            min_size: self.deflate_min_size,
+        }
+    }
 }

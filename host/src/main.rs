@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
+use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{Cli, Command, ServeArgs};
 use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::ListenPolicy;
@@ -39,7 +40,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => WsboxComponent::embedded()?,
     };
     let mut instance = component.instantiate(ListenPolicy::new([args.listen])).await?;
-    wsbox::apps::echo::run(&mut instance, &args.server_name, args.listen, |url| {
+    let options = EchoOptions { name: args.server_name.clone(), listen: args.listen, compression: args.compression() };
+    wsbox::apps::echo::run(&mut instance, &options, |url| {
         println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
     })

@@ -5,7 +5,7 @@ use crate::bindings::exports::wsbox::websocket::websocket_server as api;
 use crate::fed::FedNet;
 use crate::runtime::{AppEvent, Runtime, Sink};
 use std::cell::RefCell;
-use wsbox_core::{CloseCode, MessageKind, SocketError, State};
+use wsbox_core::{CloseCode, DeflateConfig, MessageKind, SocketError, State};
 
 thread_local! {
     static RUNTIME: RefCell<Option<Runtime<FedNet>>> = const { RefCell::new(None) };
@@ -104,6 +104,34 @@ impl api::GuestServer for ServerHandle {
 
     fn handshake_timeout(&self) -> i32 {
         rt(|rt| rt.server(self.id).config.limits.handshake_timeout_ms.map_or(-1, |ms| ms.min(i32::MAX as u64) as i32))
+    }
+
+    fn set_compression(&self, options: api::CompressionOptions) {
+        let deflate = options.enabled.then(|| DeflateConfig {
+            server_max_window_bits: options.server_max_window_bits.clamp(8, 15),
+            client_max_window_bits: options.client_max_window_bits.clamp(8, 15),
+            server_no_context_takeover: options.server_no_context_takeover,
+            client_no_context_takeover: options.client_no_context_takeover,
+            min_size: options.min_size as usize,
+            ..DeflateConfig::default()
+        });
+        rt(|rt| rt.server_config_mut(self.id).deflate = deflate)
+    }
+
+    fn compression(&self) -> api::CompressionOptions {
+        rt(|rt| {
+            let config = &rt.server(self.id).config;
+            let d = config.deflate.clone();
+            let shown = d.clone().unwrap_or_default();
+            api::CompressionOptions {
+                enabled: d.is_some(),
+                server_max_window_bits: shown.server_max_window_bits,
+                client_max_window_bits: shown.client_max_window_bits,
+                server_no_context_takeover: shown.server_no_context_takeover,
+                client_no_context_takeover: shown.client_no_context_takeover,
+                min_size: shown.min_size.min(u32::MAX as usize) as u32,
+            }
+        })
     }
 
     fn set_frame_events(&self, enabled: bool) {
@@ -212,6 +240,10 @@ impl api::GuestWebsocket for SocketHandle {
 
     fn subprotocol(&self) -> String {
         self.read(|s| s.conn.subprotocol().unwrap_or_default().to_string())
+    }
+
+    fn extensions(&self) -> String {
+        self.read(|s| s.conn.extensions().unwrap_or_default().to_string())
     }
 
     fn peer_address(&self) -> String {

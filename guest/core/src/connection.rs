@@ -1,6 +1,7 @@
 //! One server-side WebSocket connection as a deterministic state machine.
 
 use crate::close::{CloseCode, truncate_reason};
+use crate::deflate::{DeflateConfig, DeflateParams, Deflater, InflateError, Inflater, negotiate};
 use crate::error::ProtocolError;
 use crate::frame::{Chunk, Decoder, FrameHeader, OpCode, encode_header, unmask_into};
 use crate::handshake::{
@@ -8,13 +9,13 @@ use crate::handshake::{
     write_upgrade_response,
 };
 use crate::limits::Limits;
-use crate::message::{Assembler, MessageKind};
+use crate::message::{Assembler, MessageKind, RETAINED_CAPACITY};
 use std::ops::Range;
 use std::sync::Arc;
 
 /// What a server tells each of its connections: the limits and the
 /// handshake policy.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// Sizes and timeouts.
     pub limits: Limits,
@@ -28,6 +29,22 @@ pub struct Config {
     pub frame_events: bool,
     /// Whether the transport is TLS (`wss://` in request URLs).
     pub secure: bool,
+    /// permessage-deflate (RFC 7692) when a client offers it; `None` declines
+    /// every offer. On by default.
+    pub deflate: Option<DeflateConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            server_name: String::new(),
+            subprotocols: Vec::new(),
+            frame_events: false,
+            secure: false,
+            deflate: Some(DeflateConfig::default()),
+        }
+    }
 }
 
 /// The state of a connection (RFC 6455 §4, §5.5.1, §7).
@@ -187,6 +204,13 @@ pub struct Connection {
     close_sent: bool,
     deadline: Option<u64>,
     last_ping: u64,
+    /// The negotiated permessage-deflate state, if any.
+    deflate: Option<Deflate>,
+    /// The message being received is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Unmasked compressed bytes on their way to the inflater; compressed
+    /// bytes on their way out.
+    scratch: Vec<u8>,
     /// Messages delivered since the app last had a chance to answer.
     delivered_this_round: usize,
     /// A protocol error met after messages of the same round: it takes
@@ -219,6 +243,9 @@ impl Connection {
             last_ping: now,
             delivered_this_round: 0,
             pending_failure: None,
+            deflate: None,
+            compressed: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -237,6 +264,12 @@ impl Connection {
     /// The negotiated subprotocol, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The negotiated `Sec-WebSocket-Extensions` response value
+    /// (`permessage-deflate; …`), if an extension was agreed.
+    pub fn extensions(&self) -> Option<&str> {
+        self.deflate.as_ref().map(|d| d.response.as_str())
     }
 
     /// The server's configuration for this connection.
@@ -368,7 +401,10 @@ impl Connection {
         let Some(request) = &self.request else { return };
         let subprotocol = choose_subprotocol(&request.subprotocols, &self.config.subprotocols).map(str::to_string);
         let accept = accept_key(&request.key);
-        write_upgrade_response(&mut self.out, &accept, subprotocol.as_deref(), None, &self.config.server_name);
+        let deflate = self.config.deflate.as_ref().and_then(|c| negotiate(&request.extensions, c));
+        let extensions = deflate.as_ref().map(|(_, response)| response.as_str());
+        write_upgrade_response(&mut self.out, &accept, subprotocol.as_deref(), extensions, &self.config.server_name);
+        self.deflate = deflate.map(|(params, response)| Deflate::new(params, response));
         self.subprotocol = subprotocol;
         self.state = State::Open;
         self.deadline = None;
@@ -399,17 +435,20 @@ impl Connection {
             MessageKind::Binary => OpCode::Binary,
         };
         let frame_size = self.config.limits.outgoing_frame_size.max(1) as usize;
-        self.out.reserve(payload.len() + 14);
-        let mut chunks = payload.chunks(frame_size).peekable();
-        if chunks.peek().is_none() {
-            encode_header(&mut self.out, true, false, first, 0);
-        }
-        let mut opcode = first;
-        while let Some(chunk) = chunks.next() {
-            let fin = chunks.peek().is_none();
-            encode_header(&mut self.out, fin, false, opcode, chunk.len() as u64);
-            self.out.extend_from_slice(chunk);
-            opcode = OpCode::Continuation;
+        let min_size = self.config.deflate.as_ref().map_or(usize::MAX, |c| c.min_size);
+        match &mut self.deflate {
+            Some(deflate) if payload.len() >= min_size => {
+                let level = self.config.deflate.as_ref().map_or(1, |c| c.level);
+                let deflater = deflate.deflater.get_or_insert_with(|| Deflater::new(&deflate.params, level));
+                deflater.compress_message(payload, &mut self.scratch);
+                write_message(&mut self.out, first, true, &self.scratch, frame_size);
+                shrink_if_large(&mut self.scratch);
+                if deflate.params.server_no_context_takeover {
+                    // Nothing to keep between messages: free the compressor.
+                    deflate.deflater = None;
+                }
+            }
+            _ => write_message(&mut self.out, first, false, payload, frame_size),
         }
         payload.len() as u64
     }
@@ -488,6 +527,7 @@ impl Connection {
             });
         }
         self.arena.clear();
+        shrink_if_large(&mut self.arena);
     }
 
     /// True when events are waiting for [`Connection::drain_events`].
@@ -529,7 +569,8 @@ impl Connection {
     fn handle_frames(&mut self, now: u64, mut input: &[u8]) {
         while matches!(self.state, State::Open | State::Closing) {
             let max_frame = self.config.limits.max_frame_size;
-            let result = match self.decoder.decode(&mut input, false, max_frame) {
+            let allow_rsv1 = self.deflate.is_some();
+            let result = match self.decoder.decode(&mut input, allow_rsv1, max_frame) {
                 Ok(Some(Chunk::Header(header))) => self.on_header(header),
                 Ok(Some(Chunk::Payload { masked, offset, last })) => self.on_payload(now, masked, offset, last),
                 Ok(None) => return,
@@ -549,12 +590,18 @@ impl Connection {
 
     fn on_header(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
         let max_message = self.config.limits.max_message_size;
+        // RSV1 means "compressed" and belongs on a message's first frame only.
+        if header.rsv1 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::ReservedBitsSet);
+        }
         match header.opcode {
             OpCode::Text | OpCode::Binary => {
                 if self.message.in_progress().is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                if header.payload_len > max_message {
+                self.compressed = header.rsv1;
+                // A compressed message is measured as it inflates.
+                if !self.compressed && header.payload_len > max_message {
                     return Err(ProtocolError::MessageTooLarge);
                 }
                 let kind = if header.opcode == OpCode::Text { MessageKind::Text } else { MessageKind::Binary };
@@ -564,7 +611,7 @@ impl Connection {
                 if self.message.in_progress().is_none() {
                     return Err(ProtocolError::UnexpectedContinuation);
                 }
-                if self.message.len() as u64 + header.payload_len > max_message {
+                if !self.compressed && self.message.len() as u64 + header.payload_len > max_message {
                     return Err(ProtocolError::MessageTooLarge);
                 }
             }
@@ -585,7 +632,23 @@ impl Connection {
             return Ok(());
         }
         let from = self.message.len();
-        unmask_into(self.message.buf_mut(), masked, header.mask, offset);
+        let limit = self.config.limits.max_message_size;
+        match (&mut self.deflate, self.compressed) {
+            (Some(deflate), true) => {
+                self.scratch.clear();
+                unmask_into(&mut self.scratch, masked, header.mask, offset);
+                let params = deflate.params;
+                let inflater = deflate.inflater.get_or_insert_with(|| Inflater::new(&params));
+                inflater.inflate(&self.scratch, self.message.buf_mut(), limit).map_err(inflate_error)?;
+                if last && header.fin {
+                    inflater.finish_message(self.message.buf_mut(), limit).map_err(inflate_error)?;
+                    if params.client_no_context_takeover {
+                        deflate.inflater = None;
+                    }
+                }
+            }
+            _ => unmask_into(self.message.buf_mut(), masked, header.mask, offset),
+        }
         self.message.validate_from(from)?;
         if !last {
             return Ok(());
@@ -602,6 +665,7 @@ impl Connection {
             self.records.push(Record::Message { kind, range });
             self.delivered_this_round += 1;
             self.message.reset();
+            shrink_if_large(&mut self.scratch);
         }
         Ok(())
     }
@@ -706,6 +770,56 @@ impl Connection {
     fn send_control(&mut self, opcode: OpCode, payload: &[u8]) {
         encode_header(&mut self.out, true, false, opcode, payload.len() as u64);
         self.out.extend_from_slice(payload);
+    }
+}
+
+/// Appends a message as frames of at most `frame_size` payload bytes; RSV1
+/// (compressed) goes on the first frame only.
+fn write_message(out: &mut Vec<u8>, first: OpCode, rsv1: bool, payload: &[u8], frame_size: usize) {
+    out.reserve(payload.len() + 14);
+    let mut chunks = payload.chunks(frame_size).peekable();
+    if chunks.peek().is_none() {
+        encode_header(out, true, rsv1, first, 0);
+    }
+    let (mut opcode, mut rsv1) = (first, rsv1);
+    while let Some(chunk) = chunks.next() {
+        let fin = chunks.peek().is_none();
+        encode_header(out, fin, rsv1, opcode, chunk.len() as u64);
+        out.extend_from_slice(chunk);
+        (opcode, rsv1) = (OpCode::Continuation, false);
+    }
+}
+
+fn inflate_error(e: InflateError) -> ProtocolError {
+    match e {
+        InflateError::TooLarge => ProtocolError::MessageTooLarge,
+        InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+    }
+}
+
+/// permessage-deflate state of one connection. The decompressor and the
+/// compressor are created when first needed, and freed after each message
+/// when the side they serve keeps no context: an idle connection without
+/// context takeover holds neither.
+#[derive(Debug)]
+struct Deflate {
+    params: DeflateParams,
+    response: String,
+    inflater: Option<Inflater>,
+    deflater: Option<Deflater>,
+}
+
+impl Deflate {
+    fn new(params: DeflateParams, response: String) -> Self {
+        Self { inflater: None, deflater: None, params, response }
+    }
+}
+
+/// Frees a per-connection buffer that one large message grew, so idle
+/// connections stay small.
+fn shrink_if_large(buf: &mut Vec<u8>) {
+    if buf.capacity() > RETAINED_CAPACITY {
+        *buf = Vec::new();
     }
 }
 

@@ -32,15 +32,17 @@ pub enum ProtocolError {
     InvalidCloseCode,
     /// A frame longer than the frame-size limit.
     FrameTooLarge,
-    /// A message longer than the message-size limit.
+    /// A message longer than the message-size limit (after inflating).
     MessageTooLarge,
+    /// A compressed message that is not valid deflate data.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The close code this error is reported with.
     pub fn close_code(self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::WRONG_DATATYPE,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::WRONG_DATATYPE,
             Self::FrameTooLarge | Self::MessageTooLarge => CloseCode::TOO_MUCH_DATA,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -62,6 +64,7 @@ impl ProtocolError {
             Self::InvalidCloseCode => "Invalid close code received",
             Self::FrameTooLarge => "Maximum framesize exceeded.",
             Self::MessageTooLarge => "Received message is too big.",
+            Self::InvalidCompressedData => "Invalid compressed data",
         }
     }
 }

@@ -37,6 +37,7 @@
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -45,6 +46,7 @@ pub mod message;
 
 pub use close::CloseCode;
 pub use connection::{Config, Connection, Event, SocketError, State, Transport};
+pub use deflate::DeflateConfig;
 pub use error::ProtocolError;
 pub use limits::Limits;
 pub use message::MessageKind;

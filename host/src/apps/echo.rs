@@ -13,16 +13,23 @@ use wasmtime::component::ResourceAny;
 /// How long one turn may wait when nothing happens.
 const IDLE_TURN_MS: u32 = 1000;
 
-/// Listens on `listen`, calls `on_listening` with the server URL, then
+/// How the echo server is set up.
+pub struct EchoOptions {
+    /// The `Server:` header.
+    pub name: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// permessage-deflate settings.
+    pub compression: api::CompressionOptions,
+}
+
+/// Listens as `options` say, calls `on_listening` with the server URL, then
 /// echoes every message until the component fails.
-pub async fn run(
-    instance: &mut Instance,
-    name: &str,
-    listen: SocketAddr,
-    on_listening: impl FnOnce(&str),
-) -> Result<()> {
+pub async fn run(instance: &mut Instance, options: &EchoOptions, on_listening: impl FnOnce(&str)) -> Result<()> {
     let Instance { store, api } = instance;
-    let server = api.server().call_constructor(&mut *store, name, api::SecureMode::NonSecureMode).await?;
+    let listen = options.listen;
+    let server = api.server().call_constructor(&mut *store, &options.name, api::SecureMode::NonSecureMode).await?;
+    api.server().call_set_compression(&mut *store, server, options.compression).await?;
     if !api.server().call_listen(&mut *store, server, &listen.ip().to_string(), listen.port()).await? {
         let reason = api.server().call_error_string(&mut *store, server).await?;
         bail!("cannot listen on {listen}: {reason}");

@@ -21,7 +21,8 @@ pub struct Request {
     pub origin: String,
     /// Every subprotocol offered, in the client's order (Qt's `handshakeOptions().subprotocols()`).
     pub subprotocols: Vec<String>,
-    /// Every extension offer, in the client's order (split at commas between offers).
+    /// Every `Sec-WebSocket-Extensions` header value, in order (the offers
+    /// are parsed by the extension's negotiation).
     pub extensions: Vec<String>,
 }
 
@@ -172,7 +173,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<(Request, usi
         key,
         origin: all("origin").next().unwrap_or_default().to_string(),
         subprotocols: tokens("sec-websocket-protocol"),
-        extensions: tokens("sec-websocket-extensions"),
+        extensions: all("sec-websocket-extensions").map(String::from).collect(),
         headers,
     };
     Ok(Some((request, head_len)))

@@ -3,9 +3,10 @@
 use super::utf8::Utf8Validator;
 use crate::error::ProtocolError;
 
-/// Capacity kept between messages; a larger buffer is freed when the next
-/// message starts, so one 16 MiB message does not pin 16 MiB per connection.
-const RETAINED_CAPACITY: usize = 256 * 1024;
+/// Capacity kept between messages; a larger buffer is freed when its
+/// message is done, so one 16 MiB message does not pin 16 MiB per
+/// connection, and an idle connection holds little.
+pub const RETAINED_CAPACITY: usize = 16 * 1024;
 
 /// Text or binary, from the opcode of a message's first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,10 +48,6 @@ impl Assembler {
     /// Starts a message (the first frame's header was read).
     pub fn begin(&mut self, kind: MessageKind) {
         self.kind = Some(kind);
-        // Keep a buffer of the usual size; give back what one huge message took.
-        if self.buf.capacity() > RETAINED_CAPACITY {
-            self.buf = Vec::new();
-        }
         self.buf.clear();
         self.utf8 = Utf8Validator::default();
         self.frame_start = 0;
@@ -90,9 +87,13 @@ impl Assembler {
         Ok((kind, &self.buf))
     }
 
-    /// Drops the message in progress.
+    /// Drops the message (done or abandoned); a buffer larger than the
+    /// retained capacity is freed.
     pub fn reset(&mut self) {
         self.kind = None;
         self.buf.clear();
+        if self.buf.capacity() > RETAINED_CAPACITY {
+            self.buf = Vec::new();
+        }
     }
 }

@@ -22,6 +22,13 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Options of `wsbox serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -52,8 +59,16 @@ pub struct ServeArgs {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, default_value_t = 32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
     pub deflate_min_size: u32,
-    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a
-    /// `tracing` directive); `RUST_LOG` overrides it.
+    /// On Ctrl-C or SIGTERM: how long open connections get to answer our
+    /// 1001 Going Away before the server exits.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub shutdown_timeout_ms: u64,
+    /// Log format: `text` for people, `json` (one object per line) for machines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level of wsbox (`error`, `warn`, `info`, `debug`, `trace`; other
+    /// crates stay at `warn`), or a full `tracing` directive such as
+    /// `wsbox=debug,wasmtime=info`. `RUST_LOG` overrides it.
     #[arg(long, default_value = "info", value_name = "FILTER")]
     pub log_level: String,
 }

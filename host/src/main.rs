@@ -4,8 +4,11 @@ use anyhow::Result;
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
-use wsbox::cli::{Cli, Command, ServeArgs};
+use wsbox::cli::{Cli, Command, LogFormat, ServeArgs};
 use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::ListenPolicy;
 
@@ -15,9 +18,23 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
+    // A bare level applies to wsbox; other crates (wasmtime, cranelift) stay at warn.
+    let directive = if args.log_level.contains(['=', ',']) {
+        args.log_level.clone()
+    } else {
+        format!("warn,wsbox={}", args.log_level)
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&directive));
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("invalid --log-level '{}': {e}", args.log_level)),
+    };
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -40,10 +57,41 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => WsboxComponent::embedded()?,
     };
     let mut instance = component.instantiate(ListenPolicy::new([args.listen])).await?;
-    let options = EchoOptions { name: args.server_name.clone(), listen: args.listen, compression: args.compression() };
-    wsbox::apps::echo::run(&mut instance, &options, |url| {
+    let options = EchoOptions {
+        name: args.server_name.clone(),
+        listen: args.listen,
+        compression: args.compression(),
+        shutdown_grace: Duration::from_millis(args.shutdown_timeout_ms),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupter = instance.store.data().net.interrupter();
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        let signal = wait_for_shutdown_signal().await;
+        tracing::info!(signal, "shutdown requested");
+        flag.store(true, Ordering::Release);
+        interrupter.interrupt();
+    });
+    let component_name = args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
+    wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
+        tracing::info!(%url, component = component_name, deflate = !args.no_deflate, "listening");
         println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
     })
     .await
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM.
+async fn wait_for_shutdown_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

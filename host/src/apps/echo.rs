@@ -8,10 +8,14 @@ use crate::runner::Instance;
 use anyhow::{Result, bail};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
 
 /// How long one turn may wait when nothing happens.
 const IDLE_TURN_MS: u32 = 1000;
+/// Turn length while shutting down, so the grace period is kept.
+const SHUTDOWN_TURN_MS: u32 = 50;
 
 /// How the echo server is set up.
 pub struct EchoOptions {
@@ -21,11 +25,28 @@ pub struct EchoOptions {
     pub listen: SocketAddr,
     /// permessage-deflate settings.
     pub compression: api::CompressionOptions,
+    /// On shutdown, how long open connections get to answer our 1001.
+    pub shutdown_grace: Duration,
+}
+
+/// What the app knows of one open connection (for its log lines).
+struct Open {
+    handle: ResourceAny,
+    since: Instant,
+    messages: u64,
+    bytes: u64,
 }
 
 /// Listens as `options` say, calls `on_listening` with the server URL, then
-/// echoes every message until the component fails.
-pub async fn run(instance: &mut Instance, options: &EchoOptions, on_listening: impl FnOnce(&str)) -> Result<()> {
+/// echoes every message. When `stop` is set (and the instance interrupted),
+/// it stops listening, closes every connection with 1001 Going Away, waits
+/// up to the grace period for their close frames, and returns.
+pub async fn run(
+    instance: &mut Instance,
+    options: &EchoOptions,
+    stop: &AtomicBool,
+    on_listening: impl FnOnce(&str),
+) -> Result<()> {
     let Instance { store, api } = instance;
     let listen = options.listen;
     let server = api.server().call_constructor(&mut *store, &options.name, api::SecureMode::NonSecureMode).await?;
@@ -37,10 +58,13 @@ pub async fn run(instance: &mut Instance, options: &EchoOptions, on_listening: i
     let url = api.server().call_server_url(&mut *store, server).await?;
     on_listening(&url);
 
-    let mut sockets: HashMap<u32, ResourceAny> = HashMap::new();
+    let debug = tracing::enabled!(tracing::Level::DEBUG);
+    let mut sockets: HashMap<u32, Open> = HashMap::new();
     let mut out = MessageBatch { sockets: Vec::new(), kinds: Vec::new(), ends: Vec::new(), data: Vec::new() };
+    let mut shutting_down: Option<Instant> = None;
     loop {
-        let batch = api.server().call_turn(&mut *store, server, IDLE_TURN_MS, &out).await?;
+        let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
+        let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
         out.sockets.clear();
         out.kinds.clear();
         out.ends.clear();
@@ -53,24 +77,86 @@ pub async fn run(instance: &mut Instance, options: &EchoOptions, on_listening: i
                     } else {
                         MessageKind::Binary
                     };
+                    let payload = &batch.payload[span.start as usize..span.end as usize];
                     out.sockets.push(span.socket);
                     out.kinds.push(kind);
-                    out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
+                    out.data.extend_from_slice(payload);
                     out.ends.push(out.data.len() as u32);
+                    if let Some(open) = sockets.get_mut(&span.socket) {
+                        open.messages += 1;
+                        open.bytes += payload.len() as u64;
+                    }
                 }
                 BatchEvent::Other(Event::NewConnection(_)) => {
                     while let Some(socket) = api.server().call_next_pending_connection(&mut *store, server).await? {
-                        let id = api.websocket().call_id(&mut *store, socket).await?;
-                        sockets.insert(id, socket);
+                        let ws = api.websocket();
+                        let id = ws.call_id(&mut *store, socket).await?;
+                        if debug {
+                            let peer = ws.call_peer_address(&mut *store, socket).await?;
+                            let port = ws.call_peer_port(&mut *store, socket).await?;
+                            let path = ws.call_resource_name(&mut *store, socket).await?;
+                            let subprotocol = ws.call_subprotocol(&mut *store, socket).await?;
+                            let extensions = ws.call_extensions(&mut *store, socket).await?;
+                            tracing::debug!(socket = id, peer = %format!("{peer}:{port}"), path, subprotocol, extensions, "connection opened");
+                        }
+                        sockets.insert(id, Open { handle: socket, since: Instant::now(), messages: 0, bytes: 0 });
+                        if shutting_down.is_some() {
+                            ws.call_close(&mut *store, socket, 1001, "Server shutting down").await?;
+                        }
                     }
                 }
                 BatchEvent::Other(Event::Disconnected(id)) => {
-                    if let Some(socket) = sockets.remove(&id) {
-                        socket.resource_drop_async(&mut *store).await?;
+                    if let Some(open) = sockets.remove(&id) {
+                        if debug {
+                            let ws = api.websocket();
+                            let code = ws.call_close_code(&mut *store, open.handle).await?;
+                            let reason = ws.call_close_reason(&mut *store, open.handle).await?;
+                            tracing::debug!(
+                                socket = id,
+                                code,
+                                reason,
+                                messages = open.messages,
+                                bytes = open.bytes,
+                                duration_ms = open.since.elapsed().as_millis() as u64,
+                                "connection closed"
+                            );
+                        }
+                        open.handle.resource_drop_async(&mut *store).await?;
                     }
+                }
+                BatchEvent::Other(Event::ServerError(e)) => {
+                    tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
                 }
                 _ => {}
             }
         }
+        if stop.load(Ordering::Acquire) && shutting_down.is_none() {
+            shutting_down = Some(Instant::now());
+            tracing::info!(
+                connections = sockets.len(),
+                "shutting down: no new connections, closing open ones with 1001"
+            );
+            api.server().call_close(&mut *store, server).await?;
+            for open in sockets.values() {
+                api.websocket().call_close(&mut *store, open.handle, 1001, "Server shutting down").await?;
+            }
+        }
+        if let Some(since) = shutting_down {
+            if sockets.is_empty() {
+                tracing::info!("all connections closed");
+                break;
+            }
+            if since.elapsed() >= options.shutdown_grace {
+                tracing::warn!(connections = sockets.len(), "shutdown grace period over; dropping the rest");
+                break;
+            }
+        }
     }
+    for (_, open) in sockets.drain() {
+        open.handle.resource_drop_async(&mut *store).await?;
+    }
+    // One last turn writes what the drops queued.
+    api.server().call_turn(&mut *store, server, 0, &out).await?;
+    server.resource_drop_async(&mut *store).await?;
+    Ok(())
 }

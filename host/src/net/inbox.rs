@@ -7,7 +7,7 @@ use crate::bindings::net;
 use bytes::BufMut;
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -23,6 +23,8 @@ pub struct Shared {
     inbox: Mutex<Inbox>,
     /// Signalled when the inbox goes from empty to not empty.
     ready: Notify,
+    /// Set by [`Shared::interrupt`]: the current wait ends without input.
+    interrupted: AtomicBool,
     next_conn: AtomicU32,
 }
 
@@ -137,13 +139,20 @@ impl Shared {
             let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if !self.inbox.lock().expect("inbox lock").is_empty() {
+            if !self.inbox.lock().expect("inbox lock").is_empty() || self.interrupted.swap(false, Ordering::AcqRel) {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return;
             }
         }
+    }
+
+    /// Ends the current (or next) wait for input at once, so the app gets its
+    /// turn back (a shutdown request, for instance).
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.ready.notify_one();
     }
 
     /// Hands the batch over and starts the next turn.

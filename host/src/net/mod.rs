@@ -34,6 +34,17 @@ pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 /// so that our close frame is not destroyed by a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// Wakes an instance that waits in `exchange`, e.g. to shut down.
+#[derive(Clone)]
+pub struct Interrupter(Arc<Shared>);
+
+impl Interrupter {
+    /// The guest's current (or next) wait for input returns at once.
+    pub fn interrupt(&self) {
+        self.0.interrupt();
+    }
+}
+
 /// The host's sockets for one component instance.
 pub struct NetHost {
     policy: ListenPolicy,
@@ -46,6 +57,12 @@ impl NetHost {
     /// Sockets governed by `policy` (where the component may listen).
     pub fn new(policy: ListenPolicy) -> Self {
         Self { policy, shared: Arc::new(Shared::default()), listeners: HashMap::new(), next_listener: 1 }
+    }
+
+    /// A handle that ends the instance's current wait for input (see
+    /// [`Interrupter::interrupt`]); safe to use from any task.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter(Arc::clone(&self.shared))
     }
 
     /// The number of connections the host holds open.

@@ -1,0 +1,46 @@
+//! Graceful shutdown: on SIGTERM or Ctrl-C the server stops accepting,
+//! sends 1001 Going Away to every open connection, waits for their close
+//! frames, and exits 0.
+
+mod support;
+
+use futures_util::StreamExt;
+use std::time::Duration;
+use support::Server;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn shutdown_with(signal: &str) {
+    let mut server = Server::start(&[]);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(connect_async(&server.url).await.expect("connect").0);
+    }
+    server.signal(signal);
+    for ws in &mut clients {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("close in time");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1001);
+                assert_eq!(frame.reason.as_str(), "Server shutting down");
+            }
+            other => panic!("expected a 1001 close, got {other:?}"),
+        }
+        // tungstenite answers the close; the stream then ends.
+        let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    }
+    let status = server.wait_exit(Duration::from_secs(10)).expect("the server exits after its clients closed");
+    assert!(status.success(), "exit status {status:?}; log:\n{}", server.stderr());
+    assert!(server.stderr().contains("shutdown requested"), "{}", server.stderr());
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+    shutdown_with("TERM").await;
+}
+
+#[tokio::test]
+async fn ctrl_c_closes_every_connection_with_1001_and_exits_0() {
+    shutdown_with("INT").await;
+}

@@ -32,10 +32,46 @@ pub struct Run {
     pub server_log: String,
 }
 
-/// Starts `bin` (the wsbox binary), runs the fuzzing client for `cases` with
-/// its raw reports in `workdir`, checks the server survived, parses the results.
-pub fn run(bin: &Path, wstest: &Path, cases: &[String], workdir: &Path) -> Result<Run> {
-    let mut server = EchoServer::start(bin, &[])?;
+/// Which transport a run tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// `ws://`.
+    Plain,
+    /// `wss://`, TLS terminated by the host, with a certificate made for the run.
+    Tls,
+}
+
+impl Transport {
+    /// `ws` or `wss`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Plain => "ws",
+            Self::Tls => "wss",
+        }
+    }
+}
+
+/// Starts `bin` (the wsbox binary), runs the fuzzing client for `cases` over
+/// `transport` with its raw reports in `workdir`, checks the server survived,
+/// parses the results.
+pub fn run(bin: &Path, wstest: &Path, cases: &[String], workdir: &Path, transport: Transport) -> Result<Run> {
+    std::fs::create_dir_all(workdir)?;
+    let mut args: Vec<String> = Vec::new();
+    if transport == Transport::Tls {
+        // wstest does not verify the chain; a self-signed certificate will do.
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        let (cert_path, key_path) = (workdir.join("server.pem"), workdir.join("server.key"));
+        std::fs::write(&cert_path, cert.cert.pem())?;
+        std::fs::write(&key_path, cert.signing_key.serialize_pem())?;
+        args = vec![
+            "--tls-cert".into(),
+            cert_path.display().to_string(),
+            "--tls-key".into(),
+            key_path.display().to_string(),
+        ];
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = EchoServer::start(bin, &args, transport == Transport::Tls)?;
     let started = Instant::now();
     let ran = wstest::run_fuzzingclient(wstest, &server.url, cases, &[], workdir);
     let wall = started.elapsed();
@@ -56,42 +92,49 @@ pub struct Report {
     pub summary: String,
 }
 
-/// Runs `cases` and rewrites `reports/`: `summary.md`, and under `ws/` the
-/// raw `index.json`, the per-case JSON and the HTML report.
+/// Runs `cases` over `ws://` and `wss://` and rewrites `reports/`:
+/// `summary.md`, and under `ws/` and `wss/` the raw `index.json`, the
+/// per-case JSON and the HTML report.
 pub fn run_into_reports(bin: &Path, wstest: &Path, cases: &[String], reports: &Path) -> Result<Report> {
-    let work = std::env::temp_dir().join(format!("wsbox-autobahn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    let run = run(bin, wstest, cases, &work)?;
-    let raw = reports.join("ws");
-    let _ = std::fs::remove_dir_all(&raw);
-    std::fs::create_dir_all(&raw)?;
-    for entry in std::fs::read_dir(&work)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-        if name.ends_with(".json") || name.ends_with(".html") {
-            if name == "fuzzingclient.json" {
-                continue;
+    let mut sections = Vec::new();
+    let mut all = None;
+    for transport in [Transport::Plain, Transport::Tls] {
+        let scheme = transport.scheme();
+        let work = std::env::temp_dir().join(format!("wsbox-autobahn-{}-{scheme}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        let run = run(bin, wstest, cases, &work, transport)?;
+        let raw = reports.join(scheme);
+        let _ = std::fs::remove_dir_all(&raw);
+        std::fs::create_dir_all(&raw)?;
+        for entry in std::fs::read_dir(&work)? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+            if (name.ends_with(".json") || name.ends_with(".html")) && name != "fuzzingclient.json" {
+                std::fs::copy(&path, raw.join(&name))?;
             }
-            std::fs::copy(&path, raw.join(&name))?;
         }
+        let context = format!(
+            "Autobahn|Testsuite 25.10.1 `fuzzingclient` against the wsbox echo app over `{scheme}://`{}, cases `{}`. \
+             Run on {} at wsbox commit `{}`; wstest wall time {:.0} s. Raw results: [`{scheme}/index.json`]({scheme}/index.json), \
+             HTML: [`{scheme}/index.html`]({scheme}/index.html).",
+            if transport == Transport::Tls { " (TLS 1.3 terminated by the host)" } else { "" },
+            cases.join(" "),
+            today_utc(),
+            commit(),
+            run.wall.as_secs_f64()
+        );
+        sections.push(run.results.summary_markdown(&format!("{scheme}://"), &context));
+        let _ = std::fs::remove_dir_all(&work);
+        all.get_or_insert(run.results);
     }
-    let context = format!(
-        "Autobahn|Testsuite 25.10.1 `fuzzingclient` against the wsbox echo app over `ws://`, cases `{}`. \
-         Run on {} at wsbox commit `{}`; wstest wall time {:.0} s. Raw results: [`ws/index.json`](ws/index.json), \
-         HTML: [`ws/index.html`](ws/index.html).",
-        cases.join(" "),
-        today_utc(),
-        commit(),
-        run.wall.as_secs_f64()
-    );
-    let summary = run.results.summary_markdown("ws://", &context);
+    let summary = sections.join("\n");
     let md = format!(
-        "# Autobahn|Testsuite results\n\nRefreshed by `just conformance` (all 517 cases). The test suite checks the \
-         same case → behaviour map against `conformance/snapshots/`.\n\n{summary}"
+        "# Autobahn|Testsuite results\n\nRefreshed by `just conformance` (all 517 cases over each transport). The test \
+         suite checks the same case → behaviour maps against `conformance/snapshots/` (over `wss://` it runs 1.*–10.*, \
+         12.1.* and 13.1.*).\n\n{summary}"
     );
     std::fs::write(reports.join("summary.md"), md)?;
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(Report { results: run.results, summary })
+    Ok(Report { results: all.expect("two runs"), summary })
 }
 
 /// `git rev-parse --short HEAD`, with `+dirty` when the protocol code has

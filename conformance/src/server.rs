@@ -16,10 +16,11 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Starts `bin serve --listen 127.0.0.1:0 <args>` and waits for the line
-    /// that says where it listens (no sleeps).
-    pub fn start(bin: &Path, args: &[&str]) -> Result<Self> {
+    /// that says where it listens (no sleeps); with `secure`, `args` must
+    /// carry the TLS identity and the `wss://` listener's URL is used.
+    pub fn start(bin: &Path, args: &[&str], secure: bool) -> Result<Self> {
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -38,11 +39,21 @@ impl EchoServer {
             }
         });
         let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let Some(Ok(line)) = lines.next() else {
+        let Some(Ok(mut line)) = lines.next() else {
             let _ = child.kill();
             let _ = child.wait();
             bail!("wsbox exited before listening; its log:\n{}", log.lock().expect("log lock"));
         };
+        if secure {
+            match lines.next() {
+                Some(Ok(second)) => line = second,
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("wsbox did not open its wss:// listener; its log:\n{}", log.lock().expect("log lock"));
+                }
+            }
+        }
         std::thread::spawn(move || for _ in lines {});
         let url = line.split_whitespace().last().unwrap_or_default().to_string();
         if !url.starts_with("ws") {

@@ -41,6 +41,24 @@ pub struct ServeArgs {
     /// The `Server:` header of handshake responses.
     #[arg(long, default_value = "wsbox", value_name = "NAME")]
     pub server_name: String,
+    /// Certificate chain (PEM, leaf first; RSA, ECDSA or Ed25519) for `wss://`.
+    #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS (wss://, terminated by the host)")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the certificate; it never enters the sandbox.
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS (wss://, terminated by the host)")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (PEM).
+    /// Off by default: browsers abort when asked unexpectedly.
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS (wss://, terminated by the host)")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Where to serve `wss://` (beside `ws://` on --listen).
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:1443",
+        help_heading = "TLS (wss://, terminated by the host)"
+    )]
+    pub tls_listen: SocketAddr,
     /// Decline permessage-deflate (on by default).
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
     pub no_deflate: bool,

@@ -14,3 +14,4 @@ pub mod cli;
 pub mod net;
 pub mod runner;
 pub mod sandbox;
+pub mod tls;

@@ -11,6 +11,7 @@ use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{Cli, Command, LogFormat, ServeArgs};
 use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::ListenPolicy;
+use wsbox::tls::{TlsFiles, load_server_config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,10 +57,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(path) => WsboxComponent::from_file(path)?,
         None => WsboxComponent::embedded()?,
     };
-    let mut instance = component.instantiate(ListenPolicy::new([args.listen])).await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(load_server_config(&TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })?),
+        _ => None,
+    };
+    let tls_listen = tls.as_ref().map(|_| args.tls_listen);
+    let policy = ListenPolicy::new(std::iter::once(args.listen).chain(tls_listen));
+    let mut instance = component.instantiate(policy, tls).await?;
     let options = EchoOptions {
         name: args.server_name.clone(),
         listen: args.listen,
+        tls_listen,
         compression: args.compression(),
         shutdown_grace: Duration::from_millis(args.shutdown_timeout_ms),
     };

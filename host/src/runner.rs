@@ -54,9 +54,14 @@ impl WsboxComponent {
         Ok(Self { engine, component, linker })
     }
 
-    /// A fresh instance whose sockets follow `policy`.
-    pub async fn instantiate(&self, policy: ListenPolicy) -> Result<Instance> {
-        let state = HostState { wasi: sandbox::wasi_ctx(), table: ResourceTable::new(), net: NetHost::new(policy) };
+    /// A fresh instance whose sockets follow `policy`; secure listeners use `tls`.
+    pub async fn instantiate(
+        &self,
+        policy: ListenPolicy,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    ) -> Result<Instance> {
+        let state =
+            HostState { wasi: sandbox::wasi_ctx(), table: ResourceTable::new(), net: NetHost::new(policy, tls) };
         let mut store = Store::new(&self.engine, state);
         let bindings = bindings::Server::instantiate_async(&mut store, &self.component, &self.linker).await?;
         let api = bindings.wsbox_websocket_websocket_server().clone();

@@ -15,18 +15,18 @@ use std::time::Duration;
 use support::Server;
 use tokio_tungstenite::tungstenite::Message;
 
+/// Debian's Chromium, installed by `tests/clients/bootstrap-chromium.sh`
+/// when missing.
 fn chromium() -> PathBuf {
-    let candidates = [
-        std::env::var("WSBOX_CHROMIUM").unwrap_or_default(),
-        "/usr/bin/chromium".into(),
-        "/usr/bin/chromium-browser".into(),
-    ];
-    candidates.iter().filter(|c| !c.is_empty()).map(PathBuf::from).find(|p| p.exists()).unwrap_or_else(|| {
-        panic!(
-            "Chromium is not installed: install Debian's package with `apt-get install -y chromium` \
-             (.ci/run does this), or point WSBOX_CHROMIUM at a Chromium binary"
-        )
-    })
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/bootstrap-chromium.sh");
+    let out = Command::new("bash").arg(&script).output().expect("run the Chromium bootstrap script");
+    assert!(
+        out.status.success(),
+        "Chromium is not available ({}):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim())
 }
 
 struct Browser {
@@ -36,8 +36,14 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Self {
-        let profile = std::env::temp_dir().join(format!("wsbox-chromium-{}", std::process::id()));
+    /// Chromium trusting the listed public keys (base64 SHA-256 of their
+    /// SubjectPublicKeyInfo) as if a CA had signed them: how a private CA's
+    /// leaf is accepted without touching the system's trust store.
+    fn start(trusted_spki: &[String]) -> Self {
+        // One profile per browser: a second Chromium on a profile in use hands over and exits.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = std::env::temp_dir().join(format!("wsbox-chromium-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         let mut child = Command::new(chromium())
             .args([
@@ -52,6 +58,7 @@ impl Browser {
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(trusted_spki.iter().map(|h| format!("--ignore-certificate-errors-spki-list={h}")))
             .arg("about:blank")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -140,11 +147,44 @@ async fn open_page(browser: &Browser, page: &Path) -> Cdp {
 #[tokio::test]
 async fn echoclient_page_echoes_through_chromium_over_ws() {
     let server = Server::start(&[]);
-    let browser = Browser::start();
+    let browser = Browser::start(&[]);
+    check_echo_page(&browser, &server.url).await;
+}
+
+#[tokio::test]
+async fn echoclient_page_echoes_through_chromium_over_wss_with_a_private_ca() {
+    use base64::Engine;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use sha2::Digest;
+    let dir = std::env::temp_dir().join(format!("wsbox-browser-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    let spki_der = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(key.public_key_pem().as_bytes()).unwrap();
+    let spki = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki_der.as_ref()));
+
+    let (cert, keyf) = (cert_path.display().to_string(), key_path.display().to_string());
+    let server = Server::start(&["--tls-cert", &cert, "--tls-key", &keyf]);
+    let browser = Browser::start(&[spki]);
+    let url = server.tls_url.clone().expect("wss listener").replace("127.0.0.1", "localhost");
+    check_echo_page(&browser, &url).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn check_echo_page(browser: &Browser, url: &str) {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/echoclient.html").canonicalize().unwrap();
-    let mut cdp = open_page(&browser, &page).await;
+    let mut cdp = open_page(browser, &page).await;
     let text = "Hello from Chromium ✓";
-    let result = cdp.evaluate(&format!("echoTest({:?}, {:?})", server.url, text)).await;
+    let result = cdp.evaluate(&format!("echoTest({url:?}, {text:?})")).await;
     assert_eq!(result["text"], json!(text), "{result}");
     assert_eq!(result["binary"], json!(text), "{result}");
     assert!(result["extensions"].as_str().unwrap_or_default().starts_with("permessage-deflate"), "{result}");

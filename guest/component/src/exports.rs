@@ -246,6 +246,18 @@ impl api::GuestWebsocket for SocketHandle {
         self.read(|s| s.conn.extensions().unwrap_or_default().to_string())
     }
 
+    fn ssl_configuration(&self) -> Option<api::TlsSessionInfo> {
+        self.read(|s| {
+            s.tls.as_ref().map(|t| api::TlsSessionInfo {
+                protocol: t.protocol.clone(),
+                cipher: t.cipher.clone(),
+                server_name: t.server_name.clone(),
+                alpn: t.alpn.clone(),
+                peer_certificates: t.peer_certificates.clone(),
+            })
+        })
+    }
+
     fn peer_address(&self) -> String {
         self.read(|s| s.peer_address.clone())
     }
@@ -335,6 +347,23 @@ fn owned(event: AppEvent<'_>) -> api::Event {
         AppEvent::Error { socket, error } => {
             E::ErrorOccurred(api::SocketErrorEvent { socket, error: socket_error(error) })
         }
+        AppEvent::TlsFailed { server, socket, message, peer_address, peer_port, peer_verify } => {
+            let e = api::TlsErrorEvent {
+                server,
+                socket,
+                error_string: message.to_string(),
+                peer_address: peer_address.to_string(),
+                peer_port,
+            };
+            if peer_verify { E::PeerVerifyError(e) } else { E::SslErrors(e) }
+        }
+        AppEvent::TlsAlertReceived { server, socket, alert, description } => E::AlertReceived(api::TlsAlertEvent {
+            server,
+            socket,
+            level: 1,
+            alert,
+            description: description.to_string(),
+        }),
     }
 }
 

@@ -49,9 +49,29 @@ pub struct OutBatch {
     pub abort: Vec<u32>,
 }
 
+/// A TLS session the host established.
+#[derive(Clone, Debug, Default)]
+pub struct TlsInfo {
+    pub protocol: String,
+    pub cipher: String,
+    pub server_name: String,
+    pub alpn: String,
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
+/// A TLS handshake that failed in the host.
+pub struct TlsFailed {
+    pub conn: u32,
+    pub message: String,
+    pub alert_received: Option<u8>,
+    pub peer_verify: bool,
+}
+
 /// Everything that arrived in one turn (see `wsbox:websocket/net.incoming`).
 #[derive(Default)]
 pub struct InBatch {
+    pub tls_established: Vec<(u32, TlsInfo)>,
+    pub tls_failed: Vec<TlsFailed>,
     pub opened: Vec<Opened>,
     pub conns: Vec<u32>,
     pub ends: Vec<u32>,
@@ -73,16 +93,57 @@ pub trait Net {
 /// Qt's signals, as the runtime hands them to an export.
 pub enum AppEvent<'a> {
     NewConnection(u32),
-    ServerError { server: u32, code: CloseCode, message: &'a str, peer_address: &'a str, peer_port: u16 },
+    ServerError {
+        server: u32,
+        code: CloseCode,
+        message: &'a str,
+        peer_address: &'a str,
+        peer_port: u16,
+    },
     Closed(u32),
-    Message { socket: u32, kind: MessageKind, data: &'a [u8] },
-    Frame { socket: u32, kind: MessageKind, data: &'a [u8], is_last: bool },
-    Pong { socket: u32, elapsed_ms: u64, payload: &'a [u8] },
-    StateChanged { socket: u32, state: State },
+    Message {
+        socket: u32,
+        kind: MessageKind,
+        data: &'a [u8],
+    },
+    Frame {
+        socket: u32,
+        kind: MessageKind,
+        data: &'a [u8],
+        is_last: bool,
+    },
+    Pong {
+        socket: u32,
+        elapsed_ms: u64,
+        payload: &'a [u8],
+    },
+    StateChanged {
+        socket: u32,
+        state: State,
+    },
     AboutToClose(u32),
     ReadChannelFinished(u32),
     Disconnected(u32),
-    Error { socket: u32, error: SocketError },
+    Error {
+        socket: u32,
+        error: SocketError,
+    },
+    /// A TLS handshake failed (`peer_verify`: the client certificate).
+    TlsFailed {
+        server: u32,
+        socket: u32,
+        message: &'a str,
+        peer_address: &'a str,
+        peer_port: u16,
+        peer_verify: bool,
+    },
+    /// The client ended the TLS handshake with an alert.
+    TlsAlertReceived {
+        server: u32,
+        socket: u32,
+        alert: u8,
+        description: &'a str,
+    },
 }
 
 /// Where a turn's signals go.
@@ -122,6 +183,8 @@ pub struct Socket {
     pub peer_port: u16,
     pub local_address: String,
     pub local_port: u16,
+    /// The TLS session, on a secure server.
+    pub tls: Option<TlsInfo>,
     /// Handed to the app by `next-pending-connection`.
     taken: bool,
     /// The app dropped its handle: no more signals for it.
@@ -331,6 +394,7 @@ impl<N: Net> Runtime<N> {
                 peer_port: o.peer_port,
                 local_address: o.local_address,
                 local_port: o.local_port,
+                tls: None,
                 taken: false,
                 released: false,
                 dirty: false,
@@ -339,6 +403,27 @@ impl<N: Net> Runtime<N> {
             };
             self.sockets.insert(o.conn, socket);
             self.after_input(o.conn, now, sink);
+        }
+        for (conn, info) in input.tls_established {
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                s.tls = Some(info);
+            }
+        }
+        for f in &input.tls_failed {
+            if let Some(s) = self.sockets.get(&f.conn) {
+                let (server, socket) = (s.server, f.conn);
+                if let Some(alert) = f.alert_received {
+                    sink.push(AppEvent::TlsAlertReceived { server, socket, alert, description: &f.message });
+                }
+                sink.push(AppEvent::TlsFailed {
+                    server,
+                    socket,
+                    message: &f.message,
+                    peer_address: &s.peer_address,
+                    peer_port: s.peer_port,
+                    peer_verify: f.peer_verify,
+                });
+            }
         }
         let mut start = 0usize;
         for (conn, end) in input.conns.iter().zip(&input.ends) {

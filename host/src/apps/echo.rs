@@ -21,8 +21,10 @@ const SHUTDOWN_TURN_MS: u32 = 50;
 pub struct EchoOptions {
     /// The `Server:` header.
     pub name: String,
-    /// Where to listen.
+    /// Where to listen for `ws://`.
     pub listen: SocketAddr,
+    /// Where to listen for `wss://` (the host's TLS identity must be set).
+    pub tls_listen: Option<SocketAddr>,
     /// permessage-deflate settings.
     pub compression: api::CompressionOptions,
     /// On shutdown, how long open connections get to answer our 1001.
@@ -45,18 +47,28 @@ pub async fn run(
     instance: &mut Instance,
     options: &EchoOptions,
     stop: &AtomicBool,
-    on_listening: impl FnOnce(&str),
+    mut on_listening: impl FnMut(&str),
 ) -> Result<()> {
     let Instance { store, api } = instance;
-    let listen = options.listen;
-    let server = api.server().call_constructor(&mut *store, &options.name, api::SecureMode::NonSecureMode).await?;
-    api.server().call_set_compression(&mut *store, server, options.compression).await?;
-    if !api.server().call_listen(&mut *store, server, &listen.ip().to_string(), listen.port()).await? {
-        let reason = api.server().call_error_string(&mut *store, server).await?;
-        bail!("cannot listen on {listen}: {reason}");
+    let mut servers: HashMap<u32, ResourceAny> = HashMap::new();
+    let mut wanted = vec![(options.listen, api::SecureMode::NonSecureMode)];
+    wanted.extend(options.tls_listen.map(|addr| (addr, api::SecureMode::SecureMode)));
+    let mut urls = Vec::new();
+    for (listen, mode) in wanted {
+        let server = api.server().call_constructor(&mut *store, &options.name, mode).await?;
+        api.server().call_set_compression(&mut *store, server, options.compression).await?;
+        if !api.server().call_listen(&mut *store, server, &listen.ip().to_string(), listen.port()).await? {
+            let reason = api.server().call_error_string(&mut *store, server).await?;
+            bail!("cannot listen on {listen}: {reason}");
+        }
+        urls.push(api.server().call_server_url(&mut *store, server).await?);
+        servers.insert(api.server().call_id(&mut *store, server).await?, server);
     }
-    let url = api.server().call_server_url(&mut *store, server).await?;
-    on_listening(&url);
+    // Every server shares the instance's one event loop; any of them turns it.
+    let server = *servers.values().next().expect("at least one server");
+    for url in &urls {
+        on_listening(url);
+    }
 
     let debug = tracing::enabled!(tracing::Level::DEBUG);
     let mut sockets: HashMap<u32, Open> = HashMap::new();
@@ -87,8 +99,9 @@ pub async fn run(
                         open.bytes += payload.len() as u64;
                     }
                 }
-                BatchEvent::Other(Event::NewConnection(_)) => {
-                    while let Some(socket) = api.server().call_next_pending_connection(&mut *store, server).await? {
+                BatchEvent::Other(Event::NewConnection(server_id)) => {
+                    let Some(&owner) = servers.get(&server_id) else { continue };
+                    while let Some(socket) = api.server().call_next_pending_connection(&mut *store, owner).await? {
                         let ws = api.websocket();
                         let id = ws.call_id(&mut *store, socket).await?;
                         if debug {
@@ -124,6 +137,9 @@ pub async fn run(
                         open.handle.resource_drop_async(&mut *store).await?;
                     }
                 }
+                BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e)) => {
+                    tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
+                }
                 BatchEvent::Other(Event::ServerError(e)) => {
                     tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
                 }
@@ -136,7 +152,9 @@ pub async fn run(
                 connections = sockets.len(),
                 "shutting down: no new connections, closing open ones with 1001"
             );
-            api.server().call_close(&mut *store, server).await?;
+            for s in servers.values() {
+                api.server().call_close(&mut *store, *s).await?;
+            }
             for open in sockets.values() {
                 api.websocket().call_close(&mut *store, open.handle, 1001, "Server shutting down").await?;
             }
@@ -157,6 +175,8 @@ pub async fn run(
     }
     // One last turn writes what the drops queued.
     api.server().call_turn(&mut *store, server, 0, &out).await?;
-    server.resource_drop_async(&mut *store).await?;
+    for (_, s) in servers.drain() {
+        s.resource_drop_async(&mut *store).await?;
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use super::inbox::{ReadOutcome, Shared};
 use super::{LINGER, WRITE_HIGH_WATER};
 use crate::bindings::net;
+use crate::tls::TlsState;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,8 @@ use tokio::sync::Notify;
 pub struct Conn {
     pub id: u32,
     stream: TcpStream,
+    /// The TLS session of a connection on a secure listener.
+    tls: Option<Mutex<TlsState>>,
     io: Mutex<Io>,
     wake: Notify,
     /// This connection's share of the current turn (read under the inbox lock).
@@ -42,6 +45,10 @@ impl Conn {
         &self.stream
     }
 
+    pub fn tls(&self) -> Option<&Mutex<TlsState>> {
+        self.tls.as_ref()
+    }
+
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -57,9 +64,24 @@ impl Conn {
         self.share_used.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Writes the guest's `bytes` (encrypted first on a TLS connection).
+    pub fn write(&self, bytes: &[u8]) {
+        match &self.tls {
+            Some(tls) => {
+                let mut records = Vec::with_capacity(bytes.len() + 64);
+                tls.lock().expect("tls lock").encrypt(bytes, &mut records);
+                self.write_raw(&records);
+            }
+            None => self.write_raw(bytes),
+        }
+    }
+
     /// Writes `bytes` now as far as the socket takes them; the rest waits
     /// for writability, after anything already waiting.
-    pub fn write(&self, bytes: &[u8]) {
+    pub fn write_raw(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         let mut io = self.io.lock().expect("io lock");
         if io.close || io.abort || io.failed {
             return;
@@ -89,8 +111,13 @@ impl Conn {
         }
     }
 
-    /// Close once the output is written.
+    /// Close once the output is written (a TLS session says close_notify first).
     pub fn close(&self) {
+        if let Some(tls) = &self.tls {
+            let mut records = Vec::new();
+            tls.lock().expect("tls lock").close_notify(&mut records);
+            self.write_raw(&records);
+        }
         self.io.lock().expect("io lock").close = true;
         self.wake();
     }
@@ -124,10 +151,11 @@ impl Conn {
 }
 
 /// Registers an accepted connection and starts its task.
-pub fn spawn(id: u32, stream: TcpStream, opened: net::Opened, shared: Arc<Shared>) {
+pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Opened, shared: Arc<Shared>) {
     let conn = Arc::new(Conn {
         id,
         stream,
+        tls: tls.map(Mutex::new),
         io: Mutex::new(Io::default()),
         wake: Notify::new(),
         share_epoch: AtomicU32::new(0),
@@ -195,7 +223,14 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
             }
             _ = &mut woken => {
                 if reading == Reading::Blocked {
-                    reading = Reading::On;
+                    // A new turn: take what is buffered (TLS plaintext) even
+                    // if the socket has nothing new.
+                    reading = match shared.read_from(conn) {
+                        ReadOutcome::WouldBlock => Reading::On,
+                        ReadOutcome::Blocked => Reading::Blocked,
+                        ReadOutcome::Eof => Reading::Done,
+                        ReadOutcome::Failed => return false,
+                    };
                 }
             }
         }

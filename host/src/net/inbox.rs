@@ -4,6 +4,7 @@
 use super::conn::Conn;
 use super::{CONN_SHARE, TURN_CAP};
 use crate::bindings::net;
+use crate::tls::TlsState;
 use bytes::BufMut;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -37,6 +38,8 @@ struct Inbox {
     data: Vec<u8>,
     eof: Vec<u32>,
     gone: Vec<u32>,
+    tls_established: Vec<net::TlsSession>,
+    tls_failed: Vec<net::TlsFailure>,
     /// Counts turns, so each connection's share restarts every turn.
     epoch: u32,
     /// Connections that stopped reading because this turn is full.
@@ -45,7 +48,12 @@ struct Inbox {
 
 impl Inbox {
     fn is_empty(&self) -> bool {
-        self.opened.is_empty() && self.conns.is_empty() && self.eof.is_empty() && self.gone.is_empty()
+        self.opened.is_empty()
+            && self.conns.is_empty()
+            && self.eof.is_empty()
+            && self.gone.is_empty()
+            && self.tls_established.is_empty()
+            && self.tls_failed.is_empty()
     }
 }
 
@@ -88,6 +96,9 @@ impl Shared {
     /// Reads from `conn` straight into the batch until the socket would
     /// block, the connection's share of this turn is used, or the turn is full.
     pub fn read_from(&self, conn: &Arc<Conn>) -> ReadOutcome {
+        if let Some(tls) = conn.tls() {
+            return self.read_tls_from(conn, &mut tls.lock().expect("tls lock"));
+        }
         let mut inbox = self.inbox.lock().expect("inbox lock");
         let was_empty = inbox.is_empty();
         let outcome = loop {
@@ -129,6 +140,81 @@ impl Shared {
         outcome
     }
 
+    /// The TLS version of [`Shared::read_from`]: raw bytes from the socket go
+    /// through rustls; the plaintext goes into the batch, within the same
+    /// shares; handshake records go back out at once.
+    fn read_tls_from(&self, conn: &Arc<Conn>, tls: &mut TlsState) -> ReadOutcome {
+        let mut raw = vec![0u8; READ_CHUNK];
+        let mut records = Vec::new();
+        loop {
+            // Plaintext rustls already holds comes first.
+            {
+                let mut inbox = self.inbox.lock().expect("inbox lock");
+                let was_empty = inbox.is_empty();
+                if let Some(session) = tls.take_new_session() {
+                    inbox.tls_established.push(net::TlsSession {
+                        conn: conn.id,
+                        protocol: session.protocol,
+                        cipher: session.cipher,
+                        server_name: session.server_name,
+                        alpn: session.alpn,
+                        peer_certificates: session.peer_certificates,
+                    });
+                }
+                let used = conn.turn_share_used(inbox.epoch);
+                let room = TURN_CAP.saturating_sub(inbox.data.len()).min(CONN_SHARE.saturating_sub(used));
+                let (n, more) = tls.take_plaintext(&mut inbox.data, room);
+                if n > 0 {
+                    let end = inbox.data.len() as u32;
+                    if inbox.conns.last() == Some(&conn.id) {
+                        *inbox.ends.last_mut().expect("ends follow conns") = end;
+                    } else {
+                        inbox.conns.push(conn.id);
+                        inbox.ends.push(end);
+                    }
+                    conn.add_turn_share(n);
+                }
+                let blocked = more && n == room;
+                if blocked {
+                    inbox.blocked.push(Arc::clone(conn));
+                }
+                let now_ready = was_empty && !inbox.is_empty();
+                drop(inbox);
+                if now_ready {
+                    self.ready.notify_one();
+                }
+                if blocked {
+                    return ReadOutcome::Blocked;
+                }
+            }
+            let n = match conn.stream().try_read(&mut raw) {
+                Ok(0) => {
+                    self.push(|i| i.eof.push(conn.id));
+                    return ReadOutcome::Eof;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return ReadOutcome::Failed,
+            };
+            records.clear();
+            let result = tls.receive(&raw[..n], &mut records);
+            conn.write_raw(&records);
+            if let Err(failure) = result {
+                tracing::debug!(conn = conn.id, error = %failure.message, "TLS handshake failed");
+                self.push(|i| {
+                    i.tls_failed.push(net::TlsFailure {
+                        conn: conn.id,
+                        message: failure.message,
+                        alert_received: failure.alert_received,
+                        peer_verify: failure.peer_verify,
+                    })
+                });
+                return ReadOutcome::Failed;
+            }
+        }
+    }
+
     /// Waits until something arrived or `timeout` passed.
     pub async fn wait_for_input(&self, timeout: Duration) {
         if timeout.is_zero() {
@@ -167,6 +253,8 @@ impl Shared {
             data: std::mem::take(&mut inbox.data),
             eof: std::mem::take(&mut inbox.eof),
             gone: std::mem::take(&mut inbox.gone),
+            tls_established: std::mem::take(&mut inbox.tls_established),
+            tls_failed: std::mem::take(&mut inbox.tls_failed),
         };
         drop(inbox);
         for conn in blocked {

@@ -2,13 +2,19 @@
 
 use super::inbox::Shared;
 use crate::bindings::net;
+use crate::tls::TlsState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Accepts until the task is aborted (`unlisten`). Each connection gets an
 /// id, a task of its own, and an `opened` entry in the next turn.
-pub async fn accept_loop(listener_id: u32, tcp: TcpListener, shared: Arc<Shared>) {
+pub async fn accept_loop(
+    listener_id: u32,
+    tcp: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: Arc<Shared>,
+) {
     loop {
         let (stream, peer) = match tcp.accept().await {
             Ok(accepted) => accepted,
@@ -30,6 +36,16 @@ pub async fn accept_loop(listener_id: u32, tcp: TcpListener, shared: Arc<Shared>
             local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
             local_port: local.map_or(0, |a| a.port()),
         };
-        super::spawn_conn(id, stream, opened, Arc::clone(&shared));
+        let session = match &tls {
+            None => None,
+            Some(config) => match TlsState::new(Arc::clone(config)) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    tracing::warn!(listener = listener_id, error = %e, "cannot start a TLS session");
+                    continue;
+                }
+            },
+        };
+        super::spawn_conn(id, stream, session, opened, Arc::clone(&shared));
     }
 }

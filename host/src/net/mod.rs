@@ -48,15 +48,18 @@ impl Interrupter {
 /// The host's sockets for one component instance.
 pub struct NetHost {
     policy: ListenPolicy,
+    /// The operator's TLS identity; secure listeners need it.
+    tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
     listeners: HashMap<u32, JoinHandle<()>>,
     next_listener: u32,
 }
 
 impl NetHost {
-    /// Sockets governed by `policy` (where the component may listen).
-    pub fn new(policy: ListenPolicy) -> Self {
-        Self { policy, shared: Arc::new(Shared::default()), listeners: HashMap::new(), next_listener: 1 }
+    /// Sockets governed by `policy` (where the component may listen), with
+    /// the TLS identity secure listeners use.
+    pub fn new(policy: ListenPolicy, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self { policy, tls, shared: Arc::new(Shared::default()), listeners: HashMap::new(), next_listener: 1 }
     }
 
     /// A handle that ends the instance's current wait for input (see
@@ -72,9 +75,13 @@ impl NetHost {
 
     async fn listen(&mut self, address: String, port: u16, secure: bool) -> Result<net::Listener, net::ListenError> {
         let denied = |message: String| net::ListenError { code: net::ListenErrorCode::AccessDenied, message };
-        if secure {
-            return Err(denied("wss:// is not available: this host has no TLS certificate configured".into()));
-        }
+        let tls = match (secure, &self.tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(Arc::clone(config)),
+            (true, None) => {
+                return Err(denied("wss:// needs a certificate: start wsbox with --tls-cert and --tls-key".into()));
+            }
+        };
         let ip = address.parse().map_err(|_| net::ListenError {
             code: net::ListenErrorCode::AddressNotAvailable,
             message: format!("'{address}' is not an IP address"),
@@ -97,7 +104,7 @@ impl NetHost {
             .map_err(|e| net::ListenError { code: net::ListenErrorCode::Other, message: e.to_string() })?;
         let id = self.next_listener;
         self.next_listener += 1;
-        let task = tokio::spawn(listener::accept_loop(id, tcp, Arc::clone(&self.shared)));
+        let task = tokio::spawn(listener::accept_loop(id, tcp, tls, Arc::clone(&self.shared)));
         self.listeners.insert(id, task);
         tracing::debug!(listener = id, %local, "listening");
         Ok(net::Listener { id, address: local.ip().to_string(), port: local.port() })

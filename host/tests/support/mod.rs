@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The `wss://` URL, when started with `--tls-cert`.
+    pub tls_url: Option<String>,
     pub port: u16,
     stderr: Arc<Mutex<String>>,
 }
@@ -20,7 +22,7 @@ impl Server {
     /// "listening on" line (no sleeps).
     pub fn start(extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -48,11 +50,17 @@ impl Server {
                 panic!("wsbox did not report listening ({other:?}); stderr:\n{}", stderr.lock().unwrap());
             }
         };
+        let tls_url = if extra.contains(&"--tls-cert") {
+            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            Some(line.split_whitespace().last().unwrap_or_default().to_string())
+        } else {
+            None
+        };
         std::thread::spawn(move || for _ in lines {});
         let url = line.split_whitespace().last().expect("url on the listening line").to_string();
         assert!(url.starts_with("ws://127.0.0.1:"), "unexpected listening line: {line}");
         let port = url.rsplit(':').next().unwrap().parse().expect("port");
-        Server { child, url, port, stderr }
+        Server { child, url, tls_url, port, stderr }
     }
 
     /// Sends a signal (`TERM`, `INT`) to the server process.

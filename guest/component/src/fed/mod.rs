@@ -4,7 +4,7 @@
 //! and come back to be reused, so a steady turn does not allocate here.
 
 use crate::bindings::wsbox::websocket::net;
-use crate::runtime::{InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
+use crate::runtime::{InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo};
 use std::time::Instant;
 
 /// The `Net` of a component embedded in a host that implements `net`.
@@ -75,6 +75,30 @@ impl Net for FedNet {
             data: incoming.data,
             eof: incoming.eof,
             gone: incoming.gone,
+            tls_established: incoming
+                .tls_established
+                .into_iter()
+                .map(|t| {
+                    let info = TlsInfo {
+                        protocol: t.protocol,
+                        cipher: t.cipher,
+                        server_name: t.server_name,
+                        alpn: t.alpn,
+                        peer_certificates: t.peer_certificates,
+                    };
+                    (t.conn, info)
+                })
+                .collect(),
+            tls_failed: incoming
+                .tls_failed
+                .into_iter()
+                .map(|f| TlsFailed {
+                    conn: f.conn,
+                    message: f.message,
+                    alert_received: f.alert_received,
+                    peer_verify: f.peer_verify,
+                })
+                .collect(),
         }
     }
 

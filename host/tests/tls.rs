@@ -1,0 +1,188 @@
+//! `wss://`: TLS terminated by the host. Certificates are generated in the
+//! test with rcgen (no key files are committed); clients verify the chain
+//! against the generated CA.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use support::Server;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+
+/// A CA and the PEM files a server or client needs.
+struct Pki {
+    dir: PathBuf,
+    ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wsbox-tls-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, format!("wsbox test CA {name}"));
+        let ca = params.self_signed(&key).unwrap();
+        let ca_pem = ca.pem();
+        std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+        Pki { dir, ca_pem, issuer: Issuer::new(params, key) }
+    }
+
+    /// A leaf certificate for `names`, with a key of `alg`; returns (cert, key) paths.
+    fn leaf(&self, file: &str, names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate_for(alg).unwrap();
+        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let cert_path = self.dir.join(format!("{file}.pem"));
+        let key_path = self.dir.join(format!("{file}.key"));
+        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.ca_pem)).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
+        }
+    };
+    Arc::new(config)
+}
+
+fn server_with(pki: &Pki, alg: &'static rcgen::SignatureAlgorithm, extra: &[&str]) -> Server {
+    let (cert, key) = pki.leaf("server", &["localhost", "127.0.0.1"], alg);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut args = vec!["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// `wss://localhost:PORT` for the server's TLS listener.
+fn wss_url(server: &Server) -> String {
+    server.tls_url.as_ref().expect("a wss:// listener").replace("127.0.0.1", "localhost")
+}
+
+async fn echo_once(url: &str, config: Arc<rustls::ClientConfig>) -> Result<(), String> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), echo_once_inner(url, config))
+        .await
+        .map_err(|_| format!("timed out talking to {url}"))?
+}
+
+async fn echo_once_inner(url: &str, config: Arc<rustls::ClientConfig>) -> Result<(), String> {
+    let (mut ws, _) = connect_async_tls_with_config(url, None, false, Some(Connector::Rustls(config)))
+        .await
+        .map_err(|e| e.to_string())?;
+    for msg in [Message::text("over TLS ✓"), Message::binary(vec![7u8; 70_000])] {
+        ws.send(msg.clone()).await.map_err(|e| e.to_string())?;
+        let got = ws.next().await.ok_or("stream ended")?.map_err(|e| e.to_string())?;
+        if got != msg {
+            return Err(format!("echo mismatch: {got:?}"));
+        }
+    }
+    ws.close(None).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn wss_echo_with_a_verified_chain_for_ecdsa_and_ed25519_keys() {
+    for alg in [&rcgen::PKCS_ECDSA_P256_SHA256, &rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
+        let pki = Pki::new("chain");
+        let server = server_with(&pki, alg, &[]);
+        echo_once(&wss_url(&server), client_config(&pki.ca_path(), None)).await.expect("wss echo");
+        // The plain listener runs beside it.
+        let (mut ws, _) = tokio_tungstenite::connect_async(&server.url).await.expect("ws beside wss");
+        ws.send(Message::text("plain")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("plain"));
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_ca_fails() {
+    let pki = Pki::new("untrusted");
+    let other = Pki::new("other");
+    let server = server_with(&pki, &rcgen::PKCS_ECDSA_P256_SHA256, &[]);
+    let err = echo_once(&wss_url(&server), client_config(&other.ca_path(), None)).await.unwrap_err();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+#[tokio::test]
+async fn client_certificates_are_verified_when_client_auth_is_on() {
+    let pki = Pki::new("clientauth");
+    let rogue = Pki::new("rogue");
+    let ca = pki.ca_path().display().to_string();
+    let server = server_with(&pki, &rcgen::PKCS_ECDSA_P256_SHA256, &["--tls-client-ca", &ca]);
+    let url = wss_url(&server);
+    let (cert, key) = pki.leaf("client", &["client.example"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    echo_once(&url, client_config(&pki.ca_path(), Some((&cert, &key)))).await.expect("a client the CA signed");
+    let (bad_cert, bad_key) = rogue.leaf("client", &["client.example"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    assert!(echo_once(&url, client_config(&pki.ca_path(), Some((&bad_cert, &bad_key)))).await.is_err());
+    assert!(echo_once(&url, client_config(&pki.ca_path(), None)).await.is_err(), "no certificate, no entry");
+    // The refusals reached the app as TLS events (the echo app logs them).
+    for _ in 0..100 {
+        if server.stderr().matches("TLS handshake failed").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(server.stderr().matches("TLS handshake failed").count() >= 2, "{}", server.stderr());
+}
+
+#[tokio::test]
+async fn plaintext_and_garbage_on_the_tls_port_are_dropped_while_good_clients_are_served() {
+    let pki = Pki::new("garbage");
+    let server = server_with(&pki, &rcgen::PKCS_ECDSA_P256_SHA256, &[]);
+    let port: u16 = server.tls_url.as_ref().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    for junk in [&b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"[..], &[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5][..]]
+    {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        tcp.write_all(junk).unwrap();
+        let mut reply = Vec::new();
+        let _ = tcp.read_to_end(&mut reply);
+        assert!(!reply.starts_with(b"HTTP/"), "no HTTP answer on the TLS port: {reply:?}");
+        echo_once(&wss_url(&server), client_config(&pki.ca_path(), None)).await.expect("still served");
+    }
+    assert!(server.stderr().contains("TLS handshake failed"), "{}", server.stderr());
+}
+
+#[test]
+fn an_unreadable_certificate_is_one_clear_error_before_listening() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wsbox"))
+        .args(["--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read certificates from /nonexistent/cert.pem"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing listened");
+}

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Run this component instead of the embedded one.
     #[arg(long, value_name = "PATH")]
     pub component: Option<PathBuf>,
+    /// Milliseconds a client has to complete its upgrade request (the TLS
+    /// handshake included on wss://); -1 disables the deadline (Qt's
+    /// `handshakeTimeout`).
+    #[arg(long, default_value_t = 10_000, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..))]
+    pub handshake_timeout_ms: i32,
     /// The `Server:` header of handshake responses.
     #[arg(long, default_value = "wsbox", value_name = "NAME")]
     pub server_name: String,

@@ -73,6 +73,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         listen: args.listen,
         tls_listen,
         compression: args.compression(),
+        handshake_timeout_ms: args.handshake_timeout_ms,
         shutdown_grace: Duration::from_millis(args.shutdown_timeout_ms),
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -157,3 +157,22 @@ fn listening_where_the_operator_did_not_allow_fails_clearly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot listen on") && stderr.to_lowercase().contains("in use"), "{stderr}");
 }
+
+#[test]
+fn a_client_that_sends_nothing_or_half_a_request_is_dropped_at_the_handshake_deadline() {
+    let server = Server::start(&["--handshake-timeout-ms", "300"]);
+    for partial in [&b""[..], &b"GET / HTTP/1.1\r\nHost: x\r\n"[..]] {
+        let started = std::time::Instant::now();
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        tcp.write_all(partial).unwrap();
+        let mut buf = Vec::new();
+        let _ = tcp.read_to_end(&mut buf);
+        assert!(buf.is_empty(), "no response at the deadline (Qt's behaviour): {buf:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= std::time::Duration::from_millis(250) && waited < std::time::Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+}

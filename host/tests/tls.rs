@@ -186,3 +186,54 @@ fn an_unreadable_certificate_is_one_clear_error_before_listening() {
     assert!(stderr.contains("cannot read certificates from /nonexistent/cert.pem"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing listened");
 }
+
+#[tokio::test]
+async fn tls_1_2_works_and_the_session_facts_reach_the_app() {
+    let pki = Pki::new("facts");
+    let ca = pki.ca_path().display().to_string();
+    let server = server_with(&pki, &rcgen::PKCS_ECDSA_P256_SHA256, &["--tls-client-ca", &ca, "--log-level", "debug"]);
+    let (cert, key) = pki.leaf("client", &["client.example"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let tls12 = {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(pki.ca_path()).unwrap()).unwrap();
+        let chain = CertificateDer::pem_file_iter(&cert).unwrap().map(Result::unwrap).collect();
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(&key).unwrap())
+            .unwrap()
+    };
+    echo_once(&wss_url(&server), Arc::new(tls12)).await.expect("TLS 1.2 echo");
+    echo_once(&wss_url(&server), client_config(&pki.ca_path(), Some((&cert, &key)))).await.expect("TLS 1.3 echo");
+    for _ in 0..100 {
+        if server.stderr().contains("TLSv1_3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The echo app reads websocket.ssl-configuration() and logs it.
+    let log = server.stderr();
+    assert!(log.contains("TLSv1_2 TLS_ECDHE_ECDSA"), "{log}");
+    assert!(log.contains("TLSv1_3 TLS13_"), "{log}");
+    assert!(log.contains("sni=localhost"), "{log}");
+    assert!(log.contains("peer-certificates=2"), "the client's chain reached the app: {log}");
+}
+
+#[test]
+fn the_handshake_timeout_covers_the_tls_handshake() {
+    let pki = Pki::new("timeout");
+    let server = server_with(&pki, &rcgen::PKCS_ECDSA_P256_SHA256, &["--handshake-timeout-ms", "300"]);
+    let port: u16 = server.tls_url.as_ref().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let started = std::time::Instant::now();
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "dropped without a byte");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(250) && waited < std::time::Duration::from_secs(3),
+        "{waited:?}"
+    );
+}

@@ -27,6 +27,8 @@ pub struct EchoOptions {
     pub tls_listen: Option<SocketAddr>,
     /// permessage-deflate settings.
     pub compression: api::CompressionOptions,
+    /// Qt's `handshakeTimeout` in ms; negative disables it.
+    pub handshake_timeout_ms: i32,
     /// On shutdown, how long open connections get to answer our 1001.
     pub shutdown_grace: Duration,
 }
@@ -57,6 +59,7 @@ pub async fn run(
     for (listen, mode) in wanted {
         let server = api.server().call_constructor(&mut *store, &options.name, mode).await?;
         api.server().call_set_compression(&mut *store, server, options.compression).await?;
+        api.server().call_set_handshake_timeout(&mut *store, server, options.handshake_timeout_ms).await?;
         if !api.server().call_listen(&mut *store, server, &listen.ip().to_string(), listen.port()).await? {
             let reason = api.server().call_error_string(&mut *store, server).await?;
             bail!("cannot listen on {listen}: {reason}");
@@ -110,7 +113,17 @@ pub async fn run(
                             let path = ws.call_resource_name(&mut *store, socket).await?;
                             let subprotocol = ws.call_subprotocol(&mut *store, socket).await?;
                             let extensions = ws.call_extensions(&mut *store, socket).await?;
-                            tracing::debug!(socket = id, peer = %format!("{peer}:{port}"), path, subprotocol, extensions, "connection opened");
+                            let tls = ws.call_ssl_configuration(&mut *store, socket).await?.map(|t| {
+                                format!(
+                                    "{} {} sni={} alpn={} peer-certificates={}",
+                                    t.protocol,
+                                    t.cipher,
+                                    t.server_name,
+                                    t.alpn,
+                                    t.peer_certificates.len()
+                                )
+                            });
+                            tracing::debug!(socket = id, peer = %format!("{peer}:{port}"), path, subprotocol, extensions, tls = tls.unwrap_or_default(), "connection opened");
                         }
                         sockets.insert(id, Open { handle: socket, since: Instant::now(), messages: 0, bytes: 0 });
                         if shutting_down.is_some() {

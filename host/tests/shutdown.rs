@@ -44,3 +44,27 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
 async fn ctrl_c_closes_every_connection_with_1001_and_exits_0() {
     shutdown_with("INT").await;
 }
+
+#[test]
+fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
+    use std::io::{Read, Write};
+    // Grace far longer than the core's 5 s close timeout: the exit must come from the timeout.
+    let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    silent
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+    let mut head = [0u8; 12];
+    silent.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    let started = std::time::Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(15)).expect("exit after the close timeout");
+    assert!(status.success());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(4) && waited < Duration::from_secs(12), "{waited:?}");
+    drop(silent);
+}

@@ -385,7 +385,11 @@ impl<N: Net> Runtime<N> {
         let now = self.net.now_ms();
 
         for o in input.opened {
-            let Some(&server) = self.by_listener.get(&o.listener) else { continue };
+            let Some(&server) = self.by_listener.get(&o.listener) else {
+                // Accepted just before its listener closed: nobody wants it.
+                self.out.abort.push(o.conn);
+                continue;
+            };
             let config = Arc::clone(&self.servers[&server].config);
             let socket = Socket {
                 conn: Connection::new(config, now),
@@ -410,7 +414,7 @@ impl<N: Net> Runtime<N> {
             }
         }
         for f in &input.tls_failed {
-            if let Some(s) = self.sockets.get(&f.conn) {
+            if let Some(s) = self.sockets.get(&f.conn).filter(|s| !s.released) {
                 let (server, socket) = (s.server, f.conn);
                 if let Some(alert) = f.alert_received {
                     sink.push(AppEvent::TlsAlertReceived { server, socket, alert, description: &f.message });
@@ -427,8 +431,9 @@ impl<N: Net> Runtime<N> {
         }
         let mut start = 0usize;
         for (conn, end) in input.conns.iter().zip(&input.ends) {
-            let bytes = &input.data[start..*end as usize];
-            start = *end as usize;
+            let end = (*end as usize).clamp(start, input.data.len());
+            let bytes = &input.data[start..end];
+            start = end;
             if let Some(s) = self.sockets.get_mut(conn) {
                 s.conn.handle_input(now, bytes);
                 self.after_input(*conn, now, sink);
@@ -508,6 +513,8 @@ impl<N: Net> Runtime<N> {
                     }
                 }
             }
+            // Commands (close, a dropped handle) may have set a deadline.
+            schedule(&mut self.timers, *id, s);
             if s.transport_done && (!s.taken || s.released) {
                 let server = s.server;
                 self.sockets.remove(id);
@@ -531,14 +538,7 @@ impl<N: Net> Runtime<N> {
         if s.conn.bytes_to_write() > 0 || s.conn.transport() != Transport::Open || s.conn.has_pending_failure() {
             mark_dirty(&mut self.dirty, id, s);
         }
-        if let Some(deadline) = s.conn.poll_timeout() {
-            if s.timer != Some(deadline) {
-                s.timer = Some(deadline);
-                self.timers.push(Reverse((deadline, id)));
-            }
-        } else {
-            s.timer = None;
-        }
+        schedule(&mut self.timers, id, s);
     }
 
     /// Turns the core's events into signals; decides upgrade requests.
@@ -617,6 +617,19 @@ impl<N: Net> Runtime<N> {
         } else {
             s.conn.accept_upgrade(now);
         }
+    }
+}
+
+/// Puts the socket's next deadline in the timer heap (stale entries are
+/// skipped when they come up).
+fn schedule(timers: &mut BinaryHeap<Reverse<(u64, u32)>>, id: u32, s: &mut Socket) {
+    match s.conn.poll_timeout() {
+        Some(deadline) if s.timer != Some(deadline) => {
+            s.timer = Some(deadline);
+            timers.push(Reverse((deadline, id)));
+        }
+        Some(_) => {}
+        None => s.timer = None,
     }
 }
 

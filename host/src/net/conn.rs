@@ -2,7 +2,7 @@
 //! driver could not write at once, and closes gracefully.
 
 use super::inbox::{ReadOutcome, Shared};
-use super::{LINGER, WRITE_HIGH_WATER};
+use super::{LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
 use crate::bindings::net;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
@@ -68,8 +68,11 @@ impl Conn {
     pub fn write(&self, bytes: &[u8]) {
         match &self.tls {
             Some(tls) => {
+                // Records leave in the order rustls numbered them: hold the
+                // session until they are queued.
+                let mut session = tls.lock().expect("tls lock");
                 let mut records = Vec::with_capacity(bytes.len() + 64);
-                tls.lock().expect("tls lock").encrypt(bytes, &mut records);
+                session.encrypt(bytes, &mut records);
                 self.write_raw(&records);
             }
             None => self.write_raw(bytes),
@@ -103,6 +106,18 @@ impl Conn {
         }
         if done < bytes.len() {
             let was_idle = io.unwritten() == 0;
+            if io.unwritten() + bytes.len() - done > WRITE_HARD_CAP {
+                // The peer does not read: drop it rather than grow without bound.
+                tracing::debug!(conn = self.id, "output over its cap; dropping the connection");
+                io.failed = true;
+                drop(io);
+                return self.wake();
+            }
+            if io.written > io.pending.len() / 2 {
+                let written = io.written;
+                io.pending.drain(..written);
+                io.written = 0;
+            }
             io.pending.extend_from_slice(&bytes[done..]);
             drop(io);
             if was_idle {
@@ -114,8 +129,9 @@ impl Conn {
     /// Close once the output is written (a TLS session says close_notify first).
     pub fn close(&self) {
         if let Some(tls) = &self.tls {
+            let mut session = tls.lock().expect("tls lock");
             let mut records = Vec::new();
-            tls.lock().expect("tls lock").close_notify(&mut records);
+            session.close_notify(&mut records);
             self.write_raw(&records);
         }
         self.io.lock().expect("io lock").close = true;
@@ -161,7 +177,13 @@ pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Ope
         share_epoch: AtomicU32::new(0),
         share_used: AtomicUsize::new(0),
     });
-    shared.conns.lock().expect("conns lock").insert(id, Arc::clone(&conn));
+    {
+        let mut conns = shared.conns.lock().expect("conns lock");
+        if shared.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return; // the instance is going away
+        }
+        conns.insert(id, Arc::clone(&conn));
+    }
     shared.push_opened(opened);
     tokio::spawn(async move {
         let requested = drive(&conn, &shared).await;
@@ -185,6 +207,8 @@ enum Reading {
 /// socket fails (false).
 async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
     let mut reading = Reading::On;
+    // Once closing, a peer that never takes our last bytes is dropped.
+    let mut close_deadline: Option<tokio::time::Instant> = None;
     loop {
         let woken = conn.wake.notified();
         tokio::pin!(woken);
@@ -203,6 +227,10 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
             linger(conn, reading == Reading::Done).await;
             return true;
         }
+        if close && close_deadline.is_none() {
+            close_deadline = Some(tokio::time::Instant::now() + LINGER);
+        }
+        let deadline = close_deadline.unwrap_or_else(|| tokio::time::Instant::now() + LINGER);
         let want_read = reading == Reading::On && unwritten < WRITE_HIGH_WATER && !close;
         tokio::select! {
             ready = conn.stream.readable(), if want_read => {
@@ -221,6 +249,7 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
                     return false;
                 }
             }
+            _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => return true,
             _ = &mut woken => {
                 if reading == Reading::Blocked {
                     // A new turn: take what is buffered (TLS plaintext) even

@@ -4,7 +4,7 @@
 use super::conn::Conn;
 use super::{CONN_SHARE, TURN_CAP};
 use crate::bindings::net;
-use crate::tls::TlsState;
+use crate::tls::{TlsFailure, TlsState};
 use bytes::BufMut;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -26,6 +26,8 @@ pub struct Shared {
     ready: Notify,
     /// Set by [`Shared::interrupt`]: the current wait ends without input.
     interrupted: AtomicBool,
+    /// The instance's sockets are being dropped: accept no more.
+    pub closed: AtomicBool,
     next_conn: AtomicU32,
 }
 
@@ -163,7 +165,13 @@ impl Shared {
                 }
                 let used = conn.turn_share_used(inbox.epoch);
                 let room = TURN_CAP.saturating_sub(inbox.data.len()).min(CONN_SHARE.saturating_sub(used));
-                let (n, more) = tls.take_plaintext(&mut inbox.data, room);
+                let (n, more) = match tls.take_plaintext(&mut inbox.data, room) {
+                    Ok(taken) => taken,
+                    Err(failure) => {
+                        drop(inbox);
+                        return self.tls_failed(conn, tls, failure);
+                    }
+                };
                 if n > 0 {
                     let end = inbox.data.len() as u32;
                     if inbox.conns.last() == Some(&conn.id) {
@@ -187,6 +195,11 @@ impl Shared {
                     return ReadOutcome::Blocked;
                 }
             }
+            if tls.peer_closed() {
+                // close_notify: the peer sends nothing more.
+                self.push(|i| i.eof.push(conn.id));
+                return ReadOutcome::Eof;
+            }
             let n = match conn.stream().try_read(&mut raw) {
                 Ok(0) => {
                     self.push(|i| i.eof.push(conn.id));
@@ -201,18 +214,26 @@ impl Shared {
             let result = tls.receive(&raw[..n], &mut records);
             conn.write_raw(&records);
             if let Err(failure) = result {
-                tracing::debug!(conn = conn.id, error = %failure.message, "TLS handshake failed");
-                self.push(|i| {
-                    i.tls_failed.push(net::TlsFailure {
-                        conn: conn.id,
-                        message: failure.message,
-                        alert_received: failure.alert_received,
-                        peer_verify: failure.peer_verify,
-                    })
-                });
-                return ReadOutcome::Failed;
+                return self.tls_failed(conn, tls, failure);
             }
         }
+    }
+
+    /// Sends rustls's alert, reports the failure to the guest, ends the connection.
+    fn tls_failed(&self, conn: &Conn, tls: &mut TlsState, failure: TlsFailure) -> ReadOutcome {
+        let mut records = Vec::new();
+        tls.flush_into(&mut records);
+        conn.write_raw(&records);
+        tracing::debug!(conn = conn.id, error = %failure.message, "TLS failed");
+        self.push(|i| {
+            i.tls_failed.push(net::TlsFailure {
+                conn: conn.id,
+                message: failure.message,
+                alert_received: failure.alert_received,
+                peer_verify: failure.peer_verify,
+            })
+        });
+        ReadOutcome::Failed
     }
 
     /// Waits until something arrived or `timeout` passed.

@@ -30,6 +30,10 @@ pub const TURN_CAP: usize = 1024 * 1024;
 pub const CONN_SHARE: usize = 256 * 1024;
 /// Unwritten output above which a connection is not read any more.
 pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// Unwritten output above which the connection is dropped (reported `gone`):
+/// a peer that does not read cannot grow the host's memory past this. It
+/// leaves room for one largest message (64 MiB) in flight.
+pub const WRITE_HARD_CAP: usize = 80 * 1024 * 1024;
 /// How long a closed connection keeps draining what the peer still sends,
 /// so that our close frame is not destroyed by a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -142,6 +146,7 @@ impl NetHost {
 
 impl Drop for NetHost {
     fn drop(&mut self) {
+        self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
         for (_, task) in self.listeners.drain() {
             task.abort();
         }

@@ -31,17 +31,23 @@ pub struct TlsFailure {
     pub peer_verify: bool,
 }
 
+/// Most raw bytes held back while rustls's plaintext buffer is full; the
+/// reader stops reading the socket long before (it is blocked for the turn),
+/// so passing this means a peer rustls will not take input from.
+const MAX_BACKLOG: usize = 256 * 1024;
+
 /// rustls plus the raw bytes it has not taken yet.
 pub struct TlsState {
     conn: ServerConnection,
     backlog: Vec<u8>,
     reported: bool,
+    peer_closed: bool,
 }
 
 impl TlsState {
     /// A new server-side session.
     pub fn new(config: Arc<rustls::ServerConfig>) -> Result<Self, rustls::Error> {
-        Ok(Self { conn: ServerConnection::new(config)?, backlog: Vec::new(), reported: false })
+        Ok(Self { conn: ServerConnection::new(config)?, backlog: Vec::new(), reported: false, peer_closed: false })
     }
 
     /// Takes raw bytes from the socket; handshake records to send go to `out`.
@@ -52,32 +58,58 @@ impl TlsState {
         result
     }
 
-    /// Feeds the backlog to rustls as far as it takes it.
+    /// Feeds the backlog to rustls as far as it takes it. Stops (keeping the
+    /// rest) only while rustls holds plaintext for us to take; any other
+    /// refusal is a failure, and after the peer's close_notify the rest is
+    /// dropped (nothing after it counts).
     fn pump(&mut self) -> Result<(), TlsFailure> {
         let mut offset = 0;
         let result = loop {
-            if offset == self.backlog.len() {
+            if offset == self.backlog.len() || self.peer_closed {
                 break Ok(());
             }
             let mut rd = &self.backlog[offset..];
             match self.conn.read_tls(&mut rd) {
                 Ok(0) => break Ok(()),
                 Ok(n) => offset += n,
-                // The plaintext buffer is full: take plaintext, then pump again.
-                Err(_) => break Ok(()),
+                Err(e) => {
+                    let full = self.conn.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0);
+                    if full {
+                        break Ok(());
+                    }
+                    break Err(TlsFailure { message: e.to_string(), alert_received: None, peer_verify: false });
+                }
             }
-            if let Err(e) = self.conn.process_new_packets() {
-                break Err(failure(e));
+            match self.conn.process_new_packets() {
+                Ok(state) => self.peer_closed |= state.peer_has_closed(),
+                Err(e) => break Err(failure(e)),
             }
         };
-        self.backlog.drain(..offset);
+        if self.peer_closed {
+            self.backlog.clear();
+        } else {
+            self.backlog.drain(..offset);
+        }
+        if result.is_ok() && self.backlog.len() > MAX_BACKLOG {
+            return Err(TlsFailure {
+                message: "TLS input backlog over its limit".into(),
+                alert_received: None,
+                peer_verify: false,
+            });
+        }
         result
+    }
+
+    /// The peer sent close_notify: no more input will come.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
     }
 
     /// Moves up to `max` plaintext bytes to the end of `dst`. Returns how
     /// many, and whether input may still be waiting inside (the caller
-    /// stopped at `max`, or rustls has raw bytes it could not take yet).
-    pub fn take_plaintext(&mut self, dst: &mut Vec<u8>, max: usize) -> (usize, bool) {
+    /// stopped at `max`, or rustls has raw bytes it could not take yet); an
+    /// error found while feeding held-back bytes fails the session.
+    pub fn take_plaintext(&mut self, dst: &mut Vec<u8>, max: usize) -> Result<(usize, bool), TlsFailure> {
         let mut taken = 0;
         let mut chunk = [0u8; 4096];
         loop {
@@ -96,11 +128,12 @@ impl TlsState {
             }
             // rustls refused raw bytes while its plaintext buffer was full.
             let before = self.backlog.len();
-            if self.pump().is_err() || self.backlog.len() == before {
+            self.pump()?;
+            if self.backlog.len() == before {
                 break;
             }
         }
-        (taken, taken >= max || !self.backlog.is_empty())
+        Ok((taken, taken >= max || !self.backlog.is_empty()))
     }
 
     /// Encrypts `plain` into TLS records appended to `out`. rustls takes at
@@ -143,6 +176,11 @@ impl TlsState {
     /// True until the handshake completed.
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
+    }
+
+    /// Appends every record rustls has queued (an alert after a failure).
+    pub fn flush_into(&mut self, out: &mut Vec<u8>) {
+        self.flush(out);
     }
 
     fn flush(&mut self, out: &mut Vec<u8>) {

@@ -87,7 +87,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     });
     let component_name = args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
     wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
-        tracing::info!(%url, component = component_name, deflate = !args.no_deflate, "listening");
+        tracing::info!(
+            %url,
+            component = component_name,
+            deflate = !args.no_deflate,
+            handshake_timeout_ms = args.handshake_timeout_ms,
+            "listening"
+        );
         println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
         let _ = std::io::stdout().flush();
     })

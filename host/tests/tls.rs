@@ -237,3 +237,47 @@ fn the_handshake_timeout_covers_the_tls_handshake() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn an_rsa_identity_serves_wss() {
+    // rcgen on ring cannot generate RSA keys: the system's openssl makes the
+    // key, rcgen signs a leaf for it with the test CA.
+    let pki = Pki::new("rsa");
+    let key_path = pki.dir.join("rsa.key");
+    let status = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&key_path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian's openssl package) makes the RSA test key");
+    assert!(status.success(), "openssl could not make an RSA key");
+    let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).unwrap()).expect("an RSA PKCS#8 key");
+    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &pki.issuer).unwrap();
+    let cert_path = pki.dir.join("rsa.pem");
+    std::fs::write(&cert_path, format!("{}{}", leaf.pem(), pki.ca_pem)).unwrap();
+    let (c, k) = (cert_path.display().to_string(), key_path.display().to_string());
+    let server = Server::start(&["--tls-cert", &c, "--tls-key", &k]);
+    echo_once(&wss_url(&server), client_config(&pki.ca_path(), None)).await.expect("wss echo with an RSA key");
+}
+
+#[test]
+fn an_expired_certificate_is_a_warning_at_start_up() {
+    let pki = Pki::new("expired");
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.signed_by(&key, &pki.issuer).unwrap();
+    let (cert_path, key_path) = (pki.dir.join("old.pem"), pki.dir.join("old.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (c, k) = (cert_path.display().to_string(), key_path.display().to_string());
+    let server = Server::start(&["--tls-cert", &c, "--tls-key", &k]);
+    for _ in 0..100 {
+        if server.stderr().contains("the certificate has expired") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(server.stderr().contains("the certificate has expired"), "{}", server.stderr());
+}

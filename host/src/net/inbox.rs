@@ -49,6 +49,19 @@ struct Inbox {
 }
 
 impl Inbox {
+    /// Books `n` bytes just appended to `data` to `conn`: one item per
+    /// connection run, extended while the same connection keeps reading.
+    fn record_input(&mut self, conn: &Conn, n: usize) {
+        let end = self.data.len() as u32;
+        if self.conns.last() == Some(&conn.id) {
+            *self.ends.last_mut().expect("ends follow conns") = end;
+        } else {
+            self.conns.push(conn.id);
+            self.ends.push(end);
+        }
+        conn.add_turn_share(n);
+    }
+
     fn is_empty(&self) -> bool {
         self.opened.is_empty()
             && self.conns.is_empty()
@@ -119,15 +132,8 @@ impl Shared {
                     break ReadOutcome::Eof;
                 }
                 Ok(n) => {
-                    let end = inbox.data.len() as u32;
                     debug_assert_eq!(inbox.data.len(), before + n);
-                    if inbox.conns.last() == Some(&conn.id) {
-                        *inbox.ends.last_mut().expect("ends follow conns") = end;
-                    } else {
-                        inbox.conns.push(conn.id);
-                        inbox.ends.push(end);
-                    }
-                    conn.add_turn_share(n);
+                    inbox.record_input(conn, n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break ReadOutcome::WouldBlock,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -173,14 +179,7 @@ impl Shared {
                     }
                 };
                 if n > 0 {
-                    let end = inbox.data.len() as u32;
-                    if inbox.conns.last() == Some(&conn.id) {
-                        *inbox.ends.last_mut().expect("ends follow conns") = end;
-                    } else {
-                        inbox.conns.push(conn.id);
-                        inbox.ends.push(end);
-                    }
-                    conn.add_turn_share(n);
+                    inbox.record_input(conn, n);
                 }
                 let blocked = more && n == room;
                 if blocked {

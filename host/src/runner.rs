@@ -45,8 +45,16 @@ impl WsboxComponent {
         Self::from_bytes(&bytes).with_context(|| format!("compiling the component {}", path.display()))
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let engine = Engine::new(&wasmtime::Config::new())?;
+    /// A component from bytes, compiled with wasmtime's defaults.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_with_config(bytes, &wasmtime::Config::new())
+    }
+
+    /// A component from bytes, compiled by an engine made from `config`
+    /// (for embedders who tune wasmtime: memory, caching, a host memory
+    /// creator).
+    pub fn from_bytes_with_config(bytes: &[u8], config: &wasmtime::Config) -> Result<Self> {
+        let engine = Engine::new(config)?;
         let component = Component::from_binary(&engine, bytes)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -281,3 +281,206 @@ fn an_expired_certificate_is_a_warning_at_start_up() {
     }
     assert!(server.stderr().contains("the certificate has expired"), "{}", server.stderr());
 }
+
+/// The guest's linear memories, made by the test so it can read them: a
+/// `wasmtime::MemoryCreator` whose memories are plain heap buffers (explicit
+/// bounds checks, no guard pages) and leave a copy of their bytes behind
+/// when the store drops them, when no wasm can touch them any more.
+mod guest_memory {
+    use std::sync::{Arc, Mutex};
+    use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+
+    #[derive(Default)]
+    pub struct Recorder {
+        pub dropped: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    struct Recorded {
+        bytes: Vec<u8>,
+        maximum: Option<usize>,
+        dropped: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Recorder {
+        /// A wasmtime config whose linear memories come from this recorder.
+        pub fn config(self: &Arc<Self>) -> wasmtime::Config {
+            let mut config = wasmtime::Config::new();
+            config
+                .with_host_memory(Arc::clone(self) as Arc<dyn MemoryCreator>)
+                .memory_reservation(0)
+                .memory_reservation_for_growth(0)
+                .memory_guard_size(0)
+                .memory_may_move(true)
+                .memory_init_cow(false)
+                .signals_based_traps(false);
+            config
+        }
+    }
+
+    // SAFETY: every memory is a zero-filled heap buffer of the asked size;
+    // with no reservation and no guard pages requested (see `config`),
+    // wasmtime bounds-checks every access itself and allows moves on growth.
+    unsafe impl MemoryCreator for Recorder {
+        fn new_memory(
+            &self,
+            _ty: MemoryType,
+            minimum: usize,
+            maximum: Option<usize>,
+            _reserved: Option<usize>,
+            guard: usize,
+        ) -> Result<Box<dyn LinearMemory>, String> {
+            if guard != 0 {
+                return Err(format!("the recorder cannot provide {guard} guard bytes"));
+            }
+            Ok(Box::new(Recorded { bytes: vec![0; minimum], maximum, dropped: Arc::clone(&self.dropped) }))
+        }
+    }
+
+    // SAFETY: `as_ptr` points at `byte_size` initialised bytes; growth zero-fills
+    // and may move the buffer, which the config allows.
+    unsafe impl LinearMemory for Recorded {
+        fn byte_size(&self) -> usize {
+            self.bytes.len()
+        }
+        fn byte_capacity(&self) -> usize {
+            self.bytes.capacity()
+        }
+        fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
+            if self.maximum.is_some_and(|max| new_size > max) {
+                wasmtime::bail!("memory maximum exceeded");
+            }
+            self.bytes.resize(new_size, 0);
+            Ok(())
+        }
+        fn as_ptr(&self) -> *mut u8 {
+            self.bytes.as_ptr().cast_mut()
+        }
+    }
+
+    impl Drop for Recorded {
+        fn drop(&mut self) {
+            self.dropped.lock().unwrap().push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// The 32-byte private scalar inside an ECDSA P-256 PKCS#8 key: the
+/// `ECPrivateKey` is `SEQUENCE { INTEGER 1, OCTET STRING (32) … }`.
+fn p256_private_scalar(pkcs8: &[u8]) -> Vec<u8> {
+    let marker = [0x02, 0x01, 0x01, 0x04, 0x20];
+    let at = pkcs8.windows(marker.len()).position(|w| w == marker).expect("an ECPrivateKey in the PKCS#8 key");
+    pkcs8[at + marker.len()..at + marker.len() + 32].to_vec()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The design's promise, checked: the TLS key lives in the host only. The
+/// echo app runs in this process on a component whose linear memory the
+/// test can read; after 1 000 `wss://` handshakes and echoes, no 12-byte
+/// piece of the private key (scalar, PKCS#8 or PEM text) is in it, while a
+/// message the clients sent is (so the scan does see guest data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_1000_tls_handshakes_the_guest_memory_holds_no_byte_of_the_private_key() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use wsbox::runner::{EMBEDDED_COMPONENT, WsboxComponent};
+
+    let pki = Pki::new("keyscan");
+    let (cert_path, key_path) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let key_pem = std::fs::read(&key_path).unwrap();
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).unwrap().secret_der().to_vec();
+    let scalar = p256_private_scalar(&key_der);
+    let tls = wsbox::tls::load_server_config(&wsbox::tls::TlsFiles {
+        cert: cert_path.clone(),
+        key: key_path.clone(),
+        client_ca: None,
+    })
+    .expect("the server identity loads");
+
+    let recorder = Arc::new(guest_memory::Recorder::default());
+    let component = WsboxComponent::from_bytes_with_config(EMBEDDED_COMPONENT, &recorder.config()).unwrap();
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut instance = component.instantiate(wsbox::sandbox::ListenPolicy::new([any_port]), Some(tls)).await.unwrap();
+    let interrupter = instance.store.data().net.interrupter();
+    let options = wsbox::apps::echo::EchoOptions {
+        name: "keyscan".into(),
+        listen: any_port,
+        tls_listen: Some(any_port),
+        compression: wsbox::bindings::api::CompressionOptions {
+            enabled: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            min_size: 32,
+        },
+        handshake_timeout_ms: 10_000,
+        shutdown_grace: std::time::Duration::from_secs(2),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    let marker: Vec<u8> = (0..1000u32).flat_map(|i| format!("keyscan-marker-{i};").into_bytes()).take(4096).collect();
+    let ca = pki.ca_path();
+    let stop_clients = Arc::clone(&stop);
+    let message = marker.clone();
+    let clients = tokio::spawn(async move {
+        let url = url_rx.await.unwrap().replace("127.0.0.1", "localhost");
+        let config = client_config(&ca, None);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, config, next) = (url.clone(), Arc::clone(&config), Arc::clone(&next));
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < 1000 {
+                        let (mut ws, _) =
+                            connect_async_tls_with_config(&url, None, false, Some(Connector::Rustls(config.clone())))
+                                .await
+                                .expect("wss handshake");
+                        ws.send(Message::text("hello")).await.unwrap();
+                        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+                        ws.close(None).await.unwrap();
+                        while ws.next().await.is_some() {}
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("a client worker");
+        }
+        // The control: one more message the scan must find.
+        let (mut ws, _) =
+            connect_async_tls_with_config(&url, None, false, Some(Connector::Rustls(config))).await.unwrap();
+        ws.send(Message::binary(message.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(message));
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        stop_clients.store(true, Ordering::Release);
+        interrupter.interrupt();
+    });
+    let mut url_tx = Some(url_tx);
+    wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
+        if url.starts_with("wss://") {
+            let _ = url_tx.take().map(|tx| tx.send(url.to_string()));
+        }
+    })
+    .await
+    .expect("the echo app runs and stops");
+    clients.await.expect("1000 wss clients echoed");
+    drop(instance);
+
+    let memories = std::mem::take(&mut *recorder.dropped.lock().unwrap());
+    let total: usize = memories.iter().map(Vec::len).sum();
+    assert!(total > 0, "the recorder saw no guest memory");
+    assert!(
+        memories.iter().any(|m| contains(m, &marker[marker.len() - 64..])),
+        "the control failed: a message the guest echoed is not in its memory ({total} bytes scanned)"
+    );
+    for (what, secret) in [("private scalar", &scalar), ("PKCS#8 DER", &key_der), ("PEM file", &key_pem)] {
+        for piece in secret.windows(12) {
+            for memory in &memories {
+                assert!(!contains(memory, piece), "a 12-byte piece of the {what} is in the guest's memory");
+            }
+        }
+    }
+}

@@ -18,3 +18,9 @@ conformance:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmark wsbox against a raw TCP echo and tokio-tungstenite (a few minutes);
+# rewrites the results section of docs/benchmarks.md.
+bench *ARGS:
+    cargo build --release -p wsbox -p wsbox-bench
+    ./target/release/wsbox-bench run --out docs/benchmarks.md {{ARGS}}

@@ -1,0 +1,299 @@
+//! The load generator: N connections, each keeping a window of W messages
+//! of a fixed size in flight (closed loop: every echo sends the next one).
+//! The send time travels in the payload (16 hex digits of nanoseconds since
+//! the generator started), so a round trip is measured on one clock.
+
+use crate::procfs;
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+pub enum Kind {
+    Text,
+    Binary,
+}
+
+/// One load run.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadOptions {
+    /// `ws://…`, `wss://…` (with --ca) or `tcp://host:port` (a raw echo).
+    #[arg(long)]
+    pub url: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub conns: usize,
+    /// Messages in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    pub window: usize,
+    /// Payload bytes per message (at least 16: the send time).
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    #[arg(long, value_enum, default_value_t = Kind::Binary)]
+    pub kind: Kind,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// The server's PID, to report its CPU use.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// CA certificate (PEM) to trust for `wss://`.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+/// What one load run measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadReport {
+    pub messages: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub msgs_per_sec: f64,
+    pub mib_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// The generator's own CPU use, % of one core.
+    pub client_cpu_pct: f64,
+    /// The server's CPU use, % of one core (0 when no PID was given).
+    pub server_cpu_pct: f64,
+    /// Messages echoed per second of server CPU time: not capped by the generator.
+    pub msgs_per_server_cpu_sec: f64,
+}
+
+const WARMUP: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// What one connection counted while measuring.
+struct Tally {
+    latency_ns: Histogram<u64>,
+    messages: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency_ns: Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds"),
+            messages: 0,
+            bytes: 0,
+            errors: 0,
+        }
+    }
+
+    fn record(&mut self, phase: u8, payload: &[u8], expected: usize, clock: Instant) {
+        if phase != MEASURE {
+            return;
+        }
+        match sent_at(payload) {
+            Some(sent) if payload.len() == expected => {
+                let now = clock.elapsed().as_nanos() as u64;
+                let _ = self.latency_ns.record(now.saturating_sub(sent).max(1_000));
+                self.messages += 1;
+                self.bytes += payload.len() as u64;
+            }
+            _ => self.errors += 1,
+        }
+    }
+}
+
+fn stamp(template: &[u8], clock: Instant) -> Vec<u8> {
+    let mut payload = template.to_vec();
+    let now = clock.elapsed().as_nanos() as u64;
+    payload[..16].copy_from_slice(format!("{now:016x}").as_bytes());
+    payload
+}
+
+fn sent_at(payload: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(payload.get(..16)?).ok()?, 16).ok()
+}
+
+enum Conn {
+    Raw(tokio::net::TcpStream),
+    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>),
+}
+
+/// Opens one connection (WebSocket handshake included).
+async fn connect(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Conn> {
+    if let Some(addr) = url.strip_prefix("tcp://") {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        return Ok(Conn::Raw(stream));
+    }
+    let connector = tls.map(|c| tokio_tungstenite::Connector::Rustls(Arc::clone(c)));
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    Ok(Conn::Ws(Box::new(ws)))
+}
+
+async fn drive(conn: Conn, opts: Arc<LoadOptions>, phase: Arc<AtomicU8>, clock: Instant) -> Result<Tally> {
+    let mut tally = Tally::new();
+    let mut template = vec![b'a'; opts.size];
+    template[16..].iter_mut().enumerate().for_each(|(i, b)| *b = b'a' + (i % 26) as u8);
+    match conn {
+        Conn::Raw(mut stream) => {
+            let (mut rd, mut wr) = stream.split();
+            for _ in 0..opts.window {
+                wr.write_all(&stamp(&template, clock)).await?;
+            }
+            let mut echo = vec![0u8; opts.size];
+            loop {
+                rd.read_exact(&mut echo).await?;
+                let now = phase.load(Ordering::Relaxed);
+                tally.record(now, &echo, opts.size, clock);
+                if now == STOP {
+                    return Ok(tally);
+                }
+                wr.write_all(&stamp(&template, clock)).await?;
+            }
+        }
+        Conn::Ws(mut ws) => {
+            let message = |payload: Vec<u8>| match opts.kind {
+                Kind::Binary => Message::binary(payload),
+                Kind::Text => Message::text(String::from_utf8(payload).expect("ASCII payload")),
+            };
+            for _ in 0..opts.window {
+                ws.feed(message(stamp(&template, clock))).await?;
+            }
+            ws.flush().await?;
+            loop {
+                let echo = ws.next().await.context("the server closed the connection")??;
+                let now = phase.load(Ordering::Relaxed);
+                match &echo {
+                    Message::Text(t) => tally.record(now, t.as_bytes(), opts.size, clock),
+                    Message::Binary(b) => tally.record(now, b, opts.size, clock),
+                    _ => continue,
+                }
+                if now == STOP {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+                    return Ok(tally);
+                }
+                ws.send(message(stamp(&template, clock))).await?;
+            }
+        }
+    }
+}
+
+/// Runs the load and reports what it measured.
+pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
+    if opts.size < 16 {
+        bail!("--size must be at least 16 (the send time travels in the payload)");
+    }
+    let tls = opts.ca.as_deref().map(crate::pki::client_config).transpose()?;
+    let clock = Instant::now();
+    let opts = Arc::new(opts);
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let mut conns = Vec::with_capacity(opts.conns);
+    // Connect in slices so 1 000 handshakes do not all queue at once.
+    for chunk in (0..opts.conns).collect::<Vec<_>>().chunks(64) {
+        let pending: Vec<_> = chunk.iter().map(|_| connect(&opts.url, tls.as_ref())).collect();
+        for conn in futures_util::future::join_all(pending).await {
+            conns.push(conn?);
+        }
+    }
+    let tasks: Vec<_> =
+        conns.into_iter().map(|conn| tokio::spawn(drive(conn, Arc::clone(&opts), Arc::clone(&phase), clock))).collect();
+
+    tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
+    let me = std::process::id();
+    let (client_cpu0, server_cpu0) = (procfs::cpu_time(me)?, opts.server_pid.map(procfs::cpu_time).transpose()?);
+    let started = Instant::now();
+    phase.store(MEASURE, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
+    phase.store(STOP, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    let client_cpu = (procfs::cpu_time(me)? - client_cpu0).as_secs_f64();
+    let server_cpu = match (opts.server_pid, server_cpu0) {
+        (Some(pid), Some(before)) => (procfs::cpu_time(pid)? - before).as_secs_f64(),
+        _ => 0.0,
+    };
+
+    let mut total = Tally::new();
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(t))) => {
+                total.latency_ns.add(&t.latency_ns).expect("same histogram bounds");
+                total.messages += t.messages;
+                total.bytes += t.bytes;
+                total.errors += t.errors;
+            }
+            _ => total.errors += 1,
+        }
+    }
+    let us = |q: f64| total.latency_ns.value_at_quantile(q) as f64 / 1_000.0;
+    Ok(LoadReport {
+        messages: total.messages,
+        bytes: total.bytes,
+        errors: total.errors,
+        seconds,
+        msgs_per_sec: total.messages as f64 / seconds,
+        mib_per_sec: total.bytes as f64 / seconds / (1024.0 * 1024.0),
+        p50_us: us(0.5),
+        p99_us: us(0.99),
+        p999_us: us(0.999),
+        client_cpu_pct: 100.0 * client_cpu / seconds,
+        server_cpu_pct: 100.0 * server_cpu / seconds,
+        msgs_per_server_cpu_sec: if server_cpu > 0.0 { total.messages as f64 / server_cpu } else { 0.0 },
+    })
+}
+
+/// Resident memory of a server with no, `conns` idle, and again no connections.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdleReport {
+    pub conns: usize,
+    pub rss_before: u64,
+    pub rss_open: u64,
+    pub rss_after: u64,
+    pub bytes_per_conn: f64,
+}
+
+/// Warms the server with a few echoes, then holds `conns` idle connections.
+pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_pid: u32) -> Result<IdleReport> {
+    let tls = ca.map(crate::pki::client_config).transpose()?;
+    let settle = Duration::from_millis(700);
+    {
+        let mut warm = Vec::new();
+        for _ in 0..8 {
+            warm.push(connect(url, tls.as_ref()).await?);
+        }
+        for conn in &mut warm {
+            if let Conn::Ws(ws) = conn {
+                ws.send(Message::binary(vec![1u8; 1024])).await?;
+                ws.next().await.context("warm-up echo")??;
+                ws.close(None).await?;
+            }
+        }
+    }
+    tokio::time::sleep(settle).await;
+    let rss_before = procfs::rss_bytes(server_pid)?;
+    let mut open = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        open.push(connect(url, tls.as_ref()).await?);
+    }
+    tokio::time::sleep(settle).await;
+    let rss_open = procfs::rss_bytes(server_pid)?;
+    drop(open);
+    tokio::time::sleep(settle * 2).await;
+    let rss_after = procfs::rss_bytes(server_pid)?;
+    Ok(IdleReport {
+        conns,
+        rss_before,
+        rss_open,
+        rss_after,
+        bytes_per_conn: (rss_open as f64 - rss_before as f64) / conns as f64,
+    })
+}

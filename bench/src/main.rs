@@ -1,0 +1,92 @@
+//! `wsbox-bench`: a load generator, the native baselines, and `run`, which
+//! measures wsbox against them and writes `docs/benchmarks.md`.
+
+mod baselines;
+mod load;
+mod pki;
+mod procfs;
+mod report;
+mod run;
+mod servers;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(version, about = "Benchmarks wsbox against a raw TCP echo and tokio-tungstenite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every cell against every server, interleaved; prints (and with --out writes) the report.
+    Run(run::RunOptions),
+    /// One load run against a URL; prints a JSON report.
+    Load(load::LoadOptions),
+    /// Resident memory of a server with idle connections; prints JSON.
+    Idle {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        #[arg(long)]
+        server_pid: u32,
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Serves a native baseline.
+    Serve {
+        #[arg(value_enum)]
+        kind: baselines::Baseline,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Certificate chain (PEM) for `tungstenite-tls`.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Private key (PEM) for `tungstenite-tls`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run_cli(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsbox-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    match cli.command {
+        Cmd::Run(opts) => {
+            let results = run::run(opts)?;
+            print!("{}", results.markdown);
+        }
+        Cmd::Load(opts) => {
+            let report = runtime()?.block_on(load::run(opts))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Cmd::Idle { url, conns, server_pid, ca } => {
+            let report = runtime()?.block_on(load::idle(&url, ca.as_deref(), conns, server_pid))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Cmd::Serve { kind, listen, cert, key } => {
+            let tls = match (kind, cert, key) {
+                (baselines::Baseline::TungsteniteTls, Some(cert), Some(key)) => Some(pki::server_config(&cert, &key)?),
+                (baselines::Baseline::TungsteniteTls, _, _) => anyhow::bail!("tungstenite-tls needs --cert and --key"),
+                _ => None,
+            };
+            runtime()?.block_on(baselines::serve(kind, listen, tls))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The Markdown report: the machine, the command, a table per cell, the
+//! ratios to the native baselines and the targets.
+
+use crate::load::LoadReport;
+use crate::run::{Results, RunOptions};
+use anyhow::Result;
+use std::fmt::Write;
+use std::path::Path;
+
+pub const BEGIN: &str = "<!-- wsbox-bench:results:begin -->";
+pub const END: &str = "<!-- wsbox-bench:results:end -->";
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_default();
+    let dirty = git(&["status", "--porcelain", "--", "host", "guest", "wit", "bench"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{head}+dirty") } else { head }
+}
+
+fn find<'a>(row: &'a [(&'static str, LoadReport)], label: &str) -> Option<&'a LoadReport> {
+    row.iter().find(|(l, _)| *l == label).map(|(_, r)| r)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 { format!("{:.2}×", a / b) } else { "n/a".into() }
+}
+
+pub fn markdown(results: &Results, opts: &RunOptions) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "Measured {} on {} (commit {}).", date(), machine(), commit());
+    let _ = writeln!(
+        md,
+        "Command: `cargo run --release -p wsbox-bench -- run{}` — {} round(s) per cell, {} s measured after {} s warm-up, interleaved; {}.\n",
+        if opts.quick { " --quick" } else { "" },
+        opts.rounds,
+        opts.duration,
+        opts.warmup,
+        if results.pinned { "servers pinned to core 0, load generator to core 1" } else { "unpinned" }
+    );
+    let _ = writeln!(md, "### Ratios\n");
+    let _ = writeln!(
+        md,
+        "| cell | wsbox ÷ tokio-tungstenite (msgs/s) | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ raw TCP (msgs/s) | p50 wsbox − tokio-tungstenite |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (cell, row) in &results.cells {
+        let (w, t, raw) = match (
+            find(row, "wsbox").or(find(row, "wsbox (TLS)")),
+            find(row, "tokio-tungstenite").or(find(row, "tokio-tungstenite + tokio-rustls")),
+            find(row, "raw TCP echo"),
+        ) {
+            (Some(w), Some(t), raw) => (w, t, raw),
+            _ => continue,
+        };
+        let tls = if find(row, "wsbox (TLS)").is_some() { " (TLS)" } else { "" };
+        let _ = writeln!(
+            md,
+            "| {cell}{tls} | {} | {} | {} | {:+.0} µs |",
+            ratio(w.msgs_per_sec, t.msgs_per_sec),
+            ratio(w.msgs_per_server_cpu_sec, t.msgs_per_server_cpu_sec),
+            raw.map_or("—".into(), |r| ratio(w.msgs_per_sec, r.msgs_per_sec)),
+            w.p50_us - t.p50_us
+        );
+    }
+    let plain = results.cells.iter().find(|(c, row)| c.starts_with("64×16×1 KiB") && find(row, "wsbox").is_some());
+    let tls = results.cells.iter().find(|(_, row)| find(row, "wsbox (TLS)").is_some());
+    if let (Some((_, plain)), Some((_, tls))) = (plain, tls) {
+        let (p, s) = (find(plain, "wsbox").unwrap(), find(tls, "wsbox (TLS)").unwrap());
+        let _ = writeln!(
+            md,
+            "\nwsbox over TLS ÷ wsbox plain, headline cell: {} msgs/s.",
+            ratio(s.msgs_per_sec, p.msgs_per_sec)
+        );
+    }
+
+    let _ = writeln!(md, "\n### Every cell (medians)\n");
+    let _ = writeln!(
+        md,
+        "| cell | server | msgs/s | MiB/s | p50 µs | p99 µs | p99.9 µs | server CPU % | msgs per server-CPU s | generator CPU % | errors |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for (cell, row) in &results.cells {
+        for (label, r) in row {
+            let _ = writeln!(
+                md,
+                "| {cell} | {label} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+                r.msgs_per_sec,
+                r.mib_per_sec,
+                r.p50_us,
+                r.p99_us,
+                r.p999_us,
+                r.server_cpu_pct,
+                r.msgs_per_server_cpu_sec,
+                r.client_cpu_pct,
+                r.errors
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n### Memory per idle connection\n");
+    let _ = writeln!(
+        md,
+        "| server | RSS, no connection | RSS, {} idle | RSS after they close | per connection |",
+        results.idle.first().map_or(0, |(_, r)| r.conns)
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (label, r) in &results.idle {
+        let _ = writeln!(
+            md,
+            "| {label} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+            mib(r.rss_before),
+            mib(r.rss_open),
+            mib(r.rss_after),
+            r.bytes_per_conn / 1024.0
+        );
+    }
+    let _ = writeln!(md, "\n### Cold start\n\nSpawn to \"listening\" (median): {:.0} ms.", results.cold_start_ms);
+    md
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Replaces the text between the result markers of `path` (creating the
+/// file, or appending the markers, when they are missing).
+pub fn write_section(path: &Path, section: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{section}{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ => format!("{old}{}{block}\n", if old.is_empty() || old.ends_with('\n') { "" } else { "\n" }),
+    };
+    std::fs::write(path, new)?;
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! `wsbox-bench run`: every server, every cell, interleaved (A B C A B C …),
+//! servers pinned to core 0 and the load generator to core 1; medians of
+//! the rounds; a Markdown report of ratios to the native baselines.
+
+use crate::load::{IdleReport, Kind, LoadReport};
+use crate::servers::{self, Running};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunOptions {
+    /// A smoke run: one short round of small cells (seconds, not minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds per cell (each round runs every server once).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Warm-up seconds per run.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// The Markdown file whose results section is (re)written.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The wsbox binary (default: the one next to this program).
+    #[arg(long)]
+    pub wsbox: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Wsbox,
+    WsboxTls,
+    Tungstenite,
+    TungsteniteTls,
+    RawTcp,
+}
+
+impl Target {
+    fn label(self) -> &'static str {
+        match self {
+            Target::Wsbox => "wsbox",
+            Target::WsboxTls => "wsbox (TLS)",
+            Target::Tungstenite => "tokio-tungstenite",
+            Target::TungsteniteTls => "tokio-tungstenite + tokio-rustls",
+            Target::RawTcp => "raw TCP echo",
+        }
+    }
+}
+
+struct Cell {
+    name: String,
+    conns: usize,
+    window: usize,
+    size: usize,
+    kind: Kind,
+    targets: &'static [Target],
+}
+
+const PLAIN: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::RawTcp];
+const TLS: &[Target] = &[Target::WsboxTls, Target::TungsteniteTls];
+
+fn cells(quick: bool) -> Vec<Cell> {
+    let many = if quick { 50 } else { 1000 };
+    let cell = |conns: usize, window: usize, size: usize, kind: Kind, targets| Cell {
+        name: format!(
+            "{conns}×{window}×{} {}",
+            if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") },
+            if kind == Kind::Text { "text" } else { "binary" }
+        ),
+        conns,
+        window,
+        size,
+        kind,
+        targets,
+    };
+    vec![
+        cell(1, 1, 32, Kind::Text, PLAIN),
+        cell(64, 16, 1024, Kind::Binary, PLAIN),
+        cell(64, 16, 64 * 1024, Kind::Binary, PLAIN),
+        cell(many, 16, 1024, Kind::Binary, PLAIN),
+        cell(64, 16, 1024, Kind::Binary, TLS),
+    ]
+}
+
+/// The servers, started once and kept for every cell.
+struct Servers {
+    running: BTreeMap<Target, Running>,
+    ca: PathBuf,
+}
+
+fn start_servers(wsbox: &Path, identity: &crate::pki::Identity, pin: Option<usize>) -> Result<Servers> {
+    let me = std::env::current_exe()?;
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (cert, key) = (identity.cert.display().to_string(), identity.key.display().to_string());
+    let quiet = ["--listen", "127.0.0.1:0", "--log-level", "warn"];
+    let mut running = BTreeMap::new();
+    running.insert(Target::Wsbox, Running::start("wsbox", wsbox, &s(&[&["serve"], &quiet[..]].concat()), pin, "ws")?);
+    let tls_args =
+        [&["serve"], &quiet[..], &["--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key]].concat();
+    running.insert(Target::WsboxTls, Running::start("wsbox-tls", wsbox, &s(&tls_args), pin, "wss")?);
+    let baseline = |kind: &str| s(&["serve", kind, "--listen", "127.0.0.1:0", "--cert", &cert, "--key", &key]);
+    running.insert(Target::Tungstenite, Running::start("tungstenite", &me, &baseline("tungstenite"), pin, "ws")?);
+    running.insert(
+        Target::TungsteniteTls,
+        Running::start("tungstenite-tls", &me, &baseline("tungstenite-tls"), pin, "wss")?,
+    );
+    running.insert(Target::RawTcp, Running::start("raw-tcp", &me, &baseline("raw-tcp"), pin, "tcp")?);
+    Ok(Servers { running, ca: identity.ca.clone() })
+}
+
+/// Runs the generator as a child process (pinned), so its CPU is its own.
+fn load(server: &Running, ca: &Path, cell: &Cell, opts: &RunOptions, pin: Option<usize>) -> Result<LoadReport> {
+    let me = std::env::current_exe()?;
+    let mut command = match pin {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(&me);
+            c
+        }
+        None => Command::new(&me),
+    };
+    let url = server.url.replace("wss://127.0.0.1", "wss://localhost");
+    command.args(["load", "--url", &url]).args(["--conns", &cell.conns.to_string()]);
+    command.args(["--window", &cell.window.to_string(), "--size", &cell.size.to_string()]);
+    command.args(["--kind", if cell.kind == Kind::Text { "text" } else { "binary" }]);
+    command.args(["--duration", &opts.duration.to_string(), "--warmup", &opts.warmup.to_string()]);
+    command.args(["--server-pid", &server.pid.to_string()]).arg("--ca").arg(ca);
+    let output = command.output().context("running the load generator")?;
+    if !output.status.success() {
+        bail!(
+            "load against {} ({}) failed: {}",
+            server.name,
+            cell.name,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("parsing the load report")
+}
+
+fn idle(server: &Running, ca: &Path, conns: usize) -> Result<IdleReport> {
+    let me = std::env::current_exe()?;
+    let url = server.url.replace("wss://127.0.0.1", "wss://localhost");
+    let output = Command::new(me)
+        .args(["idle", "--url", &url, "--conns", &conns.to_string(), "--server-pid", &server.pid.to_string()])
+        .arg("--ca")
+        .arg(ca)
+        .output()?;
+    if !output.status.success() {
+        bail!("idle run against {} failed: {}", server.name, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// The median of each field over the rounds.
+fn median(runs: &[LoadReport]) -> LoadReport {
+    let pick = |f: fn(&LoadReport) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    LoadReport {
+        messages: pick(|r| r.messages as f64) as u64,
+        bytes: pick(|r| r.bytes as f64) as u64,
+        errors: runs.iter().map(|r| r.errors).sum(),
+        seconds: pick(|r| r.seconds),
+        msgs_per_sec: pick(|r| r.msgs_per_sec),
+        mib_per_sec: pick(|r| r.mib_per_sec),
+        p50_us: pick(|r| r.p50_us),
+        p99_us: pick(|r| r.p99_us),
+        p999_us: pick(|r| r.p999_us),
+        client_cpu_pct: pick(|r| r.client_cpu_pct),
+        server_cpu_pct: pick(|r| r.server_cpu_pct),
+        msgs_per_server_cpu_sec: pick(|r| r.msgs_per_server_cpu_sec),
+    }
+}
+
+/// Everything one `run` measured.
+pub struct Results {
+    pub cells: Vec<(String, Vec<(&'static str, LoadReport)>)>,
+    pub idle: Vec<(&'static str, IdleReport)>,
+    pub cold_start_ms: f64,
+    pub pinned: bool,
+    pub markdown: String,
+}
+
+pub fn run(mut opts: RunOptions) -> Result<Results> {
+    if opts.quick {
+        opts.rounds = 1;
+        opts.duration = opts.duration.min(0.3);
+        opts.warmup = opts.warmup.min(0.1);
+    }
+    let wsbox = match &opts.wsbox {
+        Some(p) => p.clone(),
+        None => servers::sibling_wsbox()?,
+    };
+    let pinned = servers::can_pin();
+    let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
+    if !pinned {
+        eprintln!("wsbox-bench: taskset or a second core is missing: running unpinned");
+    }
+    let identity = crate::pki::Identity::generate()?;
+
+    // Cold start and idle memory first, on fresh processes.
+    let cold = servers::cold_starts(&wsbox, &[], if opts.quick { 1 } else { 5 })?;
+    let mut cold_ms: Vec<f64> = cold.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    cold_ms.sort_by(f64::total_cmp);
+    let cold_start_ms = cold_ms[cold_ms.len() / 2];
+
+    let servers = start_servers(&wsbox, &identity, server_core)?;
+    let idle_conns = if opts.quick { 50 } else { 1000 };
+    let mut idle_reports = Vec::new();
+    for target in [Target::Wsbox, Target::Tungstenite, Target::RawTcp] {
+        let server = &servers.running[&target];
+        idle_reports.push((target.label(), idle(server, &servers.ca, idle_conns)?));
+    }
+
+    let mut cell_results = Vec::new();
+    for cell in cells(opts.quick) {
+        let mut runs: BTreeMap<Target, Vec<LoadReport>> = BTreeMap::new();
+        for round in 0..opts.rounds {
+            for &target in cell.targets {
+                let report = load(&servers.running[&target], &servers.ca, &cell, &opts, load_core)?;
+                eprintln!(
+                    "wsbox-bench: {} round {} {}: {:.0} msgs/s, p50 {:.0} µs, server CPU {:.0}%",
+                    cell.name,
+                    round + 1,
+                    target.label(),
+                    report.msgs_per_sec,
+                    report.p50_us,
+                    report.server_cpu_pct
+                );
+                runs.entry(target).or_default().push(report);
+            }
+        }
+        let medians = cell.targets.iter().map(|t| (t.label(), median(&runs[t]))).collect();
+        cell_results.push((cell.name.clone(), medians));
+    }
+    drop(servers);
+
+    let mut results =
+        Results { cells: cell_results, idle: idle_reports, cold_start_ms, pinned, markdown: String::new() };
+    results.markdown = crate::report::markdown(&results, &opts);
+    if let Some(out) = &opts.out {
+        crate::report::write_section(out, &results.markdown)?;
+    }
+    Ok(results)
+}

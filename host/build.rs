@@ -19,6 +19,7 @@ fn main() {
         "guest/component/src",
         "guest/component/Cargo.toml",
         "guest/component/Cargo.lock",
+        "guest/component/.cargo/config.toml",
         "guest/core/src",
         "guest/core/Cargo.toml",
         "wit",

@@ -13,6 +13,13 @@ use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::ListenPolicy;
 use wsbox::tls::{TlsFiles, load_server_config};
 
+/// mimalloc instead of glibc's malloc: the flat per-turn batches are up to
+/// 1 MiB, allocated on one thread and freed on another; glibc returned those
+/// pages to the kernel and faulted them in again every turn (measured: ~15%
+/// of server CPU in page faults at 64 KiB messages).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
@@ -37,7 +44,7 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };

@@ -420,4 +420,8 @@ impl Sink for BatchSink {
     fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
+
+    fn expect_payload(&mut self, bytes: usize) {
+        self.payload.reserve(bytes);
+    }
 }

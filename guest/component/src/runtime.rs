@@ -150,6 +150,9 @@ pub enum AppEvent<'a> {
 pub trait Sink {
     fn push(&mut self, event: AppEvent<'_>);
     fn is_empty(&self) -> bool;
+    /// About `bytes` of message payload may follow (the turn's input size):
+    /// a flat sink reserves it once instead of doubling as messages arrive.
+    fn expect_payload(&mut self, _bytes: usize) {}
 }
 
 /// Signals raised outside a turn (by a call), delivered at the next turn.
@@ -383,6 +386,7 @@ impl<N: Net> Runtime<N> {
         let timeout = if sink.is_empty() { self.wait_budget(now, timeout_ms) } else { 0 };
         let input = self.net.exchange(&mut self.out, timeout);
         let now = self.net.now_ms();
+        sink.expect_payload(input.data.len());
 
         for o in input.opened {
             let Some(&server) = self.by_listener.get(&o.listener) else {

@@ -660,8 +660,7 @@ impl Connection {
             self.records.push(Record::Frame { kind, range, is_last: header.fin });
         }
         if header.fin {
-            let (kind, bytes) = self.message.finish()?;
-            let range = push_arena(&mut self.arena, bytes);
+            let (kind, range) = self.message.finish_into(&mut self.arena)?;
             self.records.push(Record::Message { kind, range });
             self.delivered_this_round += 1;
             self.message.reset();

@@ -84,6 +84,9 @@ pub async fn run(
         out.kinds.clear();
         out.ends.clear();
         out.data.clear();
+        // When the messages fill the payload end to end (the usual case), the
+        // payload itself is sent back: the echo costs no copy here.
+        let reuse = payload_is_messages_only(&batch.events, batch.payload.len());
         for event in batch.events {
             match event {
                 BatchEvent::TextMessage(span) | BatchEvent::BinaryMessage(span) => {
@@ -92,14 +95,17 @@ pub async fn run(
                     } else {
                         MessageKind::Binary
                     };
-                    let payload = &batch.payload[span.start as usize..span.end as usize];
                     out.sockets.push(span.socket);
                     out.kinds.push(kind);
-                    out.data.extend_from_slice(payload);
-                    out.ends.push(out.data.len() as u32);
+                    if reuse {
+                        out.ends.push(span.end);
+                    } else {
+                        out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
+                        out.ends.push(out.data.len() as u32);
+                    }
                     if let Some(open) = sockets.get_mut(&span.socket) {
                         open.messages += 1;
-                        open.bytes += payload.len() as u64;
+                        open.bytes += u64::from(span.end - span.start);
                     }
                 }
                 BatchEvent::Other(Event::NewConnection(server_id)) => {
@@ -159,6 +165,9 @@ pub async fn run(
                 _ => {}
             }
         }
+        if reuse {
+            out.data = batch.payload;
+        }
         if stop.load(Ordering::Acquire) && shutting_down.is_none() {
             shutting_down = Some(Instant::now());
             tracing::info!(
@@ -192,4 +201,19 @@ pub async fn run(
         s.resource_drop_async(&mut *store).await?;
     }
     Ok(())
+}
+
+/// Whether the payload holds only whole messages, back to back in event order.
+fn payload_is_messages_only(events: &[BatchEvent], len: usize) -> bool {
+    let mut at = 0;
+    for event in events {
+        match event {
+            BatchEvent::TextMessage(span) | BatchEvent::BinaryMessage(span) if span.start as usize == at => {
+                at = span.end as usize;
+            }
+            BatchEvent::Other(_) => {}
+            _ => return false,
+        }
+    }
+    at == len
 }

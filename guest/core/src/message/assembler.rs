@@ -2,6 +2,7 @@
 
 use super::utf8::Utf8Validator;
 use crate::error::ProtocolError;
+use std::ops::Range;
 
 /// Capacity kept between messages; a larger buffer is freed when its
 /// message is done, so one 16 MiB message does not pin 16 MiB per
@@ -85,6 +86,21 @@ impl Assembler {
             return Err(ProtocolError::InvalidUtf8);
         }
         Ok((kind, &self.buf))
+    }
+
+    /// Ends the message like [`Assembler::finish`] and moves its bytes to the
+    /// end of `arena`, returning where they are. An empty arena trades
+    /// buffers with the assembler instead of copying (the usual case: one
+    /// message per connection between two drains).
+    pub fn finish_into(&mut self, arena: &mut Vec<u8>) -> Result<(MessageKind, Range<usize>), ProtocolError> {
+        let (kind, bytes) = self.finish()?;
+        let start = arena.len();
+        if start == 0 {
+            std::mem::swap(arena, &mut self.buf);
+        } else {
+            arena.extend_from_slice(bytes);
+        }
+        Ok((kind, start..arena.len()))
     }
 
     /// Drops the message (done or abandoned); a buffer larger than the

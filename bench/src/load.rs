@@ -264,7 +264,6 @@ pub struct IdleReport {
 /// Warms the server with a few echoes, then holds `conns` idle connections.
 pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_pid: u32) -> Result<IdleReport> {
     let tls = ca.map(crate::pki::client_config).transpose()?;
-    let settle = Duration::from_millis(700);
     {
         let mut warm = Vec::new();
         for _ in 0..8 {
@@ -278,17 +277,14 @@ pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_
             }
         }
     }
-    tokio::time::sleep(settle).await;
-    let rss_before = procfs::rss_bytes(server_pid)?;
+    let rss_before = settled_rss(server_pid).await?;
     let mut open = Vec::with_capacity(conns);
     for _ in 0..conns {
         open.push(connect(url, tls.as_ref()).await?);
     }
-    tokio::time::sleep(settle).await;
-    let rss_open = procfs::rss_bytes(server_pid)?;
+    let rss_open = settled_rss(server_pid).await?;
     drop(open);
-    tokio::time::sleep(settle * 2).await;
-    let rss_after = procfs::rss_bytes(server_pid)?;
+    let rss_after = settled_rss(server_pid).await?;
     Ok(IdleReport {
         conns,
         rss_before,
@@ -296,4 +292,21 @@ pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_
         rss_after,
         bytes_per_conn: (rss_open as f64 - rss_before as f64) / conns as f64,
     })
+}
+
+/// The server's RSS once it stops moving (allocators return freed memory
+/// with a delay, and a start-up's compiler memory goes away late): sampled
+/// every 250 ms until three samples agree within 64 KiB, at most 10 s.
+async fn settled_rss(pid: u32) -> Result<u64> {
+    let mut samples = vec![procfs::rss_bytes(pid)?];
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        samples.push(procfs::rss_bytes(pid)?);
+        if let [.., a, b, c] = samples[..] {
+            if a.abs_diff(b) < 64 * 1024 && b.abs_diff(c) < 64 * 1024 {
+                return Ok(c);
+            }
+        }
+    }
+    Ok(*samples.last().expect("sampled"))
 }

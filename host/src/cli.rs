@@ -2,12 +2,13 @@
 
 use crate::bindings::api::CompressionOptions;
 use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Qt's QWebSocketServer as a sandboxed WebAssembly component.
 #[derive(Debug, Parser)]
-#[command(name = "wsbox", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "wsbox", version, about, args_conflicts_with_subcommands = true, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -32,6 +33,11 @@ pub enum LogFormat {
 /// Options of `wsbox serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Read options from a TOML file: its keys are these flags' long names
+    /// (`listen = "0.0.0.0:80"`, `no-deflate = true`); flags on the command
+    /// line win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address and port to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:1234", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
@@ -107,5 +113,140 @@ impl ServeArgs {
             client_no_context_takeover: self.deflate_client_no_context_takeover,
             min_size: self.deflate_min_size,
         }
+    }
+}
+
+/// Parses the command line, reading `--config FILE` when given: the file's
+/// keys become flags placed before the command line's own, so those win.
+/// Exits with clap's message on a bad flag, and with one line naming the
+/// file and key on a bad file.
+pub fn parse() -> Cli {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    match parse_from(argv) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Config(message)) => {
+            eprintln!("wsbox: error: {message}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Why the command line could not be parsed.
+#[derive(Debug)]
+pub enum ParseError {
+    /// A bad flag or value (clap's message, with usage).
+    Clap(clap::Error),
+    /// The `--config` file is unreadable, not TOML, or has a bad key.
+    Config(String),
+}
+
+/// [`parse`] without exiting: for tests and embedders.
+pub fn parse_from(argv: Vec<OsString>) -> Result<Cli, ParseError> {
+    let cli = Cli::try_parse_from(&argv).map_err(ParseError::Clap)?;
+    let Some(path) = cli.serve_args().config.clone() else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ParseError::Config(format!("cannot read the config file {}: {e}", path.display())))?;
+    let from_file = config_flags(&text).map_err(|e| ParseError::Config(format!("{}: {e}", path.display())))?;
+    // argv[0], `serve`, the file's flags, then the command line's own flags.
+    let mut rest = argv.into_iter();
+    let mut merged: Vec<OsString> = rest.next().into_iter().collect();
+    merged.push("serve".into());
+    merged.extend(from_file);
+    merged.extend(rest.skip_while(|a| a == "serve"));
+    Cli::try_parse_from(merged).map_err(ParseError::Clap)
+}
+
+/// The flags a TOML config file stands for.
+fn config_flags(text: &str) -> Result<Vec<OsString>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
+    let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+    let mut flags = Vec::new();
+    for (key, value) in table {
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()) && key != "config")
+            .ok_or_else(|| format!("unknown key '{key}' (the keys are the long flags of `wsbox serve --help`)"))?;
+        let takes_value = arg.get_action().takes_values();
+        match (value, takes_value) {
+            (toml::Value::Boolean(true), false) => flags.push(format!("--{key}").into()),
+            (toml::Value::Boolean(false), false) => {}
+            (toml::Value::String(s), true) => flags.push(format!("--{key}={s}").into()),
+            (toml::Value::Integer(n), true) => flags.push(format!("--{key}={n}").into()),
+            (other, false) => return Err(format!("'{key}' is a switch: write {key} = true, not {other}")),
+            (other, true) => return Err(format!("'{key}' wants a string or a number, not {}", other.type_str())),
+        }
+    }
+    Ok(flags)
+}
+
+impl Cli {
+    /// The serve options, whether `serve` was written or not.
+    pub fn serve_args(&self) -> &ServeArgs {
+        match &self.command {
+            Some(Command::Serve(args)) => args,
+            None => &self.serve,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], config: Option<&str>) -> Result<Cli, ParseError> {
+        let mut argv: Vec<OsString> = vec!["wsbox".into()];
+        argv.extend(args.iter().map(OsString::from));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wsbox-cli-test-{}-{n}.toml", std::process::id()));
+        if let Some(text) = config {
+            std::fs::write(&path, text).unwrap();
+            argv.push("--config".into());
+            argv.push(path.clone().into());
+        }
+        let parsed = parse_from(argv);
+        let _ = std::fs::remove_file(&path);
+        parsed
+    }
+
+    fn config_error(result: Result<Cli, ParseError>) -> String {
+        match result {
+            Err(ParseError::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_file_sets_options_and_the_command_line_wins() {
+        let file =
+            "listen = \"127.0.0.1:4000\"\nserver-name = \"from-file\"\nno-deflate = true\nhandshake-timeout-ms = -1\n";
+        let cli = parse(&["serve", "--server-name", "from-flag"], Some(file)).unwrap();
+        let args = cli.serve_args();
+        assert_eq!(args.listen, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(args.server_name, "from-flag");
+        assert!(args.no_deflate);
+        assert_eq!(args.handshake_timeout_ms, -1);
+        // Without `serve` too.
+        let cli = parse(&[], Some("deflate-min-size = 64\n")).unwrap();
+        assert_eq!(cli.serve_args().deflate_min_size, 64);
+    }
+
+    #[test]
+    fn a_bad_file_is_one_line_naming_the_key() {
+        assert!(config_error(parse(&[], Some("lisen = \"x\"\n"))).contains("unknown key 'lisen'"));
+        assert!(config_error(parse(&[], Some("no-deflate = \"yes\"\n"))).contains("'no-deflate' is a switch"));
+        assert!(config_error(parse(&[], Some("listen = [1]\n"))).contains("'listen' wants a string or a number"));
+        assert!(config_error(parse(&[], Some("listen = \n"))).contains("not valid TOML"));
+        // A value the flag itself refuses is clap's error, as on the command line.
+        assert!(matches!(parse(&[], Some("deflate-server-window-bits = 20\n")), Err(ParseError::Clap(_))));
+    }
+
+    #[test]
+    fn a_missing_file_says_which() {
+        let argv = ["wsbox", "--config", "/nonexistent/wsbox.toml"].map(OsString::from).to_vec();
+        assert!(config_error(parse_from(argv)).contains("cannot read the config file /nonexistent/wsbox.toml"));
     }
 }

@@ -1,14 +1,13 @@
 //! `wsbox`: serves the echo app through the sandboxed component.
 
 use anyhow::Result;
-use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
-use wsbox::cli::{Cli, Command, LogFormat, ServeArgs};
+use wsbox::cli::{Command, LogFormat, ServeArgs};
 use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::ListenPolicy;
 use wsbox::tls::{TlsFiles, load_server_config};
@@ -21,7 +20,7 @@ use wsbox::tls::{TlsFiles, load_server_config};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = wsbox::cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,

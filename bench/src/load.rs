@@ -302,10 +302,11 @@ async fn settled_rss(pid: u32) -> Result<u64> {
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         samples.push(procfs::rss_bytes(pid)?);
-        if let [.., a, b, c] = samples[..] {
-            if a.abs_diff(b) < 64 * 1024 && b.abs_diff(c) < 64 * 1024 {
-                return Ok(c);
-            }
+        if let [.., a, b, c] = samples[..]
+            && a.abs_diff(b) < 64 * 1024
+            && b.abs_diff(c) < 64 * 1024
+        {
+            return Ok(c);
         }
     }
     Ok(*samples.last().expect("sampled"))

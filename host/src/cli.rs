@@ -52,6 +52,28 @@ pub struct ServeArgs {
     /// The `Server:` header of handshake responses.
     #[arg(long, default_value = "wsbox", value_name = "NAME")]
     pub server_name: String,
+    /// Upgraded connections that may wait for the app at once (Qt's
+    /// `maxPendingConnections`); past it clients get 503.
+    #[arg(long, default_value_t = 30, value_name = "N", help_heading = "Handshake policy")]
+    pub max_pending_connections: u32,
+    /// A subprotocol the server accepts (repeat the flag for several; the
+    /// client's first offer on the list is chosen, Qt's rule).
+    #[arg(long = "subprotocol", value_name = "NAME", help_heading = "Handshake policy")]
+    pub subprotocols: Vec<String>,
+    /// An `Origin` allowed to connect (repeat for several); others get 403.
+    /// By default any origin may connect.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", help_heading = "Handshake policy")]
+    pub allowed_origins: Vec<String>,
+    /// Largest frame payload accepted; a larger frame is refused with 1009
+    /// from its header (Qt's `maxAllowedIncomingFrameSize`).
+    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    pub max_frame_size: u64,
+    /// Largest message accepted (after inflation), closed with 1009 past it.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    pub max_message_size: u64,
+    /// Payload bytes per outgoing frame; longer messages are fragmented.
+    #[arg(long, default_value_t = 512 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    pub outgoing_frame_size: u64,
     /// Certificate chain (PEM, leaf first; RSA, ECDSA or Ed25519) for `wss://`.
     #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS (wss://, terminated by the host)")]
     pub tls_cert: Option<PathBuf>,
@@ -175,6 +197,14 @@ fn config_flags(text: &str) -> Result<Vec<OsString>, String> {
             (toml::Value::Boolean(false), false) => {}
             (toml::Value::String(s), true) => flags.push(format!("--{key}={s}").into()),
             (toml::Value::Integer(n), true) => flags.push(format!("--{key}={n}").into()),
+            (toml::Value::Array(items), true) if matches!(arg.get_action(), clap::ArgAction::Append) => {
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => flags.push(format!("--{key}={s}").into()),
+                        other => return Err(format!("'{key}' wants a list of strings, not {}", other.type_str())),
+                    }
+                }
+            }
             (other, false) => return Err(format!("'{key}' is a switch: write {key} = true, not {other}")),
             (other, true) => return Err(format!("'{key}' wants a string or a number, not {}", other.type_str())),
         }

@@ -81,6 +81,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         compression: args.compression(),
         handshake_timeout_ms: args.handshake_timeout_ms,
         shutdown_grace: Duration::from_millis(args.shutdown_timeout_ms),
+        max_pending_connections: args.max_pending_connections,
+        subprotocols: args.subprotocols.clone(),
+        allowed_origins: args.allowed_origins.clone(),
+        max_frame_size: args.max_frame_size,
+        max_message_size: args.max_message_size,
+        outgoing_frame_size: args.outgoing_frame_size,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let interrupter = instance.store.data().net.interrupter();

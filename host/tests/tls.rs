@@ -403,21 +403,9 @@ async fn after_1000_tls_handshakes_the_guest_memory_holds_no_byte_of_the_private
     let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut instance = component.instantiate(wsbox::sandbox::ListenPolicy::new([any_port]), Some(tls)).await.unwrap();
     let interrupter = instance.store.data().net.interrupter();
-    let options = wsbox::apps::echo::EchoOptions {
-        name: "keyscan".into(),
-        listen: any_port,
-        tls_listen: Some(any_port),
-        compression: wsbox::bindings::api::CompressionOptions {
-            enabled: true,
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
-            server_no_context_takeover: false,
-            client_no_context_takeover: false,
-            min_size: 32,
-        },
-        handshake_timeout_ms: 10_000,
-        shutdown_grace: std::time::Duration::from_secs(2),
-    };
+    let mut options = wsbox::apps::echo::EchoOptions::new(any_port);
+    options.tls_listen = Some(any_port);
+    options.shutdown_grace = std::time::Duration::from_secs(2);
     let stop = Arc::new(AtomicBool::new(false));
     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
     let marker: Vec<u8> = (0..1000u32).flat_map(|i| format!("keyscan-marker-{i};").into_bytes()).take(4096).collect();

@@ -5,7 +5,8 @@ use crate::bindings::exports::wsbox::websocket::websocket_server as api;
 use crate::fed::FedNet;
 use crate::runtime::{AppEvent, Runtime, Sink};
 use std::cell::RefCell;
-use wsbox_core::{CloseCode, DeflateConfig, MessageKind, SocketError, State};
+use wsbox_core::limits::MAX_CONFIGURABLE_SIZE;
+use wsbox_core::{CloseCode, DeflateConfig, Limits, MessageKind, SocketError, State};
 
 thread_local! {
     static RUNTIME: RefCell<Option<Runtime<FedNet>>> = const { RefCell::new(None) };
@@ -21,6 +22,34 @@ pub struct Component;
 impl api::Guest for Component {
     type Server = ServerHandle;
     type Websocket = SocketHandle;
+
+    fn max_incoming_frame_size() -> u64 {
+        MAX_CONFIGURABLE_SIZE
+    }
+
+    fn max_incoming_message_size() -> u64 {
+        MAX_CONFIGURABLE_SIZE
+    }
+
+    fn max_outgoing_frame_size() -> u64 {
+        MAX_CONFIGURABLE_SIZE
+    }
+}
+
+/// Qt's setters ignore sizes above the ceiling.
+fn set_size(target: &mut u64, size: u64) {
+    if size <= MAX_CONFIGURABLE_SIZE {
+        *target = size;
+    }
+}
+
+/// `setOutgoingFrameSize`: 0 and sizes above the ceiling are refused.
+fn set_frame_size(limits: &mut Limits, size: u64) -> bool {
+    let ok = (1..=MAX_CONFIGURABLE_SIZE).contains(&size);
+    if ok {
+        limits.outgoing_frame_size = size;
+    }
+    ok
 }
 
 /// A `server` resource.
@@ -136,6 +165,85 @@ impl api::GuestServer for ServerHandle {
 
     fn set_frame_events(&self, enabled: bool) {
         rt(|rt| rt.server_config_mut(self.id).frame_events = enabled)
+    }
+
+    fn set_max_pending_connections(&self, count: u32) {
+        rt(|rt| rt.server_mut(self.id).max_pending = count as usize)
+    }
+
+    fn max_pending_connections(&self) -> u32 {
+        rt(|rt| rt.server(self.id).max_pending.min(u32::MAX as usize) as u32)
+    }
+
+    fn pause_accepting(&self) {
+        rt(|rt| rt.set_accepting(self.id, false))
+    }
+
+    fn resume_accepting(&self) {
+        rt(|rt| rt.set_accepting(self.id, true))
+    }
+
+    fn set_server_name(&self, name: String) {
+        rt(|rt| {
+            rt.server_config_mut(self.id).server_name = name.clone();
+            rt.server_mut(self.id).name = name;
+        })
+    }
+
+    fn set_supported_subprotocols(&self, protocols: Vec<String>) {
+        rt(|rt| rt.server_config_mut(self.id).subprotocols = protocols)
+    }
+
+    fn supported_subprotocols(&self) -> Vec<String> {
+        rt(|rt| rt.server(self.id).config.subprotocols.clone())
+    }
+
+    fn supported_versions(&self) -> Vec<u8> {
+        vec![13]
+    }
+
+    fn set_allowed_origins(&self, origins: Vec<String>) {
+        rt(|rt| rt.server_mut(self.id).allowed_origins = origins)
+    }
+
+    fn allowed_origins(&self) -> Vec<String> {
+        rt(|rt| rt.server(self.id).allowed_origins.clone())
+    }
+
+    fn set_origin_authentication(&self, enabled: bool) {
+        rt(|rt| rt.server_mut(self.id).origin_authentication = enabled)
+    }
+
+    fn accept_handshake(&self, socket: u32) {
+        rt(|rt| rt.accept_handshake(self.id, socket))
+    }
+
+    fn refuse_handshake(&self, socket: u32, status: u16, reason: String) {
+        rt(|rt| rt.refuse_handshake(self.id, socket, status, &reason))
+    }
+
+    fn set_max_allowed_incoming_frame_size(&self, size: u64) {
+        rt(|rt| set_size(&mut rt.server_config_mut(self.id).limits.max_frame_size, size))
+    }
+
+    fn max_allowed_incoming_frame_size(&self) -> u64 {
+        rt(|rt| rt.server(self.id).config.limits.max_frame_size)
+    }
+
+    fn set_max_allowed_incoming_message_size(&self, size: u64) {
+        rt(|rt| set_size(&mut rt.server_config_mut(self.id).limits.max_message_size, size))
+    }
+
+    fn max_allowed_incoming_message_size(&self) -> u64 {
+        rt(|rt| rt.server(self.id).config.limits.max_message_size)
+    }
+
+    fn set_outgoing_frame_size(&self, size: u64) -> bool {
+        rt(|rt| set_frame_size(&mut rt.server_config_mut(self.id).limits, size))
+    }
+
+    fn outgoing_frame_size(&self) -> u64 {
+        rt(|rt| rt.server(self.id).config.limits.outgoing_frame_size)
     }
 
     fn process_events(&self, timeout_ms: u32) -> Vec<api::Event> {
@@ -273,6 +381,83 @@ impl api::GuestWebsocket for SocketHandle {
     fn local_port(&self) -> u16 {
         self.read(|s| s.local_port)
     }
+
+    fn peer_name(&self) -> String {
+        String::new()
+    }
+
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.request(|r, _| r.headers.clone())
+    }
+
+    fn offered_subprotocols(&self) -> Vec<String> {
+        self.request(|r, _| r.subprotocols.clone())
+    }
+
+    fn version(&self) -> u8 {
+        13
+    }
+
+    fn is_valid(&self) -> bool {
+        self.read(|s| s.conn.state() == State::Open)
+    }
+
+    fn error(&self) -> api::SocketError {
+        rt(|rt| rt.socket(self.id).and_then(|s| s.error).map_or(api::SocketError::UnknownSocketError, socket_error))
+    }
+
+    fn error_string(&self) -> String {
+        let text = match rt(|rt| rt.socket(self.id).and_then(|s| s.error)) {
+            None => "Unknown error",
+            Some(SocketError::RemoteHostClosed) => "The remote host closed the connection",
+            Some(SocketError::Timeout) => "The peer did not answer in time",
+        };
+        text.to_string()
+    }
+
+    fn bytes_to_write(&self) -> u64 {
+        self.read(|s| s.conn.bytes_to_write() as u64)
+    }
+
+    fn flush(&self) -> bool {
+        rt(|rt| rt.flush_socket(self.id))
+    }
+
+    fn set_bytes_written_events(&self, enabled: bool) {
+        rt(|rt| rt.set_bytes_written_events(self.id, enabled))
+    }
+
+    fn set_read_buffer_size(&self, size: u64) {
+        rt(|rt| rt.set_read_buffer_size(self.id, size))
+    }
+
+    fn read_buffer_size(&self) -> u64 {
+        self.read(|s| s.read_buffer_size)
+    }
+
+    fn set_max_allowed_incoming_frame_size(&self, size: u64) {
+        rt(|rt| rt.with_socket(self.id, |c, _| set_size(&mut c.config_mut().limits.max_frame_size, size)));
+    }
+
+    fn max_allowed_incoming_frame_size(&self) -> u64 {
+        self.read(|s| s.conn.config().limits.max_frame_size)
+    }
+
+    fn set_max_allowed_incoming_message_size(&self, size: u64) {
+        rt(|rt| rt.with_socket(self.id, |c, _| set_size(&mut c.config_mut().limits.max_message_size, size)));
+    }
+
+    fn max_allowed_incoming_message_size(&self) -> u64 {
+        self.read(|s| s.conn.config().limits.max_message_size)
+    }
+
+    fn set_outgoing_frame_size(&self, size: u64) -> bool {
+        rt(|rt| rt.with_socket(self.id, |c, _| set_frame_size(&mut c.config_mut().limits, size))).unwrap_or(false)
+    }
+
+    fn outgoing_frame_size(&self) -> u64 {
+        self.read(|s| s.conn.config().limits.outgoing_frame_size)
+    }
 }
 
 impl SocketHandle {
@@ -357,6 +542,24 @@ fn owned(event: AppEvent<'_>) -> api::Event {
             };
             if peer_verify { E::PeerVerifyError(e) } else { E::SslErrors(e) }
         }
+        AppEvent::OriginAuthenticationRequired { server, socket, request, peer_address, peer_port } => {
+            E::OriginAuthenticationRequired(api::HandshakeRequest {
+                server,
+                socket,
+                origin: request.origin.clone(),
+                target: request.target.clone(),
+                headers: request.headers.clone(),
+                subprotocols: request.subprotocols.clone(),
+                peer_address: peer_address.to_string(),
+                peer_port,
+            })
+        }
+        AppEvent::AcceptError { server, message, resource } => E::AcceptError(api::AcceptErrorEvent {
+            server,
+            error: if resource { api::SocketError::SocketResourceError } else { api::SocketError::NetworkError },
+            error_string: message.to_string(),
+        }),
+        AppEvent::BytesWritten { socket, bytes } => E::BytesWritten(api::BytesWrittenEvent { socket, bytes }),
         AppEvent::TlsAlertReceived { server, socket, alert, description } => E::AlertReceived(api::TlsAlertEvent {
             server,
             socket,

@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
+use wsbox_core::handshake::Request;
 use wsbox_core::{CloseCode, Config, Connection, Event, MessageKind, SocketError, State, Transport};
 
 /// How a listen attempt failed.
@@ -67,9 +68,20 @@ pub struct TlsFailed {
     pub peer_verify: bool,
 }
 
+/// A failed `accept` on a listener.
+pub struct AcceptFailed {
+    pub listener: u32,
+    pub message: String,
+    /// Out of descriptors or memory.
+    pub resource: bool,
+}
+
 /// Everything that arrived in one turn (see `wsbox:websocket/net.incoming`).
 #[derive(Default)]
 pub struct InBatch {
+    pub accept_failed: Vec<AcceptFailed>,
+    /// Bytes that reached the socket, per connection that asked.
+    pub written: Vec<(u32, u64)>,
     pub tls_established: Vec<(u32, TlsInfo)>,
     pub tls_failed: Vec<TlsFailed>,
     pub opened: Vec<Opened>,
@@ -84,6 +96,12 @@ pub struct InBatch {
 pub trait Net {
     fn listen(&mut self, address: &str, port: u16, secure: bool) -> Result<ListenerInfo, (ListenErrorKind, String)>;
     fn unlisten(&mut self, listener: u32);
+    /// Pauses (false) or resumes (true) accepting on a listener.
+    fn set_accepting(&mut self, listener: u32, accepting: bool);
+    /// Caps the bytes read for `conn` per turn (0: the transport's default).
+    fn set_read_limit(&mut self, conn: u32, bytes: u32);
+    /// Whether bytes written to `conn` are reported in [`InBatch::written`].
+    fn report_written(&mut self, conn: u32, enabled: bool);
     /// Writes `out` (and leaves it empty), waits up to `timeout_ms`, returns what arrived.
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch;
     /// Milliseconds on a monotonic clock.
@@ -144,6 +162,25 @@ pub enum AppEvent<'a> {
         alert: u8,
         description: &'a str,
     },
+    /// A well-formed request waits for `accept_handshake` / `refuse_handshake`.
+    OriginAuthenticationRequired {
+        server: u32,
+        socket: u32,
+        request: &'a Request,
+        peer_address: &'a str,
+        peer_port: u16,
+    },
+    /// `accept` failed on the server's listener.
+    AcceptError {
+        server: u32,
+        message: &'a str,
+        resource: bool,
+    },
+    /// Bytes reached the socket (for sockets that asked).
+    BytesWritten {
+        socket: u32,
+        bytes: u64,
+    },
 }
 
 /// Where a turn's signals go.
@@ -157,7 +194,7 @@ pub trait Sink {
 
 /// Signals raised outside a turn (by a call), delivered at the next turn.
 enum Deferred {
-    ServerError { server: u32, code: CloseCode, message: String },
+    ServerError { server: u32, code: CloseCode, message: String, peer_address: String, peer_port: u16 },
     Closed(u32),
 }
 
@@ -176,6 +213,12 @@ pub struct Server {
     pub error: CloseCode,
     pub error_string: String,
     pub config: Arc<Config>,
+    /// `pauseAccepting` was called (and not `resumeAccepting`).
+    pub paused: bool,
+    /// Origins allowed to upgrade; empty allows any.
+    pub allowed_origins: Vec<String>,
+    /// Each well-formed request waits for the app's decision.
+    pub origin_authentication: bool,
 }
 
 /// A connection and what the runtime knows about it.
@@ -198,6 +241,14 @@ pub struct Socket {
     transport_done: bool,
     /// The deadline currently in the timer heap.
     timer: Option<u64>,
+    /// The request waits for the app's `accept_handshake` / `refuse_handshake`.
+    awaiting_decision: bool,
+    /// The last transport error (Qt's `error()`).
+    pub error: Option<SocketError>,
+    /// Qt's `readBufferSize` (0: unlimited, the transport's default share).
+    pub read_buffer_size: u64,
+    /// `bytesWritten` events are wanted.
+    pub bytes_written_events: bool,
 }
 
 /// Every server and socket of this component instance.
@@ -251,6 +302,9 @@ impl<N: Net> Runtime<N> {
             error: CloseCode::NORMAL,
             error_string: String::new(),
             config: Arc::new(config),
+            paused: false,
+            allowed_origins: Vec::new(),
+            origin_authentication: false,
         };
         self.servers.insert(id, server);
         id
@@ -264,6 +318,78 @@ impl<N: Net> Runtime<N> {
         Arc::make_mut(&mut self.servers.get_mut(&id).expect("live server").config)
     }
 
+    pub fn server_mut(&mut self, id: u32) -> &mut Server {
+        self.servers.get_mut(&id).expect("live server")
+    }
+
+    /// `pauseAccepting` (false) / `resumeAccepting` (true).
+    pub fn set_accepting(&mut self, id: u32, accepting: bool) {
+        let server = self.servers.get_mut(&id).expect("live server");
+        server.paused = !accepting;
+        if let Some(listener) = &server.listener {
+            self.net.set_accepting(listener.id, accepting);
+        }
+    }
+
+    /// Lets a request the app was asked about upgrade (the pending cap is
+    /// checked again: the queue may have filled meanwhile).
+    pub fn accept_handshake(&mut self, server: u32, socket: u32) {
+        let now = self.net.now_ms();
+        let Some(s) = self.sockets.get_mut(&socket).filter(|s| s.awaiting_decision && s.server == server) else {
+            return;
+        };
+        s.awaiting_decision = false;
+        let Some(srv) = self.servers.get_mut(&server) else { return };
+        if srv.pending.len() >= srv.max_pending {
+            refuse_pending_full(srv, server, s, &mut self.deferred);
+        } else {
+            s.conn.accept_upgrade(now);
+        }
+        mark_dirty(&mut self.dirty, socket, s);
+    }
+
+    /// Refuses a request the app was asked about: HTTP `status` (403 when
+    /// not a 4xx/5xx), `server-error` 1008 at the next turn.
+    pub fn refuse_handshake(&mut self, server: u32, socket: u32, status: u16, reason: &str) {
+        let Some(s) = self.sockets.get_mut(&socket).filter(|s| s.awaiting_decision && s.server == server) else {
+            return;
+        };
+        s.awaiting_decision = false;
+        let status = if (400..600).contains(&status) { status } else { 403 };
+        s.conn.refuse_upgrade(status, status_phrase(status), reason);
+        if let Some(srv) = self.servers.get_mut(&server) {
+            record_forbidden(srv, server, s, &mut self.deferred);
+        }
+        mark_dirty(&mut self.dirty, socket, s);
+    }
+
+    /// Qt's `setReadBufferSize`: passed to the transport as a per-turn cap.
+    pub fn set_read_buffer_size(&mut self, id: u32, size: u64) {
+        if let Some(s) = self.sockets.get_mut(&id) {
+            s.read_buffer_size = size;
+            self.net.set_read_limit(id, size.min(u32::MAX as u64) as u32);
+        }
+    }
+
+    /// Whether `bytesWritten` is reported for a socket.
+    pub fn set_bytes_written_events(&mut self, id: u32, enabled: bool) {
+        if let Some(s) = self.sockets.get_mut(&id) {
+            s.bytes_written_events = enabled;
+            self.net.report_written(id, enabled);
+        }
+    }
+
+    /// `flush`: true when bytes were waiting; they are handed over at the
+    /// next exchange (at the latest when this call's turn ends).
+    pub fn flush_socket(&mut self, id: u32) -> bool {
+        let Some(s) = self.sockets.get_mut(&id) else { return false };
+        let waiting = s.conn.bytes_to_write() > 0;
+        if waiting {
+            mark_dirty(&mut self.dirty, id, s);
+        }
+        waiting
+    }
+
     pub fn listen(&mut self, id: u32, address: &str, port: u16) -> bool {
         let server = self.servers.get_mut(&id).expect("live server");
         if server.listener.is_some() {
@@ -272,6 +398,9 @@ impl<N: Net> Runtime<N> {
         match self.net.listen(address, port, server.secure) {
             Ok(info) => {
                 self.by_listener.insert(info.id, id);
+                if server.paused {
+                    self.net.set_accepting(info.id, false);
+                }
                 server.listener = Some(info);
                 true
             }
@@ -279,7 +408,13 @@ impl<N: Net> Runtime<N> {
                 // Qt reports a failed listen as serverError(1006) with the OS text.
                 server.error = CloseCode::ABNORMAL_DISCONNECTION;
                 server.error_string = message.clone();
-                self.deferred.push(Deferred::ServerError { server: id, code: server.error, message });
+                self.deferred.push(Deferred::ServerError {
+                    server: id,
+                    code: server.error,
+                    message,
+                    peer_address: String::new(),
+                    peer_port: 0,
+                });
                 false
             }
         }
@@ -374,9 +509,9 @@ impl<N: Net> Runtime<N> {
         }
         for d in self.deferred.drain(..) {
             match d {
-                Deferred::ServerError { server, code, message } => {
-                    sink.push(AppEvent::ServerError { server, code, message: &message, peer_address: "", peer_port: 0 })
-                }
+                Deferred::ServerError { server, code, message, peer_address, peer_port } => sink.push(
+                    AppEvent::ServerError { server, code, message: &message, peer_address: &peer_address, peer_port },
+                ),
                 Deferred::Closed(server) => sink.push(AppEvent::Closed(server)),
             }
         }
@@ -408,9 +543,23 @@ impl<N: Net> Runtime<N> {
                 dirty: false,
                 transport_done: false,
                 timer: None,
+                awaiting_decision: false,
+                error: None,
+                read_buffer_size: 0,
+                bytes_written_events: false,
             };
             self.sockets.insert(o.conn, socket);
             self.after_input(o.conn, now, sink);
+        }
+        for f in &input.accept_failed {
+            if let Some(&server) = self.by_listener.get(&f.listener) {
+                sink.push(AppEvent::AcceptError { server, message: &f.message, resource: f.resource });
+            }
+        }
+        for &(socket, bytes) in &input.written {
+            if self.sockets.get(&socket).is_some_and(|s| s.bytes_written_events && !s.released) {
+                sink.push(AppEvent::BytesWritten { socket, bytes });
+            }
         }
         for (conn, info) in input.tls_established {
             if let Some(s) = self.sockets.get_mut(&conn) {
@@ -554,6 +703,7 @@ impl<N: Net> Runtime<N> {
             let mut requested = false;
             let quiet = s.released;
             let (peer_address, peer_port) = (s.peer_address.as_str(), s.peer_port);
+            let mut last_error = None;
             s.conn.drain_events(|e| {
                 let socket = id;
                 match e {
@@ -588,9 +738,15 @@ impl<N: Net> Runtime<N> {
                     Event::AboutToClose => sink.push(AppEvent::AboutToClose(socket)),
                     Event::ReadChannelFinished => sink.push(AppEvent::ReadChannelFinished(socket)),
                     Event::Disconnected => sink.push(AppEvent::Disconnected(socket)),
-                    Event::Error(error) => sink.push(AppEvent::Error { socket, error }),
+                    Event::Error(error) => {
+                        last_error = Some(error);
+                        sink.push(AppEvent::Error { socket, error })
+                    }
                 }
             });
+            if last_error.is_some() {
+                s.error = last_error;
+            }
             if !requested {
                 return;
             }
@@ -598,29 +754,80 @@ impl<N: Net> Runtime<N> {
         }
     }
 
-    /// Answers an upgrade request: refused with 503 when the server's pending
-    /// queue is full (Qt closes without a response), accepted otherwise.
+    /// Answers an upgrade request: 503 when the server's pending queue is
+    /// full (Qt closes without a response), 403 for an origin not allowed;
+    /// otherwise the app is asked (origin authentication on) or it upgrades.
     fn decide_upgrade(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
         let Some(s) = self.sockets.get_mut(&id) else { return };
         let Some(server) = self.servers.get_mut(&s.server) else {
             s.conn.refuse_upgrade(503, "Service Unavailable", "The server is closed.");
             return;
         };
+        let server_id = s.server;
+        let origin = s.conn.request().map_or("", |r| r.origin.as_str());
         if server.waiting_before_turn >= server.max_pending {
-            let message = "Too many pending connections.";
-            s.conn.refuse_upgrade(503, "Service Unavailable", message);
-            server.error = CloseCode::ABNORMAL_DISCONNECTION;
-            server.error_string = message.to_string();
-            sink.push(AppEvent::ServerError {
-                server: s.server,
-                code: server.error,
-                message,
-                peer_address: &s.peer_address,
-                peer_port: s.peer_port,
-            });
+            refuse_pending_full(server, server_id, s, &mut self.deferred);
+        } else if !server.allowed_origins.is_empty() && !server.allowed_origins.iter().any(|o| o == origin) {
+            s.conn.refuse_upgrade(403, "Forbidden", "Access forbidden.");
+            record_forbidden(server, server_id, s, &mut self.deferred);
+        } else if server.origin_authentication {
+            s.awaiting_decision = true;
+            if let Some(request) = s.conn.request() {
+                sink.push(AppEvent::OriginAuthenticationRequired {
+                    server: server_id,
+                    socket: id,
+                    request,
+                    peer_address: &s.peer_address,
+                    peer_port: s.peer_port,
+                });
+            }
         } else {
             s.conn.accept_upgrade(now);
         }
+    }
+}
+
+/// The pending queue is full: 503, and `server-error` 1006 as Qt reports it.
+fn refuse_pending_full(server: &mut Server, server_id: u32, s: &mut Socket, deferred: &mut Vec<Deferred>) {
+    let message = "Too many pending connections.";
+    s.conn.refuse_upgrade(503, "Service Unavailable", message);
+    server.error = CloseCode::ABNORMAL_DISCONNECTION;
+    server.error_string = message.to_string();
+    deferred.push(Deferred::ServerError {
+        server: server_id,
+        code: server.error,
+        message: message.to_string(),
+        peer_address: s.peer_address.clone(),
+        peer_port: s.peer_port,
+    });
+}
+
+/// An origin was refused: `server-error` 1008 "Access forbidden." (Qt's).
+fn record_forbidden(server: &mut Server, server_id: u32, s: &Socket, deferred: &mut Vec<Deferred>) {
+    let message = "Access forbidden.";
+    server.error = CloseCode::POLICY_VIOLATED;
+    server.error_string = message.to_string();
+    deferred.push(Deferred::ServerError {
+        server: server_id,
+        code: server.error,
+        message: message.to_string(),
+        peer_address: s.peer_address.clone(),
+        peer_port: s.peer_port,
+    });
+}
+
+/// The reason phrase of an HTTP error status the app may choose.
+fn status_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Refused",
     }
 }
 

@@ -277,6 +277,12 @@ impl Connection {
         &self.config
     }
 
+    /// This connection's own copy of the server's config, to change its
+    /// limits (Qt's per-socket `setMaxAllowedIncomingFrameSize` and friends).
+    pub fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
     /// 1000 until a close; then the code sent or received (Qt's `closeCode`).
     pub fn close_code(&self) -> CloseCode {
         self.close_code

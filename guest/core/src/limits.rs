@@ -1,5 +1,10 @@
 //! Every limit the core enforces, with its default and the reason for it.
 
+/// The ceiling of the frame, message and outgoing frame size settings
+/// (Qt's `maxIncomingFrameSize` and friends: `INT_MAX - 1`); larger values
+/// are ignored, as Qt ignores them.
+pub const MAX_CONFIGURABLE_SIZE: u64 = 2_147_483_646;
+
 /// Limits and timeouts of one connection. The defaults are what a public
 /// production server can ship; each states why.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,6 +31,43 @@ pub struct EchoOptions {
     pub handshake_timeout_ms: i32,
     /// On shutdown, how long open connections get to answer our 1001.
     pub shutdown_grace: Duration,
+    /// Qt's `maxPendingConnections`.
+    pub max_pending_connections: u32,
+    /// Qt's `supportedSubprotocols`.
+    pub subprotocols: Vec<String>,
+    /// Origins allowed to connect; empty allows any.
+    pub allowed_origins: Vec<String>,
+    /// Largest frame and message accepted, and the outgoing frame size.
+    pub max_frame_size: u64,
+    pub max_message_size: u64,
+    pub outgoing_frame_size: u64,
+}
+
+impl EchoOptions {
+    /// Qt's defaults (and wsbox's limits) on `listen`, without TLS.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            name: "wsbox".into(),
+            listen,
+            tls_listen: None,
+            compression: api::CompressionOptions {
+                enabled: true,
+                server_max_window_bits: 15,
+                client_max_window_bits: 15,
+                server_no_context_takeover: false,
+                client_no_context_takeover: false,
+                min_size: 32,
+            },
+            handshake_timeout_ms: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+            max_pending_connections: 30,
+            subprotocols: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_frame_size: 16 * 1024 * 1024,
+            max_message_size: 64 * 1024 * 1024,
+            outgoing_frame_size: 512 * 1024,
+        }
+    }
 }
 
 /// What the app knows of one open connection (for its log lines).
@@ -60,6 +97,15 @@ pub async fn run(
         let server = api.server().call_constructor(&mut *store, &options.name, mode).await?;
         api.server().call_set_compression(&mut *store, server, options.compression).await?;
         api.server().call_set_handshake_timeout(&mut *store, server, options.handshake_timeout_ms).await?;
+        let s = api.server();
+        s.call_set_max_pending_connections(&mut *store, server, options.max_pending_connections).await?;
+        s.call_set_supported_subprotocols(&mut *store, server, &options.subprotocols).await?;
+        s.call_set_allowed_origins(&mut *store, server, &options.allowed_origins).await?;
+        s.call_set_max_allowed_incoming_frame_size(&mut *store, server, options.max_frame_size).await?;
+        s.call_set_max_allowed_incoming_message_size(&mut *store, server, options.max_message_size).await?;
+        if !s.call_set_outgoing_frame_size(&mut *store, server, options.outgoing_frame_size).await? {
+            bail!("invalid outgoing frame size {}", options.outgoing_frame_size);
+        }
         if !api.server().call_listen(&mut *store, server, &listen.ip().to_string(), listen.port()).await? {
             let reason = api.server().call_error_string(&mut *store, server).await?;
             bail!("cannot listen on {listen}: {reason}");

@@ -6,7 +6,7 @@ use super::{LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
 use crate::bindings::net;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -22,6 +22,12 @@ pub struct Conn {
     /// This connection's share of the current turn (read under the inbox lock).
     share_epoch: AtomicU32,
     share_used: AtomicUsize,
+    /// Most bytes read per turn (0: `CONN_SHARE`); Qt's `readBufferSize`.
+    read_limit: AtomicUsize,
+    /// Whether the guest wants to hear of bytes written (`bytesWritten`).
+    report_written: AtomicBool,
+    /// Where written byte counts go when reported.
+    written: Arc<Mutex<Vec<(u32, u64)>>>,
 }
 
 /// Output and requests from the guest.
@@ -64,6 +70,28 @@ impl Conn {
         self.share_used.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// This connection's share of a turn.
+    pub fn turn_share(&self) -> usize {
+        match self.read_limit.load(Ordering::Relaxed) {
+            0 => super::CONN_SHARE,
+            limit => limit.min(super::CONN_SHARE),
+        }
+    }
+
+    pub fn set_read_limit(&self, bytes: usize) {
+        self.read_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_report_written(&self, enabled: bool) {
+        self.report_written.store(enabled, Ordering::Relaxed);
+    }
+
+    fn wrote(&self, n: usize) {
+        if n > 0 && self.report_written.load(Ordering::Relaxed) {
+            self.written.lock().expect("written lock").push((self.id, n as u64));
+        }
+    }
+
     /// Writes the guest's `bytes` (encrypted first on a TLS connection).
     pub fn write(&self, bytes: &[u8]) {
         match &self.tls {
@@ -103,6 +131,7 @@ impl Conn {
                     }
                 }
             }
+            self.wrote(done);
         }
         if done < bytes.len() {
             let was_idle = io.unwritten() == 0;
@@ -149,7 +178,10 @@ impl Conn {
         let mut io = self.io.lock().expect("io lock");
         while io.unwritten() > 0 {
             match self.stream.try_write(&io.pending[io.written..]) {
-                Ok(n) => io.written += n,
+                Ok(n) => {
+                    io.written += n;
+                    self.wrote(n);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
@@ -176,6 +208,9 @@ pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Ope
         wake: Notify::new(),
         share_epoch: AtomicU32::new(0),
         share_used: AtomicUsize::new(0),
+        read_limit: AtomicUsize::new(0),
+        report_written: AtomicBool::new(false),
+        written: shared.written_sink(),
     });
     {
         let mut conns = shared.conns.lock().expect("conns lock");

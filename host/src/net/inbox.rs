@@ -1,8 +1,8 @@
 //! The shared flat batch that connection tasks read into and the guest's
 //! `exchange` takes once per turn.
 
+use super::TURN_CAP;
 use super::conn::Conn;
-use super::{CONN_SHARE, TURN_CAP};
 use crate::bindings::net;
 use crate::tls::{TlsFailure, TlsState};
 use bytes::BufMut;
@@ -29,6 +29,9 @@ pub struct Shared {
     /// The instance's sockets are being dropped: accept no more.
     pub closed: AtomicBool,
     next_conn: AtomicU32,
+    /// Bytes written per connection since the last turn, for connections
+    /// whose guest asked (does not wake the guest by itself).
+    written: Arc<Mutex<Vec<(u32, u64)>>>,
 }
 
 /// What arrived since the last turn.
@@ -42,6 +45,7 @@ struct Inbox {
     gone: Vec<u32>,
     tls_established: Vec<net::TlsSession>,
     tls_failed: Vec<net::TlsFailure>,
+    accept_failed: Vec<net::AcceptFailure>,
     /// Counts turns, so each connection's share restarts every turn.
     epoch: u32,
     /// Connections that stopped reading because this turn is full.
@@ -69,6 +73,7 @@ impl Inbox {
             && self.gone.is_empty()
             && self.tls_established.is_empty()
             && self.tls_failed.is_empty()
+            && self.accept_failed.is_empty()
     }
 }
 
@@ -108,6 +113,14 @@ impl Shared {
         self.push(|i| i.gone.push(id));
     }
 
+    pub fn push_accept_failed(&self, failure: net::AcceptFailure) {
+        self.push(|i| i.accept_failed.push(failure));
+    }
+
+    pub fn written_sink(&self) -> Arc<Mutex<Vec<(u32, u64)>>> {
+        Arc::clone(&self.written)
+    }
+
     /// Reads from `conn` straight into the batch until the socket would
     /// block, the connection's share of this turn is used, or the turn is full.
     pub fn read_from(&self, conn: &Arc<Conn>) -> ReadOutcome {
@@ -118,7 +131,8 @@ impl Shared {
         let was_empty = inbox.is_empty();
         let outcome = loop {
             let used = conn.turn_share_used(inbox.epoch);
-            let room = TURN_CAP.saturating_sub(inbox.data.len()).min(CONN_SHARE.saturating_sub(used)).min(READ_CHUNK);
+            let room =
+                TURN_CAP.saturating_sub(inbox.data.len()).min(conn.turn_share().saturating_sub(used)).min(READ_CHUNK);
             if room == 0 {
                 inbox.blocked.push(Arc::clone(conn));
                 break ReadOutcome::Blocked;
@@ -170,7 +184,7 @@ impl Shared {
                     });
                 }
                 let used = conn.turn_share_used(inbox.epoch);
-                let room = TURN_CAP.saturating_sub(inbox.data.len()).min(CONN_SHARE.saturating_sub(used));
+                let room = TURN_CAP.saturating_sub(inbox.data.len()).min(conn.turn_share().saturating_sub(used));
                 let (n, more) = match tls.take_plaintext(&mut inbox.data, room) {
                     Ok(taken) => taken,
                     Err(failure) => {
@@ -275,8 +289,16 @@ impl Shared {
             gone: std::mem::take(&mut inbox.gone),
             tls_established: std::mem::take(&mut inbox.tls_established),
             tls_failed: std::mem::take(&mut inbox.tls_failed),
+            accept_failed: std::mem::take(&mut inbox.accept_failed),
+            written_conns: Vec::new(),
+            written_bytes: Vec::new(),
         };
         drop(inbox);
+        let mut incoming = incoming;
+        for (conn, bytes) in self.written.lock().expect("written lock").drain(..) {
+            incoming.written_conns.push(conn);
+            incoming.written_bytes.push(bytes);
+        }
         for conn in blocked {
             conn.wake();
         }

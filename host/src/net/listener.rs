@@ -9,18 +9,34 @@ use tokio::net::TcpListener;
 
 /// Accepts until the task is aborted (`unlisten`). Each connection gets an
 /// id, a task of its own, and an `opened` entry in the next turn.
+/// While `accepting` says false, nothing is accepted: new connections wait
+/// in the OS backlog (Qt's `pauseAccepting`).
 pub async fn accept_loop(
     listener_id: u32,
     tcp: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
+    mut accepting: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let (stream, peer) = match tcp.accept().await {
+        if accepting.wait_for(|on| *on).await.is_err() {
+            return;
+        }
+        let accepted = tokio::select! {
+            accepted = tcp.accept() => accepted,
+            _ = accepting.changed() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
-                // Out of descriptors or memory: back off instead of spinning.
+                // Out of descriptors or memory: tell the guest, back off instead of spinning.
                 tracing::warn!(listener = listener_id, error = %e, "accept failed");
+                let resource = matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105)); // ENFILE, EMFILE, ENOMEM, ENOBUFS
+                shared.push_accept_failed(net::AcceptFailure {
+                    listener: listener_id,
+                    message: e.to_string(),
+                    out_of_resources: resource,
+                });
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

@@ -55,8 +55,14 @@ pub struct NetHost {
     /// The operator's TLS identity; secure listeners need it.
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Arc<Shared>,
-    listeners: HashMap<u32, JoinHandle<()>>,
+    listeners: HashMap<u32, Listening>,
     next_listener: u32,
+}
+
+/// A listener's accept task and its pause switch.
+struct Listening {
+    task: JoinHandle<()>,
+    accepting: tokio::sync::watch::Sender<bool>,
 }
 
 impl NetHost {
@@ -108,8 +114,9 @@ impl NetHost {
             .map_err(|e| net::ListenError { code: net::ListenErrorCode::Other, message: e.to_string() })?;
         let id = self.next_listener;
         self.next_listener += 1;
-        let task = tokio::spawn(listener::accept_loop(id, tcp, tls, Arc::clone(&self.shared)));
-        self.listeners.insert(id, task);
+        let (accepting, switch) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(listener::accept_loop(id, tcp, tls, Arc::clone(&self.shared), switch));
+        self.listeners.insert(id, Listening { task, accepting });
         tracing::debug!(listener = id, %local, "listening");
         Ok(net::Listener { id, address: local.ip().to_string(), port: local.port() })
     }
@@ -147,8 +154,8 @@ impl NetHost {
 impl Drop for NetHost {
     fn drop(&mut self) {
         self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
-        for (_, task) in self.listeners.drain() {
-            task.abort();
+        for (_, listening) in self.listeners.drain() {
+            listening.task.abort();
         }
         for conn in self.shared.conns.lock().expect("conns lock").values() {
             conn.abort();
@@ -167,8 +174,29 @@ impl net::Host for crate::runner::HostState {
     }
 
     async fn unlisten(&mut self, listener: u32) -> wasmtime::Result<()> {
-        if let Some(task) = self.net.listeners.remove(&listener) {
-            task.abort();
+        if let Some(listening) = self.net.listeners.remove(&listener) {
+            listening.task.abort();
+        }
+        Ok(())
+    }
+
+    async fn set_accepting(&mut self, listener: u32, accepting: bool) -> wasmtime::Result<()> {
+        if let Some(listening) = self.net.listeners.get(&listener) {
+            listening.accepting.send_replace(accepting);
+        }
+        Ok(())
+    }
+
+    async fn set_read_limit(&mut self, conn: u32, bytes: u32) -> wasmtime::Result<()> {
+        if let Some(conn) = self.net.shared.conns.lock().expect("conns lock").get(&conn) {
+            conn.set_read_limit(bytes as usize);
+        }
+        Ok(())
+    }
+
+    async fn report_written(&mut self, conn: u32, enabled: bool) -> wasmtime::Result<()> {
+        if let Some(conn) = self.net.shared.conns.lock().expect("conns lock").get(&conn) {
+            conn.set_report_written(enabled);
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! and come back to be reused, so a steady turn does not allocate here.
 
 use crate::bindings::wsbox::websocket::net;
-use crate::runtime::{InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo};
+use crate::runtime::{
+    AcceptFailed, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
+};
 use std::time::Instant;
 
 /// The `Net` of a component embedded in a host that implements `net`.
@@ -38,6 +40,18 @@ impl Net for FedNet {
         net::unlisten(listener);
     }
 
+    fn set_accepting(&mut self, listener: u32, accepting: bool) {
+        net::set_accepting(listener, accepting);
+    }
+
+    fn set_read_limit(&mut self, conn: u32, bytes: u32) {
+        net::set_read_limit(conn, bytes);
+    }
+
+    fn report_written(&mut self, conn: u32, enabled: bool) {
+        net::report_written(conn, enabled);
+    }
+
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch {
         let record = net::Outgoing {
             conns: std::mem::take(&mut out.conns),
@@ -58,6 +72,12 @@ impl Net for FedNet {
         data.clear();
         out.data = data;
         InBatch {
+            accept_failed: incoming
+                .accept_failed
+                .into_iter()
+                .map(|f| AcceptFailed { listener: f.listener, message: f.message, resource: f.out_of_resources })
+                .collect(),
+            written: incoming.written_conns.into_iter().zip(incoming.written_bytes).collect(),
             opened: incoming
                 .opened
                 .into_iter()

@@ -328,7 +328,21 @@ impl Connection {
         }
         if matches!(self.state, State::Open | State::Closing) && self.pending_failure.is_none() {
             self.handle_frames(now, std::mem::take(&mut input));
+            self.watch_for_stall(now);
         }
+    }
+
+    /// While open, a frame that has started must keep arriving: the stall
+    /// deadline restarts with every input inside a frame and is cleared
+    /// between frames (an idle connection is never timed out, as in Qt).
+    fn watch_for_stall(&mut self, now: u64) {
+        if self.state != State::Open {
+            return;
+        }
+        self.deadline = match self.config.limits.stalled_frame_timeout_ms {
+            Some(timeout) if !self.decoder.is_idle() => Some(now.saturating_add(timeout)),
+            _ => None,
+        };
     }
 
     /// Tells the connection the app has seen the events of the last input
@@ -391,7 +405,12 @@ impl Connection {
                 self.records.push(Record::Error(SocketError::Timeout));
                 self.finish(Transport::Abort);
             }
-            State::Open | State::Closed => {}
+            // Only the stall deadline is set while open.
+            State::Open => {
+                self.records.push(Record::Error(SocketError::Timeout));
+                self.close(now, CloseCode::GOING_AWAY, "Timeout when reading data from socket.");
+            }
+            State::Closed => {}
         }
     }
 
@@ -718,6 +737,9 @@ impl Connection {
             self.set_state(State::Closing);
         }
         self.finish(Transport::Close);
+        // The peer's close frame is the last thing it sends (RFC 6455 §5.5.1):
+        // its read channel is finished, reported after `disconnected` as Qt does.
+        self.records.push(Record::ReadChannelFinished);
         Ok(())
     }
 

@@ -38,6 +38,10 @@ pub struct Limits {
     /// Milliseconds to wait for the peer's close frame after ours before the
     /// TCP connection is dropped. Default 5 000 (Qt waits ≈3 s).
     pub close_timeout_ms: u64,
+    /// Milliseconds a started frame may go without new bytes before the
+    /// connection is closed with 1001 (Qt's 5 000 ms). Between frames a
+    /// connection may stay idle forever. `None` disables it.
+    pub stalled_frame_timeout_ms: Option<u64>,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             outgoing_frame_size: 512 * 1024,
             handshake_timeout_ms: Some(10_000),
             close_timeout_ms: 5_000,
+            stalled_frame_timeout_ms: Some(5_000),
         }
     }
 }

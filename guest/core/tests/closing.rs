@@ -14,7 +14,14 @@ fn a_peer_close_is_echoed_with_its_code_and_reason() {
     );
     assert_eq!((o.close_code, o.close_reason.as_str()), (CloseCode(4000), "bye now"));
     assert_eq!((o.transport, o.state), (Transport::Close, State::Closed));
-    let tail = [Ev::AboutToClose, Ev::State(State::Closing), Ev::State(State::Closed), Ev::Disconnected];
+    // Qt's order (QT-API.md §4.5, 27).
+    let tail = [
+        Ev::AboutToClose,
+        Ev::State(State::Closing),
+        Ev::State(State::Closed),
+        Ev::Disconnected,
+        Ev::ReadChannelFinished,
+    ];
     assert!(o.events.ends_with(&tail), "{:?}", o.events);
 }
 
@@ -154,4 +161,39 @@ fn abort_discards_output_and_sends_no_close() {
     d.collect(0);
     assert!(d.out.is_empty());
     assert_eq!(d.conn.transport(), Transport::Abort);
+}
+
+#[test]
+fn a_stalled_frame_closes_with_1001_but_an_idle_connection_never_times_out() {
+    let mut d = Driver::new(Config::default());
+    d.feed(0, UPGRADE);
+    // Idle between frames: no deadline at all.
+    assert_eq!(d.conn.poll_timeout(), None);
+    let message = text("0123456789");
+    // Half a frame: the stall clock runs from the last byte received.
+    d.feed(1_000, &message[..8]);
+    assert_eq!(d.conn.poll_timeout(), Some(6_000));
+    d.feed(4_000, &message[8..10]);
+    assert_eq!(d.conn.poll_timeout(), Some(9_000), "progress restarts the clock");
+    d.conn.handle_timeout(8_999);
+    assert_eq!(d.conn.state(), State::Open);
+    d.conn.handle_timeout(9_000);
+    d.collect(9_000);
+    let o = d.outcome();
+    assert_eq!(o.sent_close(), Some(1001));
+    assert_eq!(o.close_reason, "Timeout when reading data from socket.");
+    assert!(o.events.contains(&Ev::Error(SocketError::Timeout)));
+    assert_eq!(o.state, State::Closing);
+}
+
+#[test]
+fn a_frame_that_completes_clears_the_stall_deadline() {
+    let mut d = Driver::new(Config::default());
+    d.feed(0, UPGRADE);
+    let message = text("hello");
+    d.feed(10, &message[..3]);
+    assert!(d.conn.poll_timeout().is_some());
+    d.feed(20, &message[3..]);
+    assert_eq!(d.conn.poll_timeout(), None);
+    assert_eq!(d.outcome().messages(), [Ev::Text("hello".into())]);
 }

@@ -263,6 +263,7 @@ async fn b09_the_101_response_carries_the_accept_key_and_the_server_name() {
         ]
     );
     assert!(head.contains("Server: wsbox-test\r\n"), "{head}");
+    assert!(!head.contains("Access-Control"), "no CORS headers on a 101: {head}");
     srv!(app, call_set_server_name, String::new().as_str());
     let client = thread::spawn(move || Raw::upgraded(port, "/", &[]).1);
     let head = app.serve(client).await;

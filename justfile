@@ -24,3 +24,14 @@ lint:
 bench *ARGS:
     cargo build --release -p wsbox -p wsbox-bench
     ./target/release/wsbox-bench run --out docs/benchmarks.md {{ARGS}}
+
+# Fuzz every target for SECS seconds each (nightly; installs cargo-fuzz once).
+# Finds land in fuzz/corpus/<target>, which `cargo test` replays natively.
+fuzz SECS="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    for t in handshake frame_decoder connection inflate; do cargo +nightly fuzz run $t -- -max_total_time={{SECS}} || exit 1; done
+
+# The hostile-peer tests at full size (1 000 peers × 1 000 messages, 100
+# reset rounds): minutes instead of seconds.
+soak:
+    WSBOX_SOAK=1 cargo test --release -p wsbox --test hostile -- --test-threads 1

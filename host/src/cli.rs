@@ -110,6 +110,14 @@ pub struct ServeArgs {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, default_value_t = 32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
     pub deflate_min_size: u32,
+    /// Largest linear memory the guest may use, in MiB; past it the guest
+    /// traps and a fresh instance replaces it.
+    #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=4096), help_heading = "Sandbox")]
+    pub max_guest_memory_mib: u64,
+    /// Longest the guest may run without returning or waiting, in ms; a
+    /// guest stuck in a loop is stopped and replaced.
+    #[arg(long, default_value_t = 2000, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..), help_heading = "Sandbox")]
+    pub max_guest_run_ms: u64,
     /// On Ctrl-C or SIGTERM: how long open connections get to answer our
     /// 1001 Going Away before the server exits.
     #[arg(long, default_value_t = 5000, value_name = "MS")]

@@ -3,13 +3,14 @@
 use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{Command, LogFormat, ServeArgs};
+use wsbox::net::Interrupter;
 use wsbox::runner::WsboxComponent;
-use wsbox::sandbox::ListenPolicy;
+use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::tls::{TlsFiles, load_server_config};
 
 /// mimalloc instead of glibc's malloc: the flat per-turn batches are up to
@@ -37,7 +38,11 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("invalid --log-level '{}': {e}", args.log_level)),
     };
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: logs piped to a file or a collector stay plain.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
@@ -73,7 +78,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let tls_listen = tls.as_ref().map(|_| args.tls_listen);
     let policy = ListenPolicy::new(std::iter::once(args.listen).chain(tls_listen));
-    let mut instance = component.instantiate(policy, tls).await?;
+    let limits = SandboxLimits {
+        max_memory: usize::try_from(args.max_guest_memory_mib).unwrap_or(usize::MAX).saturating_mul(1024 * 1024),
+        max_run: Duration::from_millis(args.max_guest_run_ms),
+    };
     let options = EchoOptions {
         name: args.server_name.clone(),
         listen: args.listen,
@@ -89,28 +97,67 @@ async fn serve(args: ServeArgs) -> Result<()> {
         outgoing_frame_size: args.outgoing_frame_size,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let interrupter = instance.store.data().net.interrupter();
-    let flag = Arc::clone(&stop);
+    // The running instance's interrupter (a new one after each restart).
+    let current: Arc<Mutex<Option<Interrupter>>> = Arc::default();
+    let (flag, interrupting) = (Arc::clone(&stop), Arc::clone(&current));
     tokio::spawn(async move {
         let signal = wait_for_shutdown_signal().await;
         tracing::info!(signal, "shutdown requested");
         flag.store(true, Ordering::Release);
-        interrupter.interrupt();
+        if let Some(interrupter) = interrupting.lock().expect("interrupter lock").as_ref() {
+            interrupter.interrupt();
+        }
     });
     let component_name = args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
-    wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
-        tracing::info!(
-            %url,
-            component = component_name,
-            deflate = !args.no_deflate,
-            handshake_timeout_ms = args.handshake_timeout_ms,
-            "listening"
+    let mut restarts: Vec<Instant> = Vec::new();
+    loop {
+        let mut instance = component.instantiate_with(policy.clone(), tls.clone(), limits).await?;
+        *current.lock().expect("interrupter lock") = Some(instance.store.data().net.interrupter());
+        let mut listened = false;
+        let result = wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
+            listened = true;
+            tracing::info!(
+                %url,
+                component = component_name,
+                deflate = !args.no_deflate,
+                handshake_timeout_ms = args.handshake_timeout_ms,
+                max_guest_memory_mib = args.max_guest_memory_mib,
+                "listening"
+            );
+            println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
+            let _ = std::io::stdout().flush();
+        })
+        .await;
+        // Dropping the instance closes every connection it held.
+        let open = instance.store.data().net.connection_count();
+        drop(instance);
+        let error = match result {
+            Ok(()) => return Ok(()),
+            // Before listening it is a setup error (a busy port): no restart.
+            Err(e) if !listened || stop.load(Ordering::Acquire) => return Err(e),
+            Err(e) => e,
+        };
+        restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+        restarts.push(Instant::now());
+        if restarts.len() > MAX_RESTARTS {
+            anyhow::bail!(
+                "the guest stopped {} times within {} s; giving up. Last: {error:#}",
+                restarts.len(),
+                RESTART_WINDOW.as_secs()
+            );
+        }
+        tracing::error!(
+            restarts = restarts.len(),
+            closed_connections = open,
+            "the guest stopped ({error:#}); its connections are closed; starting a fresh instance"
         );
-        println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
-        let _ = std::io::stdout().flush();
-    })
-    .await
+    }
 }
+
+/// A guest that stops more than this often within [`RESTART_WINDOW`] is not
+/// restarted again: the process exits with an error instead of looping.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 /// Ctrl-C (SIGINT) or SIGTERM.
 async fn wait_for_shutdown_signal() -> &'static str {

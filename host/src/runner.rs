@@ -2,11 +2,14 @@
 
 use crate::bindings::{self, api};
 use crate::net::NetHost;
-use crate::sandbox::{self, ListenPolicy};
+use crate::sandbox::{self, ListenPolicy, SandboxLimits};
 use anyhow::{Context, Result};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{CallHook, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The guest component built by `build.rs` and embedded in the binary.
@@ -18,7 +21,16 @@ pub struct HostState {
     table: ResourceTable,
     /// The instance's sockets (the `net` import).
     pub net: NetHost,
+    /// The memory cap.
+    limits: StoreLimits,
+    /// When the guest last started running: entering an export, or
+    /// getting control back from `net.exchange` (where it waits). Calls to
+    /// WASI in between are short and do not count as waiting.
+    pub(crate) running_since: Instant,
 }
+
+/// How often the engine's epoch advances: the watchdog's resolution.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -31,6 +43,14 @@ pub struct WsboxComponent {
     engine: Engine,
     component: Component,
     linker: Linker<HostState>,
+    /// Stops the epoch ticker thread when the component is dropped.
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for WsboxComponent {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl WsboxComponent {
@@ -52,14 +72,25 @@ impl WsboxComponent {
 
     /// A component from bytes, compiled by an engine made from `config`
     /// (for embedders who tune wasmtime: memory, caching, a host memory
-    /// creator).
+    /// creator). Epoch interruption is switched on: the host's watchdog
+    /// needs it.
     pub fn from_bytes_with_config(bytes: &[u8], config: &wasmtime::Config) -> Result<Self> {
-        let engine = Engine::new(config)?;
+        let mut config = config.clone();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
         let component = Component::from_binary(&engine, bytes)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self { engine, component, linker })
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (ticking, stop) = (engine.clone(), Arc::clone(&ticker_stop));
+        std::thread::Builder::new().name("wsbox-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticking.increment_epoch();
+            }
+        })?;
+        Ok(Self { engine, component, linker, ticker_stop })
     }
 
     /// A fresh instance whose sockets follow `policy`; secure listeners use `tls`.
@@ -68,9 +99,46 @@ impl WsboxComponent {
         policy: ListenPolicy,
         tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     ) -> Result<Instance> {
-        let state =
-            HostState { wasi: sandbox::wasi_ctx(), table: ResourceTable::new(), net: NetHost::new(policy, tls) };
+        self.instantiate_with(policy, tls, SandboxLimits::default()).await
+    }
+
+    /// [`WsboxComponent::instantiate`] with the guest's memory and run-time limits.
+    pub async fn instantiate_with(
+        &self,
+        policy: ListenPolicy,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        limits: SandboxLimits,
+    ) -> Result<Instance> {
+        let state = HostState {
+            wasi: sandbox::wasi_ctx(),
+            table: ResourceTable::new(),
+            net: NetHost::new(policy, tls),
+            limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
+            running_since: Instant::now(),
+        };
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // The watchdog: wasm that runs longer than `max_run` without
+        // returning or waiting in `net.exchange` is stopped with a trap.
+        // (Async component imports do not report their return through
+        // wasmtime's call hook, so `exchange` stamps its own return.)
+        store.call_hook(|mut ctx, hook| {
+            if matches!(hook, CallHook::CallingWasm) {
+                ctx.data_mut().running_since = Instant::now();
+            }
+            Ok(())
+        });
+        let max_run = limits.max_run;
+        store.epoch_deadline_callback(move |ctx| {
+            if ctx.data().running_since.elapsed() > max_run {
+                return Err(wasmtime::format_err!(
+                    "the guest ran for more than {} ms without returning or waiting (stopped by the watchdog)",
+                    max_run.as_millis()
+                ));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         let bindings = bindings::Server::instantiate_async(&mut store, &self.component, &self.linker).await?;
         let api = bindings.wsbox_websocket_websocket_server().clone();
         Ok(Instance { store, api })

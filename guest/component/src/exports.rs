@@ -600,6 +600,10 @@ impl BatchSink {
 
 impl Sink for BatchSink {
     fn push(&mut self, event: AppEvent<'_>) {
+        #[cfg(feature = "faults")]
+        if let AppEvent::Message { data, .. } = &event {
+            crate::faults::inject(data);
+        }
         let event = match event {
             AppEvent::Message { socket, kind, data } => {
                 let span = self.span(socket, data, true);

@@ -9,6 +9,8 @@
 //! - [`exports`]: the WIT resources `server` and `websocket`.
 
 mod exports;
+#[cfg(feature = "faults")]
+mod faults;
 mod fed;
 mod runtime;
 

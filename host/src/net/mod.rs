@@ -202,7 +202,10 @@ impl net::Host for crate::runner::HostState {
     }
 
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
-        Ok(self.net.exchange(out, timeout_ms).await)
+        let incoming = self.net.exchange(out, timeout_ms).await;
+        // The guest runs again from here (the watchdog's clock).
+        self.running_since = std::time::Instant::now();
+        Ok(incoming)
     }
 }
 

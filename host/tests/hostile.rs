@@ -1,0 +1,189 @@
+//! Hostile and careless peers against the real binary, bounded in count and
+//! time (the minutes-long versions are `just soak`): slowloris, a reader
+//! that never reads, many peers with checksummed traffic, and resets in
+//! the middle of a handshake or a frame. The server must keep serving a
+//! fresh client throughout, lose nothing, and keep its memory bounded.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::Server;
+use tokio_tungstenite::tungstenite::Message;
+
+const MIB: u64 = 1024 * 1024;
+
+/// `normal` in the test suite, `soak` under `just soak` (`WSBOX_SOAK=1`).
+fn scale(normal: u32, soak: u32) -> u32 {
+    if std::env::var_os("WSBOX_SOAK").is_some() { soak } else { normal }
+}
+
+/// A fresh client's echo round trip.
+async fn fresh_echo(url: &str) -> Duration {
+    let started = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("a fresh client connects");
+    ws.send(Message::text("fresh")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("fresh"));
+    let _ = ws.close(None).await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_all_dropped_at_the_deadline_while_a_fresh_client_is_served() {
+    let server = Server::start(&["--handshake-timeout-ms", "1000"]);
+    let port = server.port;
+    let rss_before = server.rss();
+    let slow: Vec<TcpStream> = (0..1000)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: web").unwrap();
+            s
+        })
+        .collect();
+    let took = fresh_echo(&server.url).await;
+    assert!(took < Duration::from_millis(500), "a fresh client waited {took:?} behind 1 000 slow ones");
+    let rss_during = server.rss();
+    let slow = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        for mut s in slow {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 64];
+            // EOF (or a reset) and no HTTP response: dropped at the deadline.
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => {}
+                Ok(n) => panic!("a slowloris connection got an answer: {:?}", String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        started.elapsed()
+    });
+    let all_dropped_after = slow.await.unwrap();
+    eprintln!(
+        "slowloris: RSS {} → {} MiB with 1 000 half requests; fresh echo {took:?}; all dropped {all_dropped_after:?} after the reads began",
+        rss_before / MIB,
+        rss_during / MIB
+    );
+    assert!(all_dropped_after < Duration::from_secs(3), "the last one was dropped after {all_dropped_after:?}");
+    assert!(rss_during < rss_before + 64 * MIB, "RSS grew from {rss_before} to {rss_during} for 1 000 half requests");
+    fresh_echo(&server.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_cannot_grow_the_servers_memory() {
+    let server = Server::start(&[]);
+    let rss_before = server.rss();
+    let url = server.url.clone();
+    // 64 MiB of 1 MiB messages, never reading the echoes: the server stops
+    // reading from this peer once its output backs up.
+    let writer = tokio::spawn(async move {
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (mut sink, _stream) = ws.split();
+        let message = Message::binary(vec![7u8; MIB as usize]);
+        let mut sent = 0u64;
+        for _ in 0..64 {
+            match tokio::time::timeout(Duration::from_secs(2), sink.send(message.clone())).await {
+                Ok(Ok(())) => sent += MIB,
+                _ => break,
+            }
+        }
+        (sent, _stream)
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fresh_echo(&server.url).await;
+    let (sent, _kept) = writer.await.unwrap();
+    let rss_after = server.rss();
+    eprintln!("slow reader: {} MiB accepted of 64; RSS {} → {} MiB", sent / MIB, rss_before / MIB, rss_after / MIB);
+    assert!(sent < 64 * MIB, "flow control never pushed back: {sent} bytes accepted");
+    assert!(rss_after < rss_before + 48 * MIB, "RSS grew from {} to {} MiB", rss_before / MIB, rss_after / MIB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_peers_lose_reorder_and_corrupt_nothing_and_close_cleanly() {
+    let server = Server::start(&[]);
+    let (peers, messages) = (scale(200, 1000), scale(100, 1000));
+    let tasks: Vec<_> = (0..peers)
+        .map(|peer| {
+            let url = server.url.clone();
+            tokio::spawn(async move {
+                let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+                let (mut sink, mut stream) = ws.split();
+                let payload = move |seq: u32| {
+                    // Sizes 0..8 KiB; every byte depends on (peer, seq).
+                    let len = ((peer.wrapping_mul(7919) ^ seq.wrapping_mul(104_729)) % 8192) as usize;
+                    let mut p = Vec::with_capacity(len + 8);
+                    p.extend_from_slice(&peer.to_be_bytes());
+                    p.extend_from_slice(&seq.to_be_bytes());
+                    p.extend((0..len).map(|i| (i as u32 ^ peer ^ seq) as u8));
+                    p
+                };
+                let reader = tokio::spawn(async move {
+                    for seq in 0..messages {
+                        match stream.next().await {
+                            Some(Ok(Message::Binary(got))) => {
+                                assert_eq!(got, payload(seq), "peer {peer} message {seq}")
+                            }
+                            other => panic!("peer {peer} message {seq}: {other:?}"),
+                        }
+                    }
+                    stream
+                });
+                for seq in 0..messages {
+                    sink.send(Message::binary(payload(seq))).await.unwrap();
+                }
+                let stream = reader.await.expect("every echo, in order, intact");
+                let mut ws = sink.reunite(stream).unwrap();
+                ws.close(None).await.unwrap();
+                match ws.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1000),
+                    other => panic!("peer {peer}: the close was not answered: {other:?}"),
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(600), task).await.expect("in time").expect("a peer");
+    }
+    fresh_echo(&server.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_mid_handshake_and_mid_frame_leave_nothing_behind() {
+    let server = Server::start(&[]);
+    let port = server.port;
+    fresh_echo(&server.url).await;
+    let rss_before = server.rss();
+    tokio::task::spawn_blocking(move || {
+        for round in 0..scale(5, 100) {
+            let conns: Vec<TcpStream> = (0..200)
+                .map(|i| {
+                    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    if i % 2 == 0 {
+                        s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nUpgr").unwrap();
+                    } else {
+                        let request = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                        s.write_all(request.as_bytes()).unwrap();
+                        // Half of a 1 000-byte masked binary frame.
+                        let mut frame = vec![0x82, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4];
+                        frame.extend(std::iter::repeat_n(0u8, 500));
+                        s.write_all(&frame).unwrap();
+                    }
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(100));
+            for s in conns {
+                // SO_LINGER 0: close sends a reset.
+                socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+            }
+            let _ = round;
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fresh_echo(&server.url).await;
+    let rss_after = server.rss();
+    assert!(rss_after < rss_before + 16 * MIB, "RSS grew from {} to {} MiB", rss_before / MIB, rss_after / MIB);
+}

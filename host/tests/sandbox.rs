@@ -1,0 +1,157 @@
+//! A misbehaving guest under the real host: the component built with its
+//! test-only `faults` feature spins, allocates without bound or traps when a
+//! client sends a magic message. The host must stop it (watchdog, memory
+//! cap), log why, close that instance's connections, start a fresh instance
+//! that serves again, and give up (exit non-zero) after too many restarts.
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The component with faults built in (once per test binary).
+fn faulty_component() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faulty-guest");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root.join("guest/component"))
+            .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--features", "faults"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("run cargo to build the faulty component");
+        assert!(status.success(), "building guest/component with --features faults failed");
+        target_dir.join("wasm32-wasip2/release/wsbox_component.wasm")
+    })
+}
+
+struct Supervised {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Supervised {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--component"])
+            .arg(faulty_component())
+            .args(["--max-guest-run-ms", "300", "--max-guest-memory-mib", "64"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wsbox");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (sink, mut pipe) = (Arc::clone(&stderr), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self { child, lines, stderr }
+    }
+
+    /// The URL of the next "listening on" line (30 s: the first start compiles).
+    fn next_url(&self) -> String {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no listening line; stderr:\n{}", self.stderr.lock().unwrap()));
+        line.rsplit(' ').next().unwrap().to_string()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Echo works; the fault message ends the connection (the instance is gone).
+async fn echo_then_fault(url: &str, fault: &str) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    ws.send(Message::text(fault)).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection outlived the faulty instance");
+}
+
+async fn echo(url: &str) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect to the fresh instance");
+    ws.send(Message::text("again")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("again"));
+}
+
+#[tokio::test]
+async fn a_guest_stuck_in_a_loop_is_stopped_by_the_watchdog_and_replaced() {
+    let server = Supervised::start(&[]);
+    let url = server.next_url();
+    let started = std::time::Instant::now();
+    echo_then_fault(&url, "__wsbox_fault:loop").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped after {:?}", started.elapsed());
+    echo(&server.next_url()).await;
+    let log = server.stderr();
+    assert!(log.contains("stopped by the watchdog"), "{log}");
+    assert!(log.contains("starting a fresh instance") && log.contains("restarts=1"), "{log}");
+}
+
+#[tokio::test]
+async fn a_guest_that_allocates_without_bound_hits_the_memory_cap_and_is_replaced() {
+    let server = Supervised::start(&[]);
+    echo_then_fault(&server.next_url(), "__wsbox_fault:alloc").await;
+    echo(&server.next_url()).await;
+    let log = server.stderr();
+    assert!(log.contains("memory allocation") && log.contains("failed"), "the guest's own report: {log}");
+    assert!(log.contains("starting a fresh instance"), "{log}");
+}
+
+#[tokio::test]
+async fn a_trapping_guest_is_replaced_and_too_many_restarts_end_the_process() {
+    let mut server = Supervised::start(&[]);
+    for _ in 0..=5 {
+        echo_then_fault(&server.next_url(), "__wsbox_fault:trap").await;
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().expect("wsbox exits");
+        (status, server.stderr())
+    });
+    let (status, log) = tokio::time::timeout(Duration::from_secs(10), status).await.expect("exits").unwrap();
+    assert!(!status.success(), "giving up is an error exit");
+    assert!(log.contains("fault injected: trap"), "{log}");
+    assert!(log.contains("stopped 6 times within 60 s; giving up"), "{log}");
+}

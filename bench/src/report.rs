@@ -118,20 +118,22 @@ pub fn markdown(results: &Results, opts: &RunOptions) -> String {
     }
 
     let _ = writeln!(md, "\n### Memory per idle connection\n");
+    let n = results.idle.first().map_or(0, |(_, r)| r.conns);
     let _ = writeln!(
         md,
-        "| server | RSS, no connection | RSS, {} idle | RSS after they close | per connection |",
-        results.idle.first().map_or(0, |(_, r)| r.conns)
+        "| server | RSS, no connection | RSS, {n} idle | RSS after they close | per connection | RSS, {n} idle again | per connection, again |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for (label, r) in &results.idle {
         let _ = writeln!(
             md,
-            "| {label} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+            "| {label} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.1} MiB | {:.1} KiB |",
             mib(r.rss_before),
             mib(r.rss_open),
             mib(r.rss_after),
-            r.bytes_per_conn / 1024.0
+            r.bytes_per_conn / 1024.0,
+            mib(r.rss_open_again),
+            r.bytes_per_conn_again / 1024.0
         );
     }
     let _ = writeln!(md, "\n### Cold start\n\nSpawn to \"listening\" (median): {:.0} ms.", results.cold_start_ms);

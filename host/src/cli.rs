@@ -110,13 +110,28 @@ pub struct ServeArgs {
     /// Messages shorter than this are sent uncompressed.
     #[arg(long, default_value_t = 32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
     pub deflate_min_size: u32,
+    /// Ping a connection after this many ms without input (0: never); a
+    /// peer that answers nothing within --keepalive-timeout-ms is closed with 1001.
+    #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Transport")]
+    pub keepalive_interval_ms: u32,
+    /// How long a keepalive ping may go unanswered.
+    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
+    pub keepalive_timeout_ms: u32,
+    /// Open connections at most; past it new ones wait in the OS backlog.
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
+    pub max_connections: u64,
+    /// A peer that takes none of its output for this long is dropped (a
+    /// reader that stopped reading cannot hold memory forever).
+    #[arg(long, default_value_t = 30_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
+    pub write_timeout_ms: u64,
     /// Largest linear memory the guest may use, in MiB; past it the guest
     /// traps and a fresh instance replaces it.
     #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=4096), help_heading = "Sandbox")]
     pub max_guest_memory_mib: u64,
     /// Longest the guest may run without returning or waiting, in ms; a
-    /// guest stuck in a loop is stopped and replaced.
-    #[arg(long, default_value_t = 2000, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..), help_heading = "Sandbox")]
+    /// guest stuck in a loop is stopped and replaced. 0 turns the watchdog
+    /// off (it adds a check to every loop iteration in the guest).
+    #[arg(long, default_value_t = 2000, value_name = "MS", help_heading = "Sandbox")]
     pub max_guest_run_ms: u64,
     /// On Ctrl-C or SIGTERM: how long open connections get to answer our
     /// 1001 Going Away before the server exits.

@@ -1,6 +1,6 @@
 //! `wsbox`: serves the echo app through the sandboxed component.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{Command, LogFormat, ServeArgs};
-use wsbox::net::Interrupter;
+use wsbox::net::{Interrupter, TransportLimits};
 use wsbox::runner::WsboxComponent;
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::tls::{TlsFiles, load_server_config};
@@ -64,9 +64,11 @@ fn fail(message: &str) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let config = WsboxComponent::config(args.max_guest_run_ms > 0);
     let component = match &args.component {
-        Some(path) => WsboxComponent::from_file(path)?,
-        None => WsboxComponent::embedded()?,
+        Some(path) => WsboxComponent::from_file_with_config(path, &config)?,
+        None => WsboxComponent::from_bytes_with_config(wsbox::runner::EMBEDDED_COMPONENT, &config)
+            .context("compiling the embedded component")?,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(load_server_config(&TlsFiles {
@@ -80,7 +82,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let policy = ListenPolicy::new(std::iter::once(args.listen).chain(tls_listen));
     let limits = SandboxLimits {
         max_memory: usize::try_from(args.max_guest_memory_mib).unwrap_or(usize::MAX).saturating_mul(1024 * 1024),
-        max_run: Duration::from_millis(args.max_guest_run_ms),
+        // 0 turns the watchdog off (the engine has no epoch checks then).
+        max_run: if args.max_guest_run_ms > 0 { Duration::from_millis(args.max_guest_run_ms) } else { Duration::MAX },
+    };
+    let transport = TransportLimits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        write_timeout: Duration::from_millis(args.write_timeout_ms),
     };
     let options = EchoOptions {
         name: args.server_name.clone(),
@@ -95,6 +102,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_frame_size: args.max_frame_size,
         max_message_size: args.max_message_size,
         outgoing_frame_size: args.outgoing_frame_size,
+        keepalive_interval_ms: args.keepalive_interval_ms,
+        keepalive_timeout_ms: args.keepalive_timeout_ms,
     };
     let stop = Arc::new(AtomicBool::new(false));
     // The running instance's interrupter (a new one after each restart).
@@ -111,7 +120,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let component_name = args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
     let mut restarts: Vec<Instant> = Vec::new();
     loop {
-        let mut instance = component.instantiate_with(policy.clone(), tls.clone(), limits).await?;
+        let mut instance = component.instantiate_with(policy.clone(), tls.clone(), limits, transport).await?;
         *current.lock().expect("interrupter lock") = Some(instance.store.data().net.interrupter());
         let mut listened = false;
         let result = wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {

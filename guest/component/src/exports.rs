@@ -242,6 +242,14 @@ impl api::GuestServer for ServerHandle {
         rt(|rt| set_frame_size(&mut rt.server_config_mut(self.id).limits, size))
     }
 
+    fn set_keepalive(&self, interval_ms: u32, timeout_ms: u32) {
+        rt(|rt| {
+            let limits = &mut rt.server_config_mut(self.id).limits;
+            limits.keepalive_interval_ms = (interval_ms > 0).then_some(u64::from(interval_ms));
+            limits.keepalive_timeout_ms = u64::from(timeout_ms.max(1));
+        })
+    }
+
     fn outgoing_frame_size(&self) -> u64 {
         rt(|rt| rt.server(self.id).config.limits.outgoing_frame_size)
     }

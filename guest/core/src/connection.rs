@@ -13,6 +13,10 @@ use crate::message::{Assembler, MessageKind, RETAINED_CAPACITY};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// The payload of the server's own keepalive pings (their pongs are not
+/// reported to the app).
+const KEEPALIVE_PAYLOAD: &[u8] = b"wsbox-keepalive";
+
 /// What a server tells each of its connections: the limits and the
 /// handshake policy.
 #[derive(Clone, Debug)]
@@ -203,6 +207,10 @@ pub struct Connection {
     close_reason: String,
     close_sent: bool,
     deadline: Option<u64>,
+    /// When to send a keepalive ping (no input since `interval`).
+    keepalive_at: Option<u64>,
+    /// When an unanswered keepalive ping closes the connection.
+    keepalive_due: Option<u64>,
     last_ping: u64,
     /// The negotiated permessage-deflate state, if any.
     deflate: Option<Deflate>,
@@ -240,6 +248,8 @@ impl Connection {
             close_reason: String::new(),
             close_sent: false,
             deadline,
+            keepalive_at: None,
+            keepalive_due: None,
             last_ping: now,
             delivered_this_round: 0,
             pending_failure: None,
@@ -329,6 +339,7 @@ impl Connection {
         if matches!(self.state, State::Open | State::Closing) && self.pending_failure.is_none() {
             self.handle_frames(now, std::mem::take(&mut input));
             self.watch_for_stall(now);
+            self.heard_from_peer(now);
         }
     }
 
@@ -390,6 +401,7 @@ impl Connection {
 
     /// Acts on a deadline from [`Connection::poll_timeout`] that has passed.
     pub fn handle_timeout(&mut self, now: u64) {
+        self.keepalive_tick(now);
         let Some(deadline) = self.deadline else { return };
         if now < deadline {
             return;
@@ -434,6 +446,7 @@ impl Connection {
         self.state = State::Open;
         self.deadline = None;
         self.last_ping = now;
+        self.heard_from_peer(now);
         self.records.push(Record::Upgraded);
         let early = std::mem::take(&mut self.head);
         self.handle_frames(now, &early);
@@ -576,9 +589,37 @@ impl Connection {
         self.transport
     }
 
-    /// The next deadline (handshake or close timeout), if any.
+    /// The next deadline (handshake, stall, close or keepalive), if any.
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.deadline
+        [self.deadline, self.keepalive_at, self.keepalive_due].into_iter().flatten().min()
+    }
+
+    /// Any input from an open connection restarts the keepalive clock.
+    fn heard_from_peer(&mut self, now: u64) {
+        self.keepalive_due = None;
+        self.keepalive_at = match (self.state, self.config.limits.keepalive_interval_ms) {
+            (State::Open, Some(interval)) => Some(now.saturating_add(interval)),
+            _ => None,
+        };
+    }
+
+    /// Sends a keepalive ping or gives up on a silent peer, when due.
+    fn keepalive_tick(&mut self, now: u64) {
+        if self.state != State::Open {
+            self.keepalive_at = None;
+            self.keepalive_due = None;
+            return;
+        }
+        if self.keepalive_due.is_some_and(|due| now >= due) {
+            self.keepalive_due = None;
+            self.keepalive_at = None;
+            self.records.push(Record::Error(SocketError::Timeout));
+            self.close(now, CloseCode::GOING_AWAY, "No answer to a keepalive ping.");
+        } else if self.keepalive_at.is_some_and(|at| now >= at) {
+            self.keepalive_at = None;
+            self.keepalive_due = Some(now.saturating_add(self.config.limits.keepalive_timeout_ms));
+            self.send_control(OpCode::Ping, KEEPALIVE_PAYLOAD);
+        }
     }
 
     // ---- internals ----
@@ -703,6 +744,8 @@ impl Connection {
                     self.control = payload;
                 }
             }
+            // The answer to our own keepalive is not the app's business.
+            OpCode::Pong if self.control == KEEPALIVE_PAYLOAD => {}
             OpCode::Pong => {
                 let range = push_arena(&mut self.arena, &self.control);
                 let elapsed_ms = now.saturating_sub(self.last_ping);

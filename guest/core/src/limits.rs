@@ -42,6 +42,12 @@ pub struct Limits {
     /// connection is closed with 1001 (Qt's 5 000 ms). Between frames a
     /// connection may stay idle forever. `None` disables it.
     pub stalled_frame_timeout_ms: Option<u64>,
+    /// Milliseconds without any input after which the server pings the
+    /// peer (keepalive). `None`, the default, sends no pings of its own.
+    pub keepalive_interval_ms: Option<u64>,
+    /// Milliseconds a keepalive ping may go unanswered (by any input)
+    /// before the connection is closed with 1001. Default 10 000.
+    pub keepalive_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +60,8 @@ impl Default for Limits {
             handshake_timeout_ms: Some(10_000),
             close_timeout_ms: 5_000,
             stalled_frame_timeout_ms: Some(5_000),
+            keepalive_interval_ms: None,
+            keepalive_timeout_ms: 10_000,
         }
     }
 }

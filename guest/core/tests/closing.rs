@@ -3,7 +3,7 @@
 mod peer;
 
 use peer::*;
-use wsbox_core::{CloseCode, Config, SocketError, State, Transport};
+use wsbox_core::{CloseCode, Config, Limits, SocketError, State, Transport};
 
 #[test]
 fn a_peer_close_is_echoed_with_its_code_and_reason() {
@@ -196,4 +196,39 @@ fn a_frame_that_completes_clears_the_stall_deadline() {
     d.feed(20, &message[3..]);
     assert_eq!(d.conn.poll_timeout(), None);
     assert_eq!(d.outcome().messages(), [Ev::Text("hello".into())]);
+}
+
+#[test]
+fn keepalive_pings_a_quiet_peer_and_closes_with_1001_when_nothing_answers() {
+    let limits = Limits { keepalive_interval_ms: Some(1_000), keepalive_timeout_ms: 500, ..Limits::default() };
+    let mut d = Driver::new(Config { limits, ..Config::default() });
+    d.feed(0, UPGRADE);
+    assert_eq!(d.conn.poll_timeout(), Some(1_000));
+    // Input restarts the clock.
+    d.feed(600, &text("hi"));
+    assert_eq!(d.conn.poll_timeout(), Some(1_600));
+    d.conn.handle_timeout(1_600);
+    d.collect(1_600);
+    let ping = d.outcome().frames.last().cloned().expect("a keepalive ping");
+    assert_eq!(ping.opcode, 0x9);
+    assert_eq!(d.conn.poll_timeout(), Some(2_100));
+    // The pong answers it (and is not reported to the app).
+    d.feed(1_700, &frame(true, 0xA, &ping.payload));
+    assert!(!d.events.iter().any(|e| matches!(e, Ev::Pong(..))), "{:?}", d.events);
+    assert_eq!(d.conn.poll_timeout(), Some(2_700));
+    // Then silence: a ping at 2 700, nothing by 3 200, close 1001.
+    d.conn.handle_timeout(2_700);
+    d.conn.handle_timeout(3_200);
+    d.collect(3_200);
+    let o = d.outcome();
+    assert_eq!(o.sent_close(), Some(1001));
+    assert_eq!(o.close_reason, "No answer to a keepalive ping.");
+    assert!(o.events.contains(&Ev::Error(SocketError::Timeout)));
+}
+
+#[test]
+fn keepalive_is_off_by_default() {
+    let mut d = Driver::new(Config::default());
+    d.feed(0, UPGRADE);
+    assert_eq!(d.conn.poll_timeout(), None);
 }

@@ -41,6 +41,10 @@ pub struct EchoOptions {
     pub max_frame_size: u64,
     pub max_message_size: u64,
     pub outgoing_frame_size: u64,
+    /// Keepalive ping after this many ms without input (0: none), and how
+    /// long it may go unanswered.
+    pub keepalive_interval_ms: u32,
+    pub keepalive_timeout_ms: u32,
 }
 
 impl EchoOptions {
@@ -66,6 +70,8 @@ impl EchoOptions {
             max_frame_size: 16 * 1024 * 1024,
             max_message_size: 64 * 1024 * 1024,
             outgoing_frame_size: 512 * 1024,
+            keepalive_interval_ms: 0,
+            keepalive_timeout_ms: 10_000,
         }
     }
 }
@@ -103,6 +109,7 @@ pub async fn run(
         s.call_set_allowed_origins(&mut *store, server, &options.allowed_origins).await?;
         s.call_set_max_allowed_incoming_frame_size(&mut *store, server, options.max_frame_size).await?;
         s.call_set_max_allowed_incoming_message_size(&mut *store, server, options.max_message_size).await?;
+        s.call_set_keepalive(&mut *store, server, options.keepalive_interval_ms, options.keepalive_timeout_ms).await?;
         if !s.call_set_outgoing_frame_size(&mut *store, server, options.outgoing_frame_size).await? {
             bail!("invalid outgoing frame size {}", options.outgoing_frame_size);
         }

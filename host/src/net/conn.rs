@@ -35,6 +35,8 @@ pub struct Conn {
 struct Io {
     pending: Vec<u8>,
     written: usize,
+    /// When output last made progress (or became pending).
+    progress: Option<tokio::time::Instant>,
     close: bool,
     abort: bool,
     failed: bool,
@@ -148,6 +150,9 @@ impl Conn {
                 io.written = 0;
             }
             io.pending.extend_from_slice(&bytes[done..]);
+            if was_idle {
+                io.progress = Some(tokio::time::Instant::now());
+            }
             drop(io);
             if was_idle {
                 self.wake();
@@ -180,6 +185,7 @@ impl Conn {
             match self.stream.try_write(&io.pending[io.written..]) {
                 Ok(n) => {
                     io.written += n;
+                    io.progress = Some(tokio::time::Instant::now());
                     self.wrote(n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -223,6 +229,7 @@ pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Ope
     tokio::spawn(async move {
         let requested = drive(&conn, &shared).await;
         shared.conns.lock().expect("conns lock").remove(&conn.id);
+        shared.conn_closed.notify_waiters();
         if !requested {
             shared.push_gone(conn.id);
         }
@@ -248,9 +255,9 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
         let woken = conn.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let (unwritten, close, abort, failed) = {
+        let (unwritten, close, abort, failed, progress) = {
             let io = conn.io.lock().expect("io lock");
-            (io.unwritten(), io.close, io.abort, io.failed)
+            (io.unwritten(), io.close, io.abort, io.failed, io.progress)
         };
         if failed {
             return false;
@@ -283,10 +290,22 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
                 if ready.is_err() || !conn.drain() {
                     return false;
                 }
+                // Output fell below the high-water mark: a reader held back
+                // by it may go on (the woken arm below).
+                if reading == Reading::Blocked && conn.io.lock().expect("io lock").unwritten() < WRITE_HIGH_WATER {
+                    conn.wake();
+                }
             }
             _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => return true,
+            // A peer that does not read: its output has not moved for the write timeout.
+            _ = tokio::time::sleep_until(progress.unwrap_or_else(tokio::time::Instant::now) + shared.limits.write_timeout),
+                if unwritten > 0 && !close => {
+                tracing::debug!(conn = conn.id, "output stalled past the write timeout; dropping the connection");
+                return false;
+            }
             _ = &mut woken => {
-                if reading == Reading::Blocked {
+                // Backpressure holds here too: no reading while the output is backed up.
+                if reading == Reading::Blocked && unwritten < WRITE_HIGH_WATER {
                     // A new turn: take what is buffered (TLS plaintext) even
                     // if the socket has nothing new.
                     reading = match shared.read_from(conn) {

@@ -32,6 +32,10 @@ pub struct Shared {
     /// Bytes written per connection since the last turn, for connections
     /// whose guest asked (does not wake the guest by itself).
     written: Arc<Mutex<Vec<(u32, u64)>>>,
+    /// The operator's limits.
+    pub limits: super::TransportLimits,
+    /// Signalled when a connection ends (the accept loops wait on it at the cap).
+    pub conn_closed: Notify,
 }
 
 /// What arrived since the last turn.
@@ -91,6 +95,11 @@ pub enum ReadOutcome {
 }
 
 impl Shared {
+    /// Shared state for an instance with these transport limits.
+    pub fn with_limits(limits: super::TransportLimits) -> Self {
+        Self { limits, ..Self::default() }
+    }
+
     pub fn next_conn_id(&self) -> u32 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }

@@ -22,6 +22,17 @@ pub async fn accept_loop(
         if accepting.wait_for(|on| *on).await.is_err() {
             return;
         }
+        // At the connection cap, new connections wait in the backlog.
+        let closed = shared.conn_closed.notified();
+        if shared.conns.lock().expect("conns lock").len() >= shared.limits.max_connections {
+            tracing::warn!(
+                listener = listener_id,
+                max = shared.limits.max_connections,
+                "connection cap reached; not accepting"
+            );
+            closed.await;
+            continue;
+        }
         let accepted = tokio::select! {
             accepted = tcp.accept() => accepted,
             _ = accepting.changed() => continue,

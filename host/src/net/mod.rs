@@ -38,6 +38,23 @@ pub const WRITE_HARD_CAP: usize = 80 * 1024 * 1024;
 /// so that our close frame is not destroyed by a reset.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// The operator's transport limits for one instance.
+#[derive(Clone, Copy, Debug)]
+pub struct TransportLimits {
+    /// Open connections at most; past it new ones wait in the OS backlog
+    /// until one closes. Default 10 000.
+    pub max_connections: usize,
+    /// A connection whose output makes no progress this long (the peer does
+    /// not read) is dropped. Default 30 s.
+    pub write_timeout: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        Self { max_connections: 10_000, write_timeout: Duration::from_secs(30) }
+    }
+}
+
 /// Wakes an instance that waits in `exchange`, e.g. to shut down.
 #[derive(Clone)]
 pub struct Interrupter(Arc<Shared>);
@@ -69,7 +86,13 @@ impl NetHost {
     /// Sockets governed by `policy` (where the component may listen), with
     /// the TLS identity secure listeners use.
     pub fn new(policy: ListenPolicy, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
-        Self { policy, tls, shared: Arc::new(Shared::default()), listeners: HashMap::new(), next_listener: 1 }
+        Self::with_limits(policy, tls, TransportLimits::default())
+    }
+
+    /// [`NetHost::new`] with the operator's transport limits.
+    pub fn with_limits(policy: ListenPolicy, tls: Option<Arc<rustls::ServerConfig>>, limits: TransportLimits) -> Self {
+        let shared = Arc::new(Shared::with_limits(limits));
+        Self { policy, tls, shared, listeners: HashMap::new(), next_listener: 1 }
     }
 
     /// A handle that ends the instance's current wait for input (see

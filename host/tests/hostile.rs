@@ -246,10 +246,10 @@ async fn keepalive_closes_a_silent_peer_with_1001_and_keeps_an_answering_one() {
             }
             got.extend_from_slice(&buf[..n]);
             // 101 head, a ping (0x89), then a close (0x88) with 1001.
-            if let Some(at) = got.windows(2).position(|w| w[0] == 0x88 && w[1] >= 2) {
-                if got.len() >= at + 4 {
-                    return (u16::from_be_bytes([got[at + 2], got[at + 3]]), got.contains(&0x89), started.elapsed());
-                }
+            if let Some(at) = got.windows(2).position(|w| w[0] == 0x88 && w[1] >= 2)
+                && got.len() >= at + 4
+            {
+                return (u16::from_be_bytes([got[at + 2], got[at + 3]]), got.contains(&0x89), started.elapsed());
             }
         }
         (0, got.contains(&0x89), started.elapsed())

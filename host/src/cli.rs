@@ -124,6 +124,13 @@ pub struct ServeArgs {
     /// reader that stopped reading cannot hold memory forever).
     #[arg(long, default_value_t = 30_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
     pub write_timeout_ms: u64,
+    /// Where compiled components are cached, so later starts skip compiling
+    /// (default: wasmtime's cache directory, ~/.cache/wasmtime).
+    #[arg(long, value_name = "DIR", help_heading = "Sandbox")]
+    pub compile_cache_dir: Option<PathBuf>,
+    /// Compile the component at every start instead of caching it.
+    #[arg(long, help_heading = "Sandbox")]
+    pub no_compile_cache: bool,
     /// Largest linear memory the guest may use, in MiB; past it the guest
     /// traps and a fresh instance replaces it.
     #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=4096), help_heading = "Sandbox")]

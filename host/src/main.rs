@@ -64,7 +64,21 @@ fn fail(message: &str) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let config = WsboxComponent::config(args.max_guest_run_ms > 0);
+    let mut config = WsboxComponent::config(args.max_guest_run_ms > 0);
+    if !args.no_compile_cache {
+        let mut cache = wasmtime::CacheConfig::new();
+        if let Some(dir) = &args.compile_cache_dir {
+            cache.with_directory(dir);
+        }
+        // A cache that cannot be set up costs start-up time, nothing else.
+        match wasmtime::Cache::new(cache) {
+            Ok(cache) => {
+                tracing::debug!(directory = %cache.directory().display(), "compile cache");
+                config.cache(Some(cache));
+            }
+            Err(e) => tracing::warn!("no compile cache ({e:#}); compiling at every start"),
+        }
+    }
     let component = match &args.component {
         Some(path) => WsboxComponent::from_file_with_config(path, &config)?,
         None => WsboxComponent::from_bytes_with_config(wsbox::runner::EMBEDDED_COMPONENT, &config)

@@ -791,25 +791,29 @@ impl<N: Net> Runtime<N> {
 fn refuse_pending_full(server: &mut Server, server_id: u32, s: &mut Socket, deferred: &mut Vec<Deferred>) {
     let message = "Too many pending connections.";
     s.conn.refuse_upgrade(503, "Service Unavailable", message);
-    server.error = CloseCode::ABNORMAL_DISCONNECTION;
-    server.error_string = message.to_string();
-    deferred.push(Deferred::ServerError {
-        server: server_id,
-        code: server.error,
-        message: message.to_string(),
-        peer_address: s.peer_address.clone(),
-        peer_port: s.peer_port,
-    });
+    defer_server_error(server, server_id, s, CloseCode::ABNORMAL_DISCONNECTION, message, deferred);
 }
 
 /// An origin was refused: `server-error` 1008 "Access forbidden." (Qt's).
 fn record_forbidden(server: &mut Server, server_id: u32, s: &Socket, deferred: &mut Vec<Deferred>) {
-    let message = "Access forbidden.";
-    server.error = CloseCode::POLICY_VIOLATED;
+    defer_server_error(server, server_id, s, CloseCode::POLICY_VIOLATED, "Access forbidden.", deferred);
+}
+
+/// Records a refused handshake as the server's last error and queues its
+/// `server-error` (with the peer) for the next turn.
+fn defer_server_error(
+    server: &mut Server,
+    server_id: u32,
+    s: &Socket,
+    code: CloseCode,
+    message: &str,
+    deferred: &mut Vec<Deferred>,
+) {
+    server.error = code;
     server.error_string = message.to_string();
     deferred.push(Deferred::ServerError {
         server: server_id,
-        code: server.error,
+        code,
         message: message.to_string(),
         peer_address: s.peer_address.clone(),
         peer_port: s.peer_port,

@@ -280,22 +280,20 @@ pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_
             }
         }
     }
+    // RSS while `conns` idle connections are open (they close on return).
+    let hold_idle = || async {
+        let mut open = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            open.push(connect(url, tls.as_ref()).await?);
+        }
+        settled_rss(server_pid).await
+    };
     let rss_before = settled_rss(server_pid).await?;
-    let mut open = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        open.push(connect(url, tls.as_ref()).await?);
-    }
-    let rss_open = settled_rss(server_pid).await?;
-    drop(open);
+    let rss_open = hold_idle().await?;
     let rss_after = settled_rss(server_pid).await?;
     // A second round on the now warm server: memory an allocator returns
     // late (wsbox's compiler scratch) no longer hides in the first delta.
-    let mut open = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        open.push(connect(url, tls.as_ref()).await?);
-    }
-    let rss_open_again = settled_rss(server_pid).await?;
-    drop(open);
+    let rss_open_again = hold_idle().await?;
     Ok(IdleReport {
         conns,
         rss_before,

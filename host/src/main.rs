@@ -1,6 +1,6 @@
 //! `wsbox`: serves the echo app through the sandboxed component.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,8 +81,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let component = match &args.component {
         Some(path) => WsboxComponent::from_file_with_config(path, &config)?,
-        None => WsboxComponent::from_bytes_with_config(wsbox::runner::EMBEDDED_COMPONENT, &config)
-            .context("compiling the embedded component")?,
+        None => WsboxComponent::embedded_with_config(&config)?,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(load_server_config(&TlsFiles {

@@ -56,7 +56,12 @@ impl Drop for WsboxComponent {
 impl WsboxComponent {
     /// The component embedded in this binary.
     pub fn embedded() -> Result<Self> {
-        Self::from_bytes(EMBEDDED_COMPONENT).context("compiling the embedded component")
+        Self::embedded_with_config(&Self::config(true))
+    }
+
+    /// [`WsboxComponent::embedded`] with an engine made from `config`.
+    pub fn embedded_with_config(config: &wasmtime::Config) -> Result<Self> {
+        Self::from_bytes_with_config(EMBEDDED_COMPONENT, config).context("compiling the embedded component")
     }
 
     /// A component from a `.wasm` file (`--component PATH`).

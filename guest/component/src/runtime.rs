@@ -837,14 +837,19 @@ fn status_phrase(status: u16) -> &'static str {
 
 /// Puts the socket's next deadline in the timer heap (stale entries are
 /// skipped when they come up).
+///
+/// A deadline that moves later (the stall and keepalive clocks restart with
+/// every input) keeps the entry already in the heap: it fires early, the
+/// core ignores a timeout that is not due, and the socket is rescheduled
+/// then. So input costs no heap push; only an earlier deadline adds one.
 fn schedule(timers: &mut BinaryHeap<Reverse<(u64, u32)>>, id: u32, s: &mut Socket) {
-    match s.conn.poll_timeout() {
-        Some(deadline) if s.timer != Some(deadline) => {
+    match (s.conn.poll_timeout(), s.timer) {
+        (Some(deadline), Some(queued)) if queued <= deadline => {}
+        (Some(deadline), _) => {
             s.timer = Some(deadline);
             timers.push(Reverse((deadline, id)));
         }
-        Some(_) => {}
-        None => s.timer = None,
+        (None, _) => s.timer = None,
     }
 }
 

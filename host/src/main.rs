@@ -117,6 +117,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         outgoing_frame_size: args.outgoing_frame_size,
         keepalive_interval_ms: args.keepalive_interval_ms,
         keepalive_timeout_ms: args.keepalive_timeout_ms,
+        max_send_buffer: args.max_send_buffer,
+        max_handshaking_connections: args.max_handshaking_connections,
     };
     let stop = Arc::new(AtomicBool::new(false));
     // The running instance's interrupter (a new one after each restart).

@@ -3,7 +3,7 @@
 
 use crate::bindings::exports::wsbox::websocket::websocket_server as api;
 use crate::fed::FedNet;
-use crate::runtime::{AppEvent, Runtime, Sink};
+use crate::runtime::{AppEvent, Runtime, SEND_BUFFER_RANGE, Sent, Sink};
 use std::cell::RefCell;
 use wsbox_core::limits::MAX_CONFIGURABLE_SIZE;
 use wsbox_core::{CloseCode, DeflateConfig, Limits, MessageKind, SocketError, State};
@@ -254,6 +254,22 @@ impl api::GuestServer for ServerHandle {
         rt(|rt| rt.server(self.id).config.limits.outgoing_frame_size)
     }
 
+    fn set_max_send_buffer_size(&self, size: u64) {
+        rt(|rt| rt.server_mut(self.id).max_send_buffer = size.clamp(*SEND_BUFFER_RANGE.start(), *SEND_BUFFER_RANGE.end()))
+    }
+
+    fn max_send_buffer_size(&self) -> u64 {
+        rt(|rt| rt.server(self.id).max_send_buffer)
+    }
+
+    fn set_max_handshaking_connections(&self, count: u32) {
+        rt(|rt| rt.server_mut(self.id).max_handshaking = count.max(1) as usize)
+    }
+
+    fn max_handshaking_connections(&self) -> u32 {
+        rt(|rt| rt.server(self.id).max_handshaking as u32)
+    }
+
     fn process_events(&self, timeout_ms: u32) -> Vec<api::Event> {
         let mut sink = OwnedSink(Vec::new());
         rt(|rt| rt.turn(timeout_ms, &mut sink));
@@ -263,6 +279,7 @@ impl api::GuestServer for ServerHandle {
     fn turn(&self, timeout_ms: u32, outgoing: api::MessageBatch) -> api::EventBatch {
         let mut sink = BatchSink::default();
         let mut rejected = Vec::new();
+        let mut buffer_full = Vec::new();
         rt(|rt| {
             let mut start = 0usize;
             for (i, ((socket, kind), end)) in
@@ -273,14 +290,16 @@ impl api::GuestServer for ServerHandle {
                     api::MessageKind::Text => MessageKind::Text,
                     api::MessageKind::Binary => MessageKind::Binary,
                 };
-                if !rt.send(*socket, kind, &outgoing.data[start..end]) {
-                    rejected.push(i as u32);
+                match rt.send(*socket, kind, &outgoing.data[start..end]) {
+                    Sent::Queued => {}
+                    Sent::Rejected => rejected.push(i as u32),
+                    Sent::BufferFull => buffer_full.push(i as u32),
                 }
                 start = end;
             }
             rt.turn(timeout_ms, &mut sink);
         });
-        api::EventBatch { events: sink.events, payload: sink.payload, rejected }
+        api::EventBatch { events: sink.events, payload: sink.payload, rejected, buffer_full }
     }
 }
 
@@ -466,11 +485,26 @@ impl api::GuestWebsocket for SocketHandle {
     fn outgoing_frame_size(&self) -> u64 {
         self.read(|s| s.conn.config().limits.outgoing_frame_size)
     }
+
+    fn set_max_send_buffer_size(&self, size: u64) {
+        rt(|rt| rt.set_max_send_buffer(self.id, size))
+    }
+
+    fn max_send_buffer_size(&self) -> u64 {
+        self.read(|s| s.max_send_buffer)
+    }
+
+    fn send_buffer_full(&self) -> bool {
+        self.read(|s| s.send_buffer_full())
+    }
 }
 
 impl SocketHandle {
     fn send(&self, kind: MessageKind, payload: &[u8]) -> u64 {
-        if rt(|rt| rt.send(self.id, kind, payload)) { payload.len() as u64 } else { 0 }
+        match rt(|rt| rt.send(self.id, kind, payload)) {
+            Sent::Queued => payload.len() as u64,
+            Sent::Rejected | Sent::BufferFull => 0,
+        }
     }
 }
 
@@ -568,6 +602,7 @@ fn owned(event: AppEvent<'_>) -> api::Event {
             error_string: message.to_string(),
         }),
         AppEvent::BytesWritten { socket, bytes } => E::BytesWritten(api::BytesWrittenEvent { socket, bytes }),
+        AppEvent::Writable(socket) => E::Writable(socket),
         AppEvent::TlsAlertReceived { server, socket, alert, description } => E::AlertReceived(api::TlsAlertEvent {
             server,
             socket,

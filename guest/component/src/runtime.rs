@@ -90,7 +90,30 @@ pub struct InBatch {
     pub data: Vec<u8>,
     pub eof: Vec<u32>,
     pub gone: Vec<u32>,
+    /// Output past the connection's write limit (the transport stopped reading it).
+    pub backed_up: Vec<u32>,
+    /// Output drained after `backed_up`.
+    pub drained: Vec<u32>,
 }
+
+/// What became of a message the app sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    Queued,
+    /// Not connected (or text that is not UTF-8): dropped.
+    Rejected,
+    /// The send buffer is full: not queued; `Writable` follows.
+    BufferFull,
+}
+
+/// Default cap on a socket's unsent output (the host's default write limit).
+pub const DEFAULT_MAX_SEND_BUFFER: u64 = 4 * 1024 * 1024;
+/// The range a send-buffer cap is clamped to: below it a single frame
+/// would not fit; above it the host's hard cap (80 MiB of unwritten output,
+/// for a guest that ignores its own cap) would drop the connection.
+pub const SEND_BUFFER_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
+/// Default cap on connections still in the opening handshake, per server.
+pub const DEFAULT_MAX_HANDSHAKING: usize = 1024;
 
 /// What a binding supplies: listeners, one exchange per turn, and the time.
 pub trait Net {
@@ -102,6 +125,8 @@ pub trait Net {
     fn set_read_limit(&mut self, conn: u32, bytes: u32);
     /// Whether bytes written to `conn` are reported in [`InBatch::written`].
     fn report_written(&mut self, conn: u32, enabled: bool);
+    /// Unwritten output past which `conn` is reported backed up and not read.
+    fn set_write_limit(&mut self, conn: u32, bytes: u32);
     /// Writes `out` (and leaves it empty), waits up to `timeout_ms`, returns what arrived.
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch;
     /// Milliseconds on a monotonic clock.
@@ -181,6 +206,8 @@ pub enum AppEvent<'a> {
         socket: u32,
         bytes: u64,
     },
+    /// The send buffer has room again after a refused send.
+    Writable(u32),
 }
 
 /// Where a turn's signals go.
@@ -219,6 +246,13 @@ pub struct Server {
     pub allowed_origins: Vec<String>,
     /// Each well-formed request waits for the app's decision.
     pub origin_authentication: bool,
+    /// Send-buffer cap of later sockets.
+    pub max_send_buffer: u64,
+    /// Connections in the opening handshake at most.
+    pub max_handshaking: usize,
+    /// Connections accepted in arrival order, oldest first, while they may
+    /// still be in the handshake (pruned lazily).
+    handshaking: VecDeque<u32>,
 }
 
 /// A connection and what the runtime knows about it.
@@ -249,6 +283,19 @@ pub struct Socket {
     pub read_buffer_size: u64,
     /// `bytesWritten` events are wanted.
     pub bytes_written_events: bool,
+    /// Sends are refused past this much unsent output.
+    pub max_send_buffer: u64,
+    /// The transport reported the output backed up (not yet drained).
+    backed_up: bool,
+    /// A send was refused: later ones are too (order) until `Writable`.
+    send_refused: bool,
+}
+
+impl Socket {
+    /// Whether a send now would be refused for want of buffer room.
+    pub fn send_buffer_full(&self) -> bool {
+        self.send_refused || self.backed_up || self.conn.bytes_to_write() as u64 >= self.max_send_buffer
+    }
 }
 
 /// Every server and socket of this component instance.
@@ -262,6 +309,8 @@ pub struct Runtime<N: Net> {
     timers: BinaryHeap<Reverse<(u64, u32)>>,
     deferred: Vec<Deferred>,
     out: OutBatch,
+    /// Sockets with a refused send, to tell when they have room.
+    refused: Vec<u32>,
 }
 
 /// Qt's default for `maxPendingConnections`.
@@ -279,6 +328,7 @@ impl<N: Net> Runtime<N> {
             timers: BinaryHeap::new(),
             deferred: Vec::new(),
             out: OutBatch::default(),
+            refused: Vec::new(),
         }
     }
 
@@ -305,6 +355,9 @@ impl<N: Net> Runtime<N> {
             paused: false,
             allowed_origins: Vec::new(),
             origin_authentication: false,
+            max_send_buffer: DEFAULT_MAX_SEND_BUFFER,
+            max_handshaking: DEFAULT_MAX_HANDSHAKING,
+            handshaking: VecDeque::new(),
         };
         self.servers.insert(id, server);
         id
@@ -377,6 +430,19 @@ impl<N: Net> Runtime<N> {
             s.bytes_written_events = enabled;
             self.net.report_written(id, enabled);
         }
+    }
+
+    /// The socket's send-buffer cap (0 restores the server's), clamped to
+    /// [`SEND_BUFFER_RANGE`]; the transport's write limit follows it.
+    pub fn set_max_send_buffer(&mut self, id: u32, size: u64) {
+        let Some(s) = self.sockets.get_mut(&id) else { return };
+        let size = if size == 0 {
+            self.servers.get(&s.server).map_or(DEFAULT_MAX_SEND_BUFFER, |srv| srv.max_send_buffer)
+        } else {
+            size.clamp(*SEND_BUFFER_RANGE.start(), *SEND_BUFFER_RANGE.end())
+        };
+        s.max_send_buffer = size;
+        self.net.set_write_limit(id, size as u32);
     }
 
     /// `flush`: true when bytes were waiting; they are handed over at the
@@ -488,18 +554,26 @@ impl<N: Net> Runtime<N> {
 
     // ---- the loop ----
 
-    /// Queues one app message; false when it was not queued.
-    pub fn send(&mut self, id: u32, kind: MessageKind, payload: &[u8]) -> bool {
+    /// Queues one app message, unless the socket is not connected or its
+    /// send buffer is full (then it and every later one wait for `Writable`).
+    pub fn send(&mut self, id: u32, kind: MessageKind, payload: &[u8]) -> Sent {
         if kind == MessageKind::Text && std::str::from_utf8(payload).is_err() {
-            return false;
+            return Sent::Rejected;
         }
-        let Some(s) = self.sockets.get_mut(&id) else { return false };
-        if s.released {
-            return false;
+        let Some(s) = self.sockets.get_mut(&id) else { return Sent::Rejected };
+        if s.released || s.conn.state() != State::Open {
+            return Sent::Rejected;
         }
-        let queued = s.conn.send(kind, payload) > 0 || (payload.is_empty() && s.conn.state() == State::Open);
+        if s.send_buffer_full() {
+            if !s.send_refused {
+                s.send_refused = true;
+                self.refused.push(id);
+            }
+            return Sent::BufferFull;
+        }
+        s.conn.send(kind, payload);
         mark_dirty(&mut self.dirty, id, s);
-        queued
+        Sent::Queued
     }
 
     /// One turn of the event loop.
@@ -529,7 +603,20 @@ impl<N: Net> Runtime<N> {
                 self.out.abort.push(o.conn);
                 continue;
             };
-            let config = Arc::clone(&self.servers[&server].config);
+            let srv = self.servers.get_mut(&server).expect("live server");
+            let config = Arc::clone(&srv.config);
+            let max_send_buffer = srv.max_send_buffer;
+            if let Some(oldest) = make_room_for_handshake(srv, &self.sockets) {
+                // Dropped without a response: it never finished its request.
+                if let Some(s) = self.sockets.get_mut(&oldest) {
+                    s.conn.abort();
+                    mark_dirty(&mut self.dirty, oldest, s);
+                }
+            }
+            srv.handshaking.push_back(o.conn);
+            if max_send_buffer != DEFAULT_MAX_SEND_BUFFER {
+                self.net.set_write_limit(o.conn, max_send_buffer as u32);
+            }
             let socket = Socket {
                 conn: Connection::new(config, now),
                 server,
@@ -547,6 +634,9 @@ impl<N: Net> Runtime<N> {
                 error: None,
                 read_buffer_size: 0,
                 bytes_written_events: false,
+                max_send_buffer,
+                backed_up: false,
+                send_refused: false,
             };
             self.sockets.insert(o.conn, socket);
             self.after_input(o.conn, now, sink);
@@ -560,6 +650,31 @@ impl<N: Net> Runtime<N> {
             if self.sockets.get(&socket).is_some_and(|s| s.bytes_written_events && !s.released) {
                 sink.push(AppEvent::BytesWritten { socket, bytes });
             }
+        }
+        for conn in input.backed_up {
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                s.backed_up = true;
+            }
+        }
+        for conn in input.drained {
+            if let Some(s) = self.sockets.get_mut(&conn) {
+                s.backed_up = false;
+            }
+        }
+        if !self.refused.is_empty() {
+            let sockets = &mut self.sockets;
+            self.refused.retain(|&id| {
+                let Some(s) = sockets.get_mut(&id).filter(|s| !s.released && s.conn.state() == State::Open) else {
+                    return false;
+                };
+                s.send_refused = false;
+                if s.send_buffer_full() {
+                    s.send_refused = true;
+                    return true;
+                }
+                sink.push(AppEvent::Writable(id));
+                false
+            });
         }
         for (conn, info) in input.tls_established {
             if let Some(s) = self.sockets.get_mut(&conn) {
@@ -785,6 +900,20 @@ impl<N: Net> Runtime<N> {
             s.conn.accept_upgrade(now);
         }
     }
+}
+
+/// Keeps a server's connections in the handshake under its cap: forgets
+/// those that finished (or are gone) and, when the cap is still reached,
+/// returns the oldest unfinished one to drop.
+fn make_room_for_handshake(server: &mut Server, sockets: &HashMap<u32, Socket>) -> Option<u32> {
+    let unfinished = |id: &u32| sockets.get(id).is_some_and(|s| s.conn.state() == State::Handshaking && !s.transport_done);
+    if server.handshaking.len() >= server.max_handshaking {
+        server.handshaking.retain(unfinished);
+    }
+    if server.handshaking.len() >= server.max_handshaking.max(1) {
+        return server.handshaking.pop_front();
+    }
+    None
 }
 
 /// The pending queue is full: 503, and `server-error` 1006 as Qt reports it.

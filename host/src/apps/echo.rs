@@ -1,12 +1,15 @@
 //! The echo app: Qt's echo server example (newConnection →
 //! nextPendingConnection → textMessageReceived → sendTextMessage, the same
 //! for binary), on the batched path: one `turn` call per event-loop turn
-//! carries every echo in and every received message out.
+//! carries every echo in and every received message out. Echoes a slow
+//! reader's send buffer has no room for are held here, in order, until
+//! its `writable` event (the host meanwhile stops reading that peer, so
+//! what is held stays within about one turn's input).
 
 use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind};
 use crate::runner::Instance;
 use anyhow::{Result, bail};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,6 +48,10 @@ pub struct EchoOptions {
     /// long it may go unanswered.
     pub keepalive_interval_ms: u32,
     pub keepalive_timeout_ms: u32,
+    /// Per-connection send-buffer cap.
+    pub max_send_buffer: u64,
+    /// Connections still in the handshake, at most.
+    pub max_handshaking_connections: u32,
 }
 
 impl EchoOptions {
@@ -72,6 +79,8 @@ impl EchoOptions {
             outgoing_frame_size: 512 * 1024,
             keepalive_interval_ms: 0,
             keepalive_timeout_ms: 10_000,
+            max_send_buffer: 4 * 1024 * 1024,
+            max_handshaking_connections: 1024,
         }
     }
 }
@@ -110,6 +119,8 @@ pub async fn run(
         s.call_set_max_allowed_incoming_frame_size(&mut *store, server, options.max_frame_size).await?;
         s.call_set_max_allowed_incoming_message_size(&mut *store, server, options.max_message_size).await?;
         s.call_set_keepalive(&mut *store, server, options.keepalive_interval_ms, options.keepalive_timeout_ms).await?;
+        s.call_set_max_send_buffer_size(&mut *store, server, options.max_send_buffer).await?;
+        s.call_set_max_handshaking_connections(&mut *store, server, options.max_handshaking_connections).await?;
         if !s.call_set_outgoing_frame_size(&mut *store, server, options.outgoing_frame_size).await? {
             bail!("invalid outgoing frame size {}", options.outgoing_frame_size);
         }
@@ -128,18 +139,26 @@ pub async fn run(
 
     let debug = tracing::enabled!(tracing::Level::DEBUG);
     let mut sockets: HashMap<u32, Open> = HashMap::new();
+    // Echoes waiting for their socket's `writable`, oldest first.
+    let mut held: HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>> = HashMap::new();
     let mut out = MessageBatch { sockets: Vec::new(), kinds: Vec::new(), ends: Vec::new(), data: Vec::new() };
     let mut shutting_down: Option<Instant> = None;
     loop {
         let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
         let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
+        for &i in &batch.buffer_full {
+            let i = i as usize;
+            let start = if i == 0 { 0 } else { out.ends[i - 1] as usize };
+            let message = out.data[start..out.ends[i] as usize].to_vec();
+            held.entry(out.sockets[i]).or_default().push_back((out.kinds[i], message));
+        }
         out.sockets.clear();
         out.kinds.clear();
         out.ends.clear();
         out.data.clear();
         // When the messages fill the payload end to end (the usual case), the
         // payload itself is sent back: the echo costs no copy here.
-        let reuse = payload_is_messages_only(&batch.events, batch.payload.len());
+        let reuse = held.is_empty() && payload_is_messages_only(&batch.events, batch.payload.len());
         for event in batch.events {
             match event {
                 BatchEvent::TextMessage(span) | BatchEvent::BinaryMessage(span) => {
@@ -148,6 +167,15 @@ pub async fn run(
                     } else {
                         MessageKind::Binary
                     };
+                    if let Some(open) = sockets.get_mut(&span.socket) {
+                        open.messages += 1;
+                        open.bytes += u64::from(span.end - span.start);
+                    }
+                    if let Some(queue) = held.get_mut(&span.socket) {
+                        // Behind echoes still waiting for room: keep the order.
+                        queue.push_back((kind, batch.payload[span.start as usize..span.end as usize].to_vec()));
+                        continue;
+                    }
                     out.sockets.push(span.socket);
                     out.kinds.push(kind);
                     if reuse {
@@ -155,10 +183,6 @@ pub async fn run(
                     } else {
                         out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
                         out.ends.push(out.data.len() as u32);
-                    }
-                    if let Some(open) = sockets.get_mut(&span.socket) {
-                        open.messages += 1;
-                        open.bytes += u64::from(span.end - span.start);
                     }
                 }
                 BatchEvent::Other(Event::NewConnection(server_id)) => {
@@ -190,7 +214,16 @@ pub async fn run(
                         }
                     }
                 }
+                BatchEvent::Other(Event::Writable(id)) => {
+                    for (kind, message) in held.remove(&id).into_iter().flatten() {
+                        out.sockets.push(id);
+                        out.kinds.push(kind);
+                        out.data.extend_from_slice(&message);
+                        out.ends.push(out.data.len() as u32);
+                    }
+                }
                 BatchEvent::Other(Event::Disconnected(id)) => {
+                    held.remove(&id);
                     if let Some(open) = sockets.remove(&id) {
                         if debug {
                             let ws = api.websocket();

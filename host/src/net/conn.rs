@@ -7,7 +7,7 @@ use crate::bindings::net;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -28,6 +28,13 @@ pub struct Conn {
     report_written: AtomicBool,
     /// Where written byte counts go when reported.
     written: Arc<Mutex<Vec<(u32, u64)>>>,
+    /// Unwritten output past which the connection is not read and is
+    /// reported `backed-up` (0: [`WRITE_HIGH_WATER`]).
+    write_limit: AtomicUsize,
+    /// Reported `backed-up` and not yet `drained`: not read meanwhile.
+    backed_up: AtomicBool,
+    /// Where `backed-up` / `drained` go (weak: the shared state owns us).
+    shared: Weak<Shared>,
 }
 
 /// Output and requests from the guest.
@@ -82,6 +89,39 @@ impl Conn {
 
     pub fn set_read_limit(&self, bytes: usize) {
         self.read_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_write_limit(&self, bytes: usize) {
+        self.write_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    fn write_limit(&self) -> usize {
+        match self.write_limit.load(Ordering::Relaxed) {
+            0 => WRITE_HIGH_WATER,
+            limit => limit,
+        }
+    }
+
+    /// Whether the output is backed up: then the peer is not read until
+    /// it has drained to half the limit.
+    fn is_backed_up(&self, unwritten: usize) -> bool {
+        self.backed_up.load(Ordering::Relaxed) || unwritten >= self.write_limit()
+    }
+
+    /// Tells the guest that the output crossed the limit (up) or drained
+    /// to half of it (down), once per crossing.
+    fn update_pressure(&self, unwritten: usize) {
+        let limit = self.write_limit();
+        let report = if unwritten > limit {
+            !self.backed_up.swap(true, Ordering::Relaxed)
+        } else if unwritten <= limit / 2 {
+            self.backed_up.swap(false, Ordering::Relaxed)
+        } else {
+            false
+        };
+        if report && let Some(shared) = self.shared.upgrade() {
+            shared.push_pressure(self.id, unwritten > limit);
+        }
     }
 
     pub fn set_report_written(&self, enabled: bool) {
@@ -153,7 +193,9 @@ impl Conn {
             if was_idle {
                 io.progress = Some(tokio::time::Instant::now());
             }
+            let unwritten = io.unwritten();
             drop(io);
+            self.update_pressure(unwritten);
             if was_idle {
                 self.wake();
             }
@@ -200,6 +242,9 @@ impl Conn {
                 io.pending = Vec::new();
             }
         }
+        let unwritten = io.unwritten();
+        drop(io);
+        self.update_pressure(unwritten);
         true
     }
 }
@@ -217,6 +262,9 @@ pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Ope
         read_limit: AtomicUsize::new(0),
         report_written: AtomicBool::new(false),
         written: shared.written_sink(),
+        write_limit: AtomicUsize::new(0),
+        backed_up: AtomicBool::new(false),
+        shared: Arc::downgrade(&shared),
     });
     {
         let mut conns = shared.conns.lock().expect("conns lock");
@@ -273,7 +321,7 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
             close_deadline = Some(tokio::time::Instant::now() + LINGER);
         }
         let deadline = close_deadline.unwrap_or_else(|| tokio::time::Instant::now() + LINGER);
-        let want_read = reading == Reading::On && unwritten < WRITE_HIGH_WATER && !close;
+        let want_read = reading == Reading::On && !conn.is_backed_up(unwritten) && !close;
         tokio::select! {
             ready = conn.stream.readable(), if want_read => {
                 if ready.is_err() {
@@ -290,9 +338,9 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
                 if ready.is_err() || !conn.drain() {
                     return false;
                 }
-                // Output fell below the high-water mark: a reader held back
-                // by it may go on (the woken arm below).
-                if reading == Reading::Blocked && conn.io.lock().expect("io lock").unwritten() < WRITE_HIGH_WATER {
+                // Output drained: a reader held back by it may go on (the
+                // woken arm below).
+                if reading == Reading::Blocked && !conn.is_backed_up(conn.io.lock().expect("io lock").unwritten()) {
                     conn.wake();
                 }
             }
@@ -305,7 +353,7 @@ async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
             }
             _ = &mut woken => {
                 // Backpressure holds here too: no reading while the output is backed up.
-                if reading == Reading::Blocked && unwritten < WRITE_HIGH_WATER {
+                if reading == Reading::Blocked && !conn.is_backed_up(unwritten) {
                     // A new turn: take what is buffered (TLS plaintext) even
                     // if the socket has nothing new.
                     reading = match shared.read_from(conn) {

@@ -50,6 +50,10 @@ struct Inbox {
     tls_established: Vec<net::TlsSession>,
     tls_failed: Vec<net::TlsFailure>,
     accept_failed: Vec<net::AcceptFailure>,
+    /// Output past the write limit (does not end a wait by itself).
+    backed_up: Vec<u32>,
+    /// Output drained after `backed_up`.
+    drained: Vec<u32>,
     /// Counts turns, so each connection's share restarts every turn.
     epoch: u32,
     /// Connections that stopped reading because this turn is full.
@@ -78,6 +82,7 @@ impl Inbox {
             && self.tls_established.is_empty()
             && self.tls_failed.is_empty()
             && self.accept_failed.is_empty()
+            && self.drained.is_empty()
     }
 }
 
@@ -124,6 +129,11 @@ impl Shared {
 
     pub fn push_accept_failed(&self, failure: net::AcceptFailure) {
         self.push(|i| i.accept_failed.push(failure));
+    }
+
+    /// A connection's output crossed its write limit (up) or drained (down).
+    pub fn push_pressure(&self, id: u32, backed_up: bool) {
+        self.push(|i| if backed_up { i.backed_up.push(id) } else { i.drained.push(id) });
     }
 
     pub fn written_sink(&self) -> Arc<Mutex<Vec<(u32, u64)>>> {
@@ -301,6 +311,8 @@ impl Shared {
             accept_failed: std::mem::take(&mut inbox.accept_failed),
             written_conns: Vec::new(),
             written_bytes: Vec::new(),
+            backed_up: std::mem::take(&mut inbox.backed_up),
+            drained: std::mem::take(&mut inbox.drained),
         };
         drop(inbox);
         let mut incoming = incoming;

@@ -217,6 +217,13 @@ impl net::Host for crate::runner::HostState {
         Ok(())
     }
 
+    async fn set_write_limit(&mut self, conn: u32, bytes: u32) -> wasmtime::Result<()> {
+        if let Some(conn) = self.net.shared.conns.lock().expect("conns lock").get(&conn) {
+            conn.set_write_limit(bytes as usize);
+        }
+        Ok(())
+    }
+
     async fn report_written(&mut self, conn: u32, enabled: bool) -> wasmtime::Result<()> {
         if let Some(conn) = self.net.shared.conns.lock().expect("conns lock").get(&conn) {
             conn.set_report_written(enabled);

@@ -6,6 +6,7 @@
 //! says so; `docs/qt-api.md` lists each difference.
 
 mod app;
+mod beyond_qt;
 mod closing;
 mod frames;
 mod handshake;

@@ -52,6 +52,10 @@ impl Net for FedNet {
         net::report_written(conn, enabled);
     }
 
+    fn set_write_limit(&mut self, conn: u32, bytes: u32) {
+        net::set_write_limit(conn, bytes);
+    }
+
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch {
         let record = net::Outgoing {
             conns: std::mem::take(&mut out.conns),
@@ -95,6 +99,8 @@ impl Net for FedNet {
             data: incoming.data,
             eof: incoming.eof,
             gone: incoming.gone,
+            backed_up: incoming.backed_up,
+            drained: incoming.drained,
             tls_established: incoming
                 .tls_established
                 .into_iter()

@@ -1,8 +1,17 @@
-//! Builds the guest component (`guest/component`) for `wasm32-wasip2` and
-//! hands its path to the host crate, so that `cargo run --release` needs
-//! nothing else. The nested cargo has its own target directory under
-//! `OUT_DIR` (no lock contention with the outer build) and none of the outer
-//! build's flags (they are for the host's target, not wasm).
+//! Builds the guest component (`guest/component`) for `wasm32-wasip2` in its
+//! three variants and hands their paths to the host crate, so that `cargo
+//! run --release` needs nothing else:
+//!
+//! - `wsbox-server.wasm` (world `server`): the host-fed component wsbox runs;
+//! - `wsbox-server-wasi.wasm` (world `server-wasi`, feature `wasi-sockets`):
+//!   the same API over `wasi:sockets`, for any WASI 0.2 host;
+//! - `wsbox-echo.wasm` (world `echo-command`, feature `command`): the echo
+//!   app behind `wasi:cli/run`, for `wasmtime run`.
+//!
+//! They are also copied to `target/<profile>/components/`. The nested cargo
+//! has its own target directory under `OUT_DIR` (no lock contention with the
+//! outer build) and none of the outer build's flags (they are for the
+//! host's target, not wasm).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -29,11 +38,35 @@ fn main() {
 
     ensure_target();
     let target_dir = out_dir.join("guest-target");
+    // OUT_DIR is <target>/<profile>/build/wsbox-<hash>/out.
+    let components = out_dir.ancestors().nth(3).map(|profile| profile.join("components"));
+    for (file, features, env_var) in [
+        ("wsbox-server.wasm", None, "WSBOX_COMPONENT_PATH"),
+        ("wsbox-server-wasi.wasm", Some("wasi-sockets"), "WSBOX_WASI_COMPONENT_PATH"),
+        ("wsbox-echo.wasm", Some("command"), "WSBOX_COMMAND_COMPONENT_PATH"),
+    ] {
+        let built = build_guest(&guest, &target_dir, features);
+        // Each variant is kept under its own name: the next build overwrites
+        // the crate's output file.
+        let wasm = out_dir.join(file);
+        std::fs::copy(&built, &wasm)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), wasm.display()));
+        if let Some(dir) = &components {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::copy(&wasm, dir.join(file));
+        }
+        println!("cargo:rustc-env={env_var}={}", wasm.display());
+    }
+}
+
+/// Builds the component crate with `features`; returns the `.wasm` it wrote.
+fn build_guest(guest: &Path, target_dir: &Path, features: Option<&str>) -> PathBuf {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&guest)
-        .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(guest).args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"]).arg(target_dir);
+    if let Some(features) = features {
+        cmd.args(["--features", features]);
+    }
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -52,7 +85,7 @@ fn main() {
     }
     let wasm = target_dir.join(TARGET).join("release").join("wsbox_component.wasm");
     assert!(wasm.exists(), "the guest build did not produce {}", wasm.display());
-    println!("cargo:rustc-env=WSBOX_COMPONENT_PATH={}", wasm.display());
+    wasm
 }
 
 /// Adds the wasm target when the toolchain lacks it: rustup installs the

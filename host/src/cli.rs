@@ -20,7 +20,29 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the echo app (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Write the three components this build made (the host-fed one, the
+    /// WASI one, the echo command) to a directory and print their paths.
+    Components(ComponentsArgs),
+}
+
+/// Options of `wsbox components`.
+#[derive(Debug, Clone, Args)]
+pub struct ComponentsArgs {
+    /// Where to write them.
+    #[arg(long, default_value = "components", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Which I/O binding serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BindingArg {
+    /// The host owns the sockets and TLS and feeds the component one batch
+    /// per turn (`wsbox:websocket/net`): the fast path.
+    HostFed,
+    /// The component listens through `wasi:sockets` itself, as under stock
+    /// WASI hosts (plain ws:// only; for comparison and testing).
+    Wasi,
 }
 
 /// How log lines are written (to stderr).
@@ -41,9 +63,15 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:1234", value_name = "ADDR:PORT")]
     pub listen: SocketAddr,
-    /// Run this component instead of the embedded one.
-    #[arg(long, value_name = "PATH")]
+    /// Run this component instead of the embedded one (either binding; it
+    /// is told by the component's imports).
+    #[arg(long, value_name = "PATH", conflicts_with = "binding")]
     pub component: Option<PathBuf>,
+    /// Which embedded component serves: the host-fed one, or the one that
+    /// listens through wasi:sockets itself (no TLS; the transport limits
+    /// are the component's own).
+    #[arg(long, value_enum, default_value_t = BindingArg::HostFed)]
+    pub binding: BindingArg,
     /// Milliseconds a client has to complete its upgrade request (the TLS
     /// handshake included on wss://); -1 disables the deadline (Qt's
     /// `handshakeTimeout`).
@@ -254,8 +282,8 @@ impl Cli {
     /// The serve options, whether `serve` was written or not.
     pub fn serve_args(&self) -> &ServeArgs {
         match &self.command {
-            Some(Command::Serve(args)) => args,
-            None => &self.serve,
+            Some(Command::Serve(args)) => args.as_ref(),
+            Some(Command::Components(_)) | None => &self.serve,
         }
     }
 }

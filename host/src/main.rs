@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wsbox::apps::echo::EchoOptions;
-use wsbox::cli::{Command, LogFormat, ServeArgs};
+use wsbox::cli::{BindingArg, Command, LogFormat, ServeArgs};
 use wsbox::net::{Interrupter, TransportLimits};
-use wsbox::runner::WsboxComponent;
+use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::tls::{TlsFiles, load_server_config};
 
@@ -23,7 +23,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = wsbox::cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
+        Some(Command::Components(args)) => return write_components(&args.out),
         None => cli.serve,
     };
     // A bare level applies to wsbox; other crates (wasmtime, cranelift) stay at warn.
@@ -58,6 +59,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `wsbox components`: the embedded components, written out.
+fn write_components(dir: &std::path::Path) -> ExitCode {
+    use wsbox::runner::{EMBEDDED_COMMAND_COMPONENT, EMBEDDED_COMPONENT, EMBEDDED_WASI_COMPONENT};
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(&format!("cannot create {}: {e}", dir.display()));
+    }
+    for (file, bytes, what) in [
+        ("wsbox-server.wasm", EMBEDDED_COMPONENT, "host-fed component (world server: imports wsbox:websocket/net)"),
+        ("wsbox-server-wasi.wasm", EMBEDDED_WASI_COMPONENT, "WASI component (world server-wasi: any WASI 0.2 host)"),
+        (
+            "wsbox-echo.wasm",
+            EMBEDDED_COMMAND_COMPONENT,
+            "echo command (world echo-command: wasmtime run -S inherit-network)",
+        ),
+    ] {
+        let path = dir.join(file);
+        if let Err(e) = std::fs::write(&path, bytes) {
+            return fail(&format!("cannot write {}: {e}", path.display()));
+        }
+        println!("{}\t{what}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("wsbox: error: {message}");
     ExitCode::FAILURE
@@ -79,10 +104,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
             Err(e) => tracing::warn!("no compile cache ({e:#}); compiling at every start"),
         }
     }
-    let component = match &args.component {
-        Some(path) => WsboxComponent::from_file_with_config(path, &config)?,
-        None => WsboxComponent::embedded_with_config(&config)?,
+    let component = match (&args.component, args.binding) {
+        (Some(path), _) => WsboxComponent::from_file_with_config(path, &config)?,
+        (None, BindingArg::HostFed) => WsboxComponent::embedded_with_config(&config)?,
+        (None, BindingArg::Wasi) => WsboxComponent::embedded_binding(Binding::WasiSockets, &config)?,
     };
+    if component.binding() == Binding::WasiSockets && args.tls_cert.is_some() {
+        anyhow::bail!(
+            "wss:// needs the host-fed binding (the host terminates TLS); drop --binding wasi or the --tls-* flags"
+        );
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(load_server_config(&TlsFiles {
             cert: cert.clone(),
@@ -143,6 +174,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             tracing::info!(
                 %url,
                 component = component_name,
+                binding = ?component.binding(),
                 deflate = !args.no_deflate,
                 handshake_timeout_ms = args.handshake_timeout_ms,
                 max_guest_memory_mib = args.max_guest_memory_mib,

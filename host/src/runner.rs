@@ -12,8 +12,24 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{CallHook, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// The guest component built by `build.rs` and embedded in the binary.
+/// The guest component built by `build.rs` and embedded in the binary
+/// (world `server`: sockets through the host's `net`).
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("WSBOX_COMPONENT_PATH"));
+/// The same component over `wasi:sockets` (world `server-wasi`).
+pub static EMBEDDED_WASI_COMPONENT: &[u8] = include_bytes!(env!("WSBOX_WASI_COMPONENT_PATH"));
+/// The echo app as a command (world `echo-command`, exports `wasi:cli/run`).
+pub static EMBEDDED_COMMAND_COMPONENT: &[u8] = include_bytes!(env!("WSBOX_COMMAND_COMPONENT_PATH"));
+
+/// How a component reaches the network, read off its imports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// It imports `wsbox:websocket/net`: the host owns the sockets (and TLS)
+    /// and feeds it one flat batch per turn. The fast path.
+    HostFed,
+    /// It imports `wasi:sockets`: it listens and accepts itself, in one poll
+    /// loop; the host grants TCP on the addresses its policy allows.
+    WasiSockets,
+}
 
 /// What the host keeps per instance: WASI's context and the sockets.
 pub struct HostState {
@@ -43,6 +59,7 @@ pub struct WsboxComponent {
     engine: Engine,
     component: Component,
     linker: Linker<HostState>,
+    binding: Binding,
     /// Stops the epoch ticker thread when the component is dropped.
     ticker_stop: Arc<AtomicBool>,
 }
@@ -57,6 +74,20 @@ impl WsboxComponent {
     /// The component embedded in this binary.
     pub fn embedded() -> Result<Self> {
         Self::embedded_with_config(&Self::config(true))
+    }
+
+    /// The embedded component of `binding`.
+    pub fn embedded_binding(binding: Binding, config: &wasmtime::Config) -> Result<Self> {
+        let bytes = match binding {
+            Binding::HostFed => EMBEDDED_COMPONENT,
+            Binding::WasiSockets => EMBEDDED_WASI_COMPONENT,
+        };
+        Self::from_bytes_with_config(bytes, config).context("compiling the embedded component")
+    }
+
+    /// How this component reaches the network.
+    pub fn binding(&self) -> Binding {
+        self.binding
     }
 
     /// [`WsboxComponent::embedded`] with an engine made from `config`.
@@ -99,6 +130,19 @@ impl WsboxComponent {
     pub fn from_bytes_with_config(bytes: &[u8], config: &wasmtime::Config) -> Result<Self> {
         let engine = Engine::new(config)?;
         let component = Component::from_binary(&engine, bytes)?;
+        let imports: Vec<String> =
+            component.component_type().imports(&engine).map(|(name, _)| name.to_string()).collect();
+        let binding = if imports.iter().any(|i| i.starts_with("wsbox:websocket/net")) {
+            Binding::HostFed
+        } else if imports.iter().any(|i| i.starts_with("wasi:sockets/tcp")) {
+            Binding::WasiSockets
+        } else {
+            anyhow::bail!(
+                "the component imports neither wsbox:websocket/net nor wasi:sockets/tcp, so it cannot reach \
+                 the network (imports: {})",
+                imports.join(", ")
+            );
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -110,7 +154,7 @@ impl WsboxComponent {
                 ticking.increment_epoch();
             }
         })?;
-        Ok(Self { engine, component, linker, ticker_stop })
+        Ok(Self { engine, component, linker, binding, ticker_stop })
     }
 
     /// A fresh instance whose sockets follow `policy`; secure listeners use `tls`.
@@ -131,8 +175,12 @@ impl WsboxComponent {
         limits: SandboxLimits,
         transport: TransportLimits,
     ) -> Result<Instance> {
+        let wasi = match self.binding {
+            Binding::HostFed => sandbox::wasi_ctx(),
+            Binding::WasiSockets => sandbox::wasi_ctx_with_sockets(&policy),
+        };
         let state = HostState {
-            wasi: sandbox::wasi_ctx(),
+            wasi,
             table: ResourceTable::new(),
             net: NetHost::with_limits(policy, tls, transport),
             limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
@@ -151,6 +199,10 @@ impl WsboxComponent {
             Ok(())
         });
         let max_run = limits.max_run;
+        // A WASI-binding guest under load may not wait for long (its poll
+        // keeps finding something ready); yielding at each tick lets the
+        // writes wasmtime-wasi runs as tasks make progress meanwhile.
+        let binding = self.binding;
         store.epoch_deadline_callback(move |ctx| {
             if ctx.data().running_since.elapsed() > max_run {
                 return Err(wasmtime::format_err!(
@@ -158,12 +210,18 @@ impl WsboxComponent {
                     max_run.as_millis()
                 ));
             }
-            Ok(UpdateDeadline::Continue(1))
+            Ok(match binding {
+                Binding::HostFed => UpdateDeadline::Continue(1),
+                Binding::WasiSockets => UpdateDeadline::Yield(1),
+            })
         });
         store.set_epoch_deadline(1);
-        let bindings = bindings::Server::instantiate_async(&mut store, &self.component, &self.linker).await?;
-        let api = bindings.wsbox_websocket_websocket_server().clone();
-        Ok(Instance { store, api })
+        // Either world exports the same interface: look it up by name.
+        let pre = self.linker.instantiate_pre(&self.component)?;
+        let indices = api::GuestIndices::new(&pre)?;
+        let instance = pre.instantiate_async(&mut store).await?;
+        let api = indices.load(&mut store, &instance)?;
+        Ok(Instance { store, api, binding: self.binding })
     }
 }
 
@@ -173,4 +231,21 @@ pub struct Instance {
     pub store: Store<HostState>,
     /// `wsbox:websocket/websocket-server`.
     pub api: api::Guest,
+    /// How the component reaches the network. Calls into a
+    /// [`Binding::WasiSockets`] instance should run inside
+    /// [`tokio::task::coop::unconstrained`] (see [`drive`]).
+    pub binding: Binding,
+}
+
+/// Runs an app's calls into an instance of `binding`. A WASI-binding guest
+/// polls every socket in one call; under tokio's cooperative budget (128
+/// polls per task turn) wasmtime-wasi 48 then answers `check-write` with 0
+/// for every socket at once and the guest stalls past ~128 connections
+/// (wasmtime issue #14174, fixed in wasmtime-wasi 50). Lifting the budget
+/// for the call avoids it; the host-fed binding needs nothing.
+pub async fn drive<F: std::future::Future>(binding: Binding, calls: F) -> F::Output {
+    match binding {
+        Binding::HostFed => calls.await,
+        Binding::WasiSockets => tokio::task::coop::unconstrained(calls).await,
+    }
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
 /// The addresses the component may listen on. Port 0 in an allowed address
@@ -57,6 +58,27 @@ impl Default for SandboxLimits {
 /// them), stderr for panic messages; nothing else.
 pub fn wasi_ctx() -> WasiCtx {
     WasiCtxBuilder::new().inherit_stderr().build()
+}
+
+/// [`wasi_ctx`] plus TCP for a component of the WASI binding: it may bind
+/// and listen only where `policy` allows, accept any peer, and nothing else
+/// (no outgoing connections, no UDP, no name lookups).
+pub fn wasi_ctx_with_sockets(policy: &ListenPolicy) -> WasiCtx {
+    let policy = policy.clone();
+    WasiCtxBuilder::new()
+        .inherit_stderr()
+        .allow_tcp(true)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(move |addr, use_| {
+            let allowed = match use_ {
+                SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => policy.allows(addr),
+                SocketAddrUse::TcpAccept => true,
+                _ => false,
+            };
+            Box::pin(async move { allowed })
+        })
+        .build()
 }
 
 #[cfg(test)]

@@ -135,49 +135,7 @@ async fn past_max_connections_new_clients_wait_in_the_backlog_until_one_closes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_peers_lose_reorder_and_corrupt_nothing_and_close_cleanly() {
     let server = Server::start(&[]);
-    let (peers, messages) = (scale(200, 1000), scale(100, 1000));
-    let tasks: Vec<_> = (0..peers)
-        .map(|peer| {
-            let url = server.url.clone();
-            tokio::spawn(async move {
-                let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
-                let (mut sink, mut stream) = ws.split();
-                let payload = move |seq: u32| {
-                    // Sizes 0..8 KiB; every byte depends on (peer, seq).
-                    let len = ((peer.wrapping_mul(7919) ^ seq.wrapping_mul(104_729)) % 8192) as usize;
-                    let mut p = Vec::with_capacity(len + 8);
-                    p.extend_from_slice(&peer.to_be_bytes());
-                    p.extend_from_slice(&seq.to_be_bytes());
-                    p.extend((0..len).map(|i| (i as u32 ^ peer ^ seq) as u8));
-                    p
-                };
-                let reader = tokio::spawn(async move {
-                    for seq in 0..messages {
-                        match stream.next().await {
-                            Some(Ok(Message::Binary(got))) => {
-                                assert_eq!(got, payload(seq), "peer {peer} message {seq}")
-                            }
-                            other => panic!("peer {peer} message {seq}: {other:?}"),
-                        }
-                    }
-                    stream
-                });
-                for seq in 0..messages {
-                    sink.send(Message::binary(payload(seq))).await.unwrap();
-                }
-                let stream = reader.await.expect("every echo, in order, intact");
-                let mut ws = sink.reunite(stream).unwrap();
-                ws.close(None).await.unwrap();
-                match ws.next().await {
-                    Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1000),
-                    other => panic!("peer {peer}: the close was not answered: {other:?}"),
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        tokio::time::timeout(Duration::from_secs(600), task).await.expect("in time").expect("a peer");
-    }
+    support::many_peers(&server.url, scale(200, 1000), scale(100, 1000)).await;
     fresh_echo(&server.url).await;
 }
 

@@ -2,19 +2,19 @@
 //! (QWebSocket), thin handles onto the instance's one [`Runtime`].
 
 use crate::bindings::exports::wsbox::websocket::websocket_server as api;
-use crate::fed::FedNet;
+use crate::Binding;
 use crate::runtime::{AppEvent, Runtime, SEND_BUFFER_RANGE, Sent, Sink};
 use std::cell::RefCell;
 use wsbox_core::limits::MAX_CONFIGURABLE_SIZE;
 use wsbox_core::{CloseCode, DeflateConfig, Limits, MessageKind, SocketError, State};
 
 thread_local! {
-    static RUNTIME: RefCell<Option<Runtime<FedNet>>> = const { RefCell::new(None) };
+    static RUNTIME: RefCell<Option<Runtime<Binding>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` on the instance's runtime (created on first use).
-fn rt<R>(f: impl FnOnce(&mut Runtime<FedNet>) -> R) -> R {
-    RUNTIME.with(|cell| f(cell.borrow_mut().get_or_insert_with(|| Runtime::new(FedNet::new()))))
+pub(crate) fn rt<R>(f: impl FnOnce(&mut Runtime<Binding>) -> R) -> R {
+    RUNTIME.with(|cell| f(cell.borrow_mut().get_or_insert_with(|| Runtime::new(Binding::new()))))
 }
 
 pub struct Component;

@@ -4,21 +4,70 @@
 //!
 //! - [`runtime`]: the event loop shared by every binding: servers, sockets,
 //!   pending queues, timers, and the mapping from core events to Qt's signals.
-//! - [`fed`]: the host-fed binding: sockets are the host's, reached through
-//!   the `wsbox:websocket/net` import, one flat batch each way per turn.
+//! - [`fed`]: the host-fed binding (world `server`, the default): sockets are
+//!   the host's, reached through the `wsbox:websocket/net` import, one flat
+//!   batch each way per turn.
+//! - [`wasi`]: the WASI binding (world `server-wasi`, feature `wasi-sockets`):
+//!   the component listens and accepts through `wasi:sockets` in one poll loop.
+//! - [`command`]: the echo app behind `wasi:cli/run` (world `echo-command`,
+//!   feature `command`), for `wasmtime run`.
 //! - [`exports`]: the WIT resources `server` and `websocket`.
 
+#[cfg(feature = "command")]
+mod command;
 mod exports;
 #[cfg(feature = "faults")]
 mod faults;
+#[cfg(not(feature = "wasi-sockets"))]
 mod fed;
 mod runtime;
+#[cfg(feature = "wasi-sockets")]
+mod wasi;
 
-/// Generated from `wit/`.
+/// The binding this build serves through.
+#[cfg(not(feature = "wasi-sockets"))]
+type Binding = fed::FedNet;
+#[cfg(feature = "wasi-sockets")]
+type Binding = wasi::WasiNet;
+
+/// Generated from `wit/`; WASI's imports are the `wasip2` crate's types.
 mod bindings {
+    #[cfg(not(feature = "wasi-sockets"))]
     wit_bindgen::generate!({
         world: "server",
         path: "../../wit",
+    });
+
+    #[cfg(all(feature = "wasi-sockets", not(feature = "command")))]
+    wit_bindgen::generate!({
+        world: "server-wasi",
+        path: "../../wit",
+        with: {
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            "wasi:sockets/network@0.2.12": wasip2::sockets::network,
+            "wasi:sockets/instance-network@0.2.12": wasip2::sockets::instance_network,
+            "wasi:sockets/tcp@0.2.12": wasip2::sockets::tcp,
+            "wasi:sockets/tcp-create-socket@0.2.12": wasip2::sockets::tcp_create_socket,
+        },
+    });
+
+    #[cfg(feature = "command")]
+    wit_bindgen::generate!({
+        world: "echo-command",
+        path: "../../wit",
+        with: {
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            "wasi:sockets/network@0.2.12": wasip2::sockets::network,
+            "wasi:sockets/instance-network@0.2.12": wasip2::sockets::instance_network,
+            "wasi:sockets/tcp@0.2.12": wasip2::sockets::tcp,
+            "wasi:sockets/tcp-create-socket@0.2.12": wasip2::sockets::tcp_create_socket,
+        },
     });
 
     use crate::exports::Component;

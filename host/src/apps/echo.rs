@@ -101,9 +101,18 @@ pub async fn run(
     instance: &mut Instance,
     options: &EchoOptions,
     stop: &AtomicBool,
+    on_listening: impl FnMut(&str),
+) -> Result<()> {
+    crate::runner::drive(instance.binding, serve(instance, options, stop, on_listening)).await
+}
+
+async fn serve(
+    instance: &mut Instance,
+    options: &EchoOptions,
+    stop: &AtomicBool,
     mut on_listening: impl FnMut(&str),
 ) -> Result<()> {
-    let Instance { store, api } = instance;
+    let Instance { store, api, .. } = instance;
     let mut servers: HashMap<u32, ResourceAny> = HashMap::new();
     let mut wanted = vec![(options.listen, api::SecureMode::NonSecureMode)];
     wanted.extend(options.tls_listen.map(|addr| (addr, api::SecureMode::SecureMode)));

@@ -12,7 +12,10 @@ use wsbox::sandbox::ListenPolicy;
 /// Compiled once per test binary.
 fn component() -> &'static WsboxComponent {
     static COMPONENT: OnceLock<WsboxComponent> = OnceLock::new();
-    COMPONENT.get_or_init(|| WsboxComponent::embedded().expect("the embedded component compiles"))
+    COMPONENT.get_or_init(|| {
+        WsboxComponent::embedded_binding(crate::BINDING, &WsboxComponent::config(true))
+            .expect("the embedded component compiles")
+    })
 }
 
 /// Calls a `server` method: `srv!(app, call_listen, "127.0.0.1", 0)`.
@@ -54,6 +57,7 @@ impl App {
             .call_constructor(&mut inst.store, "wsbox-test", SecureMode::NonSecureMode)
             .await
             .expect("server constructor");
+        assert_eq!(inst.binding, crate::BINDING, "the component of the binding under test");
         Self { inst, server, events: Vec::new(), cursor: 0 }
     }
 

@@ -3,7 +3,11 @@
 //! as a Qt program drives `QWebSocketServer`) and its clients are raw
 //! sockets, so each byte on the wire is the test's. Where wsbox deliberately
 //! does better than Qt (§4.7), the test asserts the better behaviour and
-//! says so; `docs/qt-api.md` lists each difference.
+//! says so; `docs/qt-api.md` lists each difference. `qt_behaviours_wasi.rs`
+//! runs the same modules on the WASI binding's component.
+
+/// The component under test: the host-fed one.
+const BINDING: wsbox::runner::Binding = wsbox::runner::Binding::HostFed;
 
 mod app;
 mod beyond_qt;

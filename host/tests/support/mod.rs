@@ -1,5 +1,6 @@
-//! Starts the real `wsbox` binary (host + embedded component) on a free
-//! loopback port and stops it when the test ends.
+//! Starts the real `wsbox` binary (host + embedded component) — or another
+//! host serving a wsbox component — on a free loopback port and stops it
+//! when the test ends; and the client workloads several tests share.
 
 #![allow(dead_code)]
 
@@ -21,13 +22,20 @@ impl Server {
     /// Starts `wsbox serve --listen 127.0.0.1:0 <extra>` and waits for its
     /// "listening on" line (no sleeps).
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
-            .args(extra)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsbox"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"]).args(extra);
+        Self::spawn(command, extra.contains(&"--tls-cert"))
+    }
+
+    /// Starts any server process whose first line on stdout ends with its
+    /// `ws://` URL (a second line with the `wss://` URL when `tls`).
+    pub fn spawn(mut command: Command, tls: bool) -> Self {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start wsbox");
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
@@ -47,10 +55,10 @@ impl Server {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("wsbox did not report listening ({other:?}); stderr:\n{}", stderr.lock().unwrap());
+                panic!("{program} did not report listening ({other:?}); stderr:\n{}", stderr.lock().unwrap());
             }
         };
-        let tls_url = if extra.contains(&"--tls-cert") {
+        let tls_url = if tls {
             let line = lines.next().and_then(Result::ok).unwrap_or_default();
             Some(line.split_whitespace().last().unwrap_or_default().to_string())
         } else {
@@ -103,7 +111,82 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- wsbox stderr ---\n{}", self.stderr());
+            eprintln!("--- server stderr ---\n{}", self.stderr());
         }
+    }
+}
+
+/// Echo as Qt's echo example does it, checked with a real client: text and
+/// binary (64 KiB) come back as sent, a ping gets its pong, and a close with
+/// 4000 "bye" is answered with the same code and reason.
+pub async fn echo_checks(url: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    ws.send(Message::text("héllo wsbox")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("héllo wsbox"));
+    let binary: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
+    ws.send(Message::binary(binary.clone())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(binary));
+    ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::Pong(b"are you there".to_vec().into()));
+    let close = CloseFrame { code: 4000.into(), reason: "bye".into() };
+    ws.close(Some(close)).await.unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!((u16::from(frame.code), frame.reason.as_str()), (4000, "bye"));
+        }
+        other => panic!("the close was not answered with 4000 bye: {other:?}"),
+    }
+}
+
+/// `peers` concurrent connections each send `messages` binary messages of
+/// 8..8 KiB (every byte depends on peer and sequence) and read them back:
+/// nothing lost, reordered or corrupted; then each closes with 1000 and
+/// gets 1000 back.
+pub async fn many_peers(url: &str, peers: u32, messages: u32) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let tasks: Vec<_> = (0..peers)
+        .map(|peer| {
+            let url = url.to_string();
+            tokio::spawn(async move {
+                let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+                let (mut sink, mut stream) = ws.split();
+                let payload = move |seq: u32| {
+                    let len = ((peer.wrapping_mul(7919) ^ seq.wrapping_mul(104_729)) % 8192) as usize;
+                    let mut p = Vec::with_capacity(len + 8);
+                    p.extend_from_slice(&peer.to_be_bytes());
+                    p.extend_from_slice(&seq.to_be_bytes());
+                    p.extend((0..len).map(|i| (i as u32 ^ peer ^ seq) as u8));
+                    p
+                };
+                let reader = tokio::spawn(async move {
+                    for seq in 0..messages {
+                        match stream.next().await {
+                            Some(Ok(Message::Binary(got))) => {
+                                assert_eq!(got, payload(seq), "peer {peer} message {seq}")
+                            }
+                            other => panic!("peer {peer} message {seq}: {other:?}"),
+                        }
+                    }
+                    stream
+                });
+                for seq in 0..messages {
+                    sink.send(Message::binary(payload(seq))).await.unwrap();
+                }
+                let stream = reader.await.expect("every echo, in order, intact");
+                let mut ws = sink.reunite(stream).unwrap();
+                ws.close(None).await.unwrap();
+                match ws.next().await {
+                    Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1000),
+                    other => panic!("peer {peer}: the close was not answered: {other:?}"),
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(600), task).await.expect("in time").expect("a peer");
     }
 }

@@ -24,6 +24,26 @@ pub enum Command {
     /// Write the three components this build made (the host-fed one, the
     /// WASI one, the echo command) to a directory and print their paths.
     Components(ComponentsArgs),
+    /// Run an app component (server logic in any language, world `app`,
+    /// composed with a server component) in the sandbox.
+    Run(RunArgs),
+}
+
+/// Options of `wsbox run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Where the app may listen (repeat for several; port 0 allows any
+    /// port of that address).
+    #[arg(long = "allow-listen", default_value = "127.0.0.1:0", value_name = "ADDR:PORT")]
+    pub allow_listen: Vec<SocketAddr>,
+    /// Largest linear memory the app may use, in MiB.
+    #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=4096))]
+    pub max_guest_memory_mib: u64,
+    /// The composed app component (`wac plug app.wasm --plug wsbox-server.wasm`).
+    pub app: PathBuf,
+    /// The app's own arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 /// Options of `wsbox components`.
@@ -283,7 +303,7 @@ impl Cli {
     pub fn serve_args(&self) -> &ServeArgs {
         match &self.command {
             Some(Command::Serve(args)) => args.as_ref(),
-            Some(Command::Components(_)) | None => &self.serve,
+            Some(Command::Components(_) | Command::Run(_)) | None => &self.serve,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wsbox::apps::echo::EchoOptions;
-use wsbox::cli::{BindingArg, Command, LogFormat, ServeArgs};
+use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::net::{Interrupter, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::Components(args)) => return write_components(&args.out),
+        Some(Command::Run(args)) => return run_app(&args),
         None => cli.serve,
     };
     // A bare level applies to wsbox; other crates (wasmtime, cranelift) stay at warn.
@@ -54,6 +55,37 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("{e:#}")),
+    }
+}
+
+/// `wsbox run`: an app component, until its `run` returns.
+fn run_app(args: &RunArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let run = async {
+        let mut config = WsboxComponent::config(true);
+        if let Ok(cache) = wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
+            config.cache(Some(cache));
+        }
+        let component = WsboxComponent::from_file_with_config(&args.app, &config)?;
+        let name = args.app.file_name().map_or("app".into(), |n| n.to_string_lossy().into_owned());
+        let argv: Vec<String> = std::iter::once(name).chain(args.args.iter().cloned()).collect();
+        let limits = SandboxLimits {
+            max_memory: usize::try_from(args.max_guest_memory_mib).unwrap_or(usize::MAX).saturating_mul(1024 * 1024),
+            ..SandboxLimits::default()
+        };
+        let policy = ListenPolicy::new(args.allow_listen.iter().copied());
+        component.run_app(&argv, policy, None, limits, TransportLimits::default()).await
+    };
+    match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("{e:#}")),
     }

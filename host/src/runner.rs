@@ -43,6 +43,8 @@ pub struct HostState {
     /// getting control back from `net.exchange` (where it waits). Calls to
     /// WASI in between are short and do not count as waiting.
     pub(crate) running_since: Instant,
+    /// When the watchdog last looked (it looks every tick while wasm runs).
+    last_epoch_check: Instant,
 }
 
 /// How often the engine's epoch advances: the watchdog's resolution.
@@ -179,12 +181,56 @@ impl WsboxComponent {
             Binding::HostFed => sandbox::wasi_ctx(),
             Binding::WasiSockets => sandbox::wasi_ctx_with_sockets(&policy),
         };
+        let mut store = self.store(wasi, policy, tls, limits, transport);
+        // Either world exports the same interface: look it up by name.
+        let pre = self.linker.instantiate_pre(&self.component)?;
+        let indices = api::GuestIndices::new(&pre)?;
+        let instance = pre.instantiate_async(&mut store).await?;
+        let api = indices.load(&mut store, &instance)?;
+        Ok(Instance { store, api, binding: self.binding })
+    }
+
+    /// Runs an app component: a world-`app` component (server logic in any
+    /// language, exporting `wasi:cli/run`) composed with a server component
+    /// of either binding (`wac plug app.wasm --plug wsbox-server.wasm`).
+    /// `args` are its command line (the first is its name); it may write to
+    /// stdout and stderr. Returns when its `run` does.
+    pub async fn run_app(
+        &self,
+        args: &[String],
+        policy: ListenPolicy,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        limits: SandboxLimits,
+        transport: TransportLimits,
+    ) -> Result<()> {
+        let wasi = sandbox::wasi_ctx_for_app(args, (self.binding == Binding::WasiSockets).then_some(&policy));
+        let mut store = self.store(wasi, policy, tls, limits, transport);
+        let command =
+            wasmtime_wasi::p2::bindings::Command::instantiate_async(&mut store, &self.component, &self.linker)
+                .await
+                .map_err(anyhow::Error::from)
+                .context("the app does not export wasi:cli/run@0.2 (is it a world `app` component, composed?)")?;
+        drive(self.binding, command.wasi_cli_run().call_run(&mut store))
+            .await?
+            .map_err(|()| anyhow::anyhow!("the app's run returned an error"))
+    }
+
+    /// A store for one instance, with the memory cap and the watchdog.
+    fn store(
+        &self,
+        wasi: WasiCtx,
+        policy: ListenPolicy,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        limits: SandboxLimits,
+        transport: TransportLimits,
+    ) -> Store<HostState> {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
             net: NetHost::with_limits(policy, tls, transport),
             limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
             running_since: Instant::now(),
+            last_epoch_check: Instant::now(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -203,8 +249,17 @@ impl WsboxComponent {
         // keeps finding something ready); yielding at each tick lets the
         // writes wasmtime-wasi runs as tasks make progress meanwhile.
         let binding = self.binding;
-        store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().running_since.elapsed() > max_run {
+        store.epoch_deadline_callback(move |mut ctx| {
+            // Running wasm reaches this every tick. A longer gap means the
+            // guest was waiting in a host call (wasi:io/poll, say): it
+            // starts running again now.
+            let state = ctx.data_mut();
+            let now = Instant::now();
+            if now.duration_since(state.last_epoch_check) > 5 * EPOCH_TICK {
+                state.running_since = now;
+            }
+            state.last_epoch_check = now;
+            if state.running_since.elapsed() > max_run {
                 return Err(wasmtime::format_err!(
                     "the guest ran for more than {} ms without returning or waiting (stopped by the watchdog)",
                     max_run.as_millis()
@@ -216,12 +271,7 @@ impl WsboxComponent {
             })
         });
         store.set_epoch_deadline(1);
-        // Either world exports the same interface: look it up by name.
-        let pre = self.linker.instantiate_pre(&self.component)?;
-        let indices = api::GuestIndices::new(&pre)?;
-        let instance = pre.instantiate_async(&mut store).await?;
-        let api = indices.load(&mut store, &instance)?;
-        Ok(Instance { store, api, binding: self.binding })
+        store
     }
 }
 

@@ -71,14 +71,34 @@ pub fn wasi_ctx_with_sockets(policy: &ListenPolicy) -> WasiCtx {
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(move |addr, use_| {
-            let allowed = match use_ {
-                SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => policy.allows(addr),
-                SocketAddrUse::TcpAccept => true,
-                _ => false,
-            };
+            let allowed = listen_only(&policy, addr, use_);
             Box::pin(async move { allowed })
         })
         .build()
+}
+
+/// For an app component: its command line, stdout and stderr, and TCP as
+/// for [`wasi_ctx_with_sockets`] when it brings its own sockets (`policy`).
+pub fn wasi_ctx_for_app(args: &[String], policy: Option<&ListenPolicy>) -> WasiCtx {
+    let mut builder = WasiCtxBuilder::new();
+    builder.inherit_stdout().inherit_stderr().args(args);
+    if let Some(policy) = policy {
+        let policy = policy.clone();
+        builder.allow_tcp(true).allow_udp(false).allow_ip_name_lookup(false).socket_addr_check(move |addr, use_| {
+            let allowed = listen_only(&policy, addr, use_);
+            Box::pin(async move { allowed })
+        });
+    }
+    builder.build()
+}
+
+/// Binding and listening where `policy` allows, accepting anyone; nothing else.
+fn listen_only(policy: &ListenPolicy, addr: SocketAddr, use_: SocketAddrUse) -> bool {
+    match use_ {
+        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => policy.allows(addr),
+        SocketAddrUse::TcpAccept => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

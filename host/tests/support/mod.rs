@@ -190,3 +190,6 @@ pub async fn many_peers(url: &str, peers: u32, messages: u32) {
         tokio::time::timeout(Duration::from_secs(600), task).await.expect("in time").expect("a peer");
     }
 }
+
+/// A client connection as tokio-tungstenite makes it.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -35,3 +35,14 @@ fuzz SECS="60":
 # reset rounds): minutes instead of seconds.
 soak:
     WSBOX_SOAK=1 cargo test --release -p wsbox --test hostile -- --test-threads 1
+
+# One component under every host: the wsbox host with each binding, stock
+# `wasmtime run`, Node + jco, beside tokio-tungstenite (a few minutes; the
+# first run installs the wasmtime CLI and jco); rewrites the hosts section of
+# docs/benchmarks.md.
+bench-hosts *ARGS:
+    cargo build --release -p wsbox -p wsbox-bench
+    ./target/release/wsbox components --out examples/node/components
+    bash examples/node/bootstrap.sh
+    ./target/release/wsbox-bench hosts --out docs/benchmarks.md \
+        --wasmtime "$(bash host/tests/clients/bootstrap-wasmtime-cli.sh)" --node-example examples/node {{ARGS}}

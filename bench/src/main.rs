@@ -2,6 +2,7 @@
 //! measures wsbox against them and writes `docs/benchmarks.md`.
 
 mod baselines;
+mod hosts;
 mod load;
 mod pki;
 mod procfs;
@@ -26,6 +27,10 @@ struct Cli {
 enum Cmd {
     /// Every cell against every server, interleaved; prints (and with --out writes) the report.
     Run(run::RunOptions),
+    /// One component under every host (wsbox with each binding, stock
+    /// wasmtime, Node + jco) beside tokio-tungstenite; prints (and with
+    /// --out writes) the table.
+    Hosts(hosts::HostsOptions),
     /// One load run against a URL; prints a JSON report.
     Load(load::LoadOptions),
     /// Resident memory of a server with idle connections; prints JSON.
@@ -71,6 +76,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             let results = run::run(opts)?;
             print!("{}", results.markdown);
         }
+        Cmd::Hosts(opts) => print!("{}", hosts::run(opts)?),
         Cmd::Load(opts) => {
             let report = runtime()?.block_on(load::run(opts))?;
             println!("{}", serde_json::to_string(&report)?);

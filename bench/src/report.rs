@@ -10,7 +10,7 @@ use std::path::Path;
 pub const BEGIN: &str = "<!-- wsbox-bench:results:begin -->";
 pub const END: &str = "<!-- wsbox-bench:results:end -->";
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -24,7 +24,7 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -148,7 +148,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn date() -> String {
+pub(crate) fn date() -> String {
     std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d")
@@ -160,10 +160,16 @@ fn date() -> String {
 /// Replaces the text between the result markers of `path` (creating the
 /// file, or appending the markers, when they are missing).
 pub fn write_section(path: &Path, section: &str) -> Result<()> {
+    write_between(path, BEGIN, END, section)
+}
+
+/// Replaces what lies between the `begin` and `end` markers of `path` (or
+/// appends the block).
+pub fn write_between(path: &Path, begin: &str, end: &str, section: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{BEGIN}\n{section}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+    let block = format!("{begin}\n{section}{end}");
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + end.len()..]),
         _ => format!("{old}{}{block}\n", if old.is_empty() || old.ends_with('\n') { "" } else { "\n" }),
     };
     std::fs::write(path, new)?;

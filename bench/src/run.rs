@@ -52,17 +52,33 @@ impl Target {
     }
 }
 
-struct Cell {
-    name: String,
-    conns: usize,
-    window: usize,
-    size: usize,
-    kind: Kind,
+pub(crate) struct Cell {
+    pub name: String,
+    pub conns: usize,
+    pub window: usize,
+    pub size: usize,
+    pub kind: Kind,
     targets: &'static [Target],
 }
 
 const PLAIN: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::RawTcp];
 const TLS: &[Target] = &[Target::WsboxTls, Target::TungsteniteTls];
+
+/// A cell named as the tables name it ("64×16×1 KiB binary").
+pub(crate) fn cell(conns: usize, window: usize, size: usize, kind: Kind) -> Cell {
+    Cell {
+        name: format!(
+            "{conns}×{window}×{} {}",
+            if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") },
+            if kind == Kind::Text { "text" } else { "binary" }
+        ),
+        conns,
+        window,
+        size,
+        kind,
+        targets: &[],
+    }
+}
 
 fn cells(quick: bool) -> Vec<Cell> {
     let many = if quick { 50 } else { 1000 };
@@ -114,7 +130,13 @@ fn start_servers(wsbox: &Path, identity: &crate::pki::Identity, pin: Option<usiz
 }
 
 /// Runs the generator as a child process (pinned), so its CPU is its own.
-fn load(server: &Running, ca: &Path, cell: &Cell, opts: &RunOptions, pin: Option<usize>) -> Result<LoadReport> {
+pub(crate) fn load(
+    server: &Running,
+    ca: Option<&Path>,
+    cell: &Cell,
+    opts: &RunOptions,
+    pin: Option<usize>,
+) -> Result<LoadReport> {
     let me = std::env::current_exe()?;
     let mut command = match pin {
         Some(core) => {
@@ -129,7 +151,10 @@ fn load(server: &Running, ca: &Path, cell: &Cell, opts: &RunOptions, pin: Option
     command.args(["--window", &cell.window.to_string(), "--size", &cell.size.to_string()]);
     command.args(["--kind", if cell.kind == Kind::Text { "text" } else { "binary" }]);
     command.args(["--duration", &opts.duration.to_string(), "--warmup", &opts.warmup.to_string()]);
-    command.args(["--server-pid", &server.pid.to_string()]).arg("--ca").arg(ca);
+    command.args(["--server-pid", &server.pid.to_string()]);
+    if let Some(ca) = ca {
+        command.arg("--ca").arg(ca);
+    }
     let output = command.output().context("running the load generator")?;
     if !output.status.success() {
         bail!(
@@ -157,7 +182,7 @@ fn idle(server: &Running, ca: &Path, conns: usize) -> Result<IdleReport> {
 }
 
 /// The median of each field over the rounds.
-fn median(runs: &[LoadReport]) -> LoadReport {
+pub(crate) fn median(runs: &[LoadReport]) -> LoadReport {
     let pick = |f: fn(&LoadReport) -> f64| {
         let mut v: Vec<f64> = runs.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
@@ -235,7 +260,7 @@ pub fn run(mut opts: RunOptions) -> Result<Results> {
         let mut runs: BTreeMap<Target, Vec<LoadReport>> = BTreeMap::new();
         for round in 0..opts.rounds {
             for &target in cell.targets {
-                let report = load(&servers.running[&target], &servers.ca, &cell, &opts, load_core)?;
+                let report = load(&servers.running[&target], Some(&servers.ca), &cell, &opts, load_core)?;
                 eprintln!(
                     "wsbox-bench: {} round {} {}: {:.0} msgs/s, p50 {:.0} µs, server CPU {:.0}%",
                     cell.name,

@@ -37,3 +37,40 @@ fn a_quick_run_measures_every_server_in_every_cell_and_writes_the_report() {
         assert!(report.contains(&format!("| {server} | ")), "{server} has no idle-memory row:\n{report}");
     }
 }
+
+/// The hosts comparison, short: every host carries messages without errors.
+#[test]
+fn a_quick_hosts_run_measures_every_host() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tool = |script: &str| {
+        let out = Command::new("bash").arg(root.join(script)).output().expect("run a bootstrap script");
+        assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let wasmtime = tool("host/tests/clients/bootstrap-wasmtime-cli.sh");
+    let wsbox = std::path::PathBuf::from(env!("CARGO_BIN_EXE_wsbox-bench")).with_file_name("wsbox");
+    assert!(wsbox.exists(), "{} is missing: cargo test --workspace builds it", wsbox.display());
+    let written =
+        Command::new(&wsbox).args(["components", "--out"]).arg(root.join("examples/node/components")).status();
+    assert!(written.expect("wsbox components").success());
+    tool("examples/node/bootstrap.sh");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsbox-bench"))
+        .args(["hosts", "--quick", "--duration", "0.2", "--wasmtime", &wasmtime, "--node-example"])
+        .arg(root.join("examples/node"))
+        .output()
+        .expect("run wsbox-bench hosts");
+    assert!(out.status.success(), "wsbox-bench hosts --quick failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let mut rows = 0;
+    for line in table.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 10) {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cols[1] == "cell" || cols[1].starts_with("---") {
+            continue;
+        }
+        let msgs: f64 = cols[3].parse().unwrap_or_else(|_| panic!("msgs/s in {line}"));
+        assert!(msgs > 0.0, "no messages echoed: {line}");
+        assert_eq!(cols[9], "0", "errors in: {line}");
+        rows += 1;
+    }
+    assert_eq!(rows, 4 * 5, "every host in every cell (quick: 50 connections, under wasmtime's limit):\n{table}");
+}

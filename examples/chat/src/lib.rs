@@ -53,10 +53,8 @@ impl Guest for Chat {
                         }
                     }
                     Event::TextMessageReceived(m) => broadcast(&mut room, &format!("{}: {}", m.socket, m.message)),
-                    Event::Disconnected(id) => {
-                        if room.remove(&id).is_some() {
-                            broadcast(&mut room, &format!("* {id} left"));
-                        }
+                    Event::Disconnected(id) if room.remove(&id).is_some() => {
+                        broadcast(&mut room, &format!("* {id} left"));
                     }
                     _ => {}
                 }

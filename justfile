@@ -46,3 +46,9 @@ bench-hosts *ARGS:
     bash examples/node/bootstrap.sh
     ./target/release/wsbox-bench hosts --out docs/benchmarks.md \
         --wasmtime "$(bash host/tests/clients/bootstrap-wasmtime-cli.sh)" --node-example examples/node {{ARGS}}
+
+# A light client's round trip alone and beside a flooding peer (wsbox and
+# tokio-tungstenite, ~1 minute); rewrites the fairness section of docs/benchmarks.md.
+bench-fairness *ARGS:
+    cargo build --release -p wsbox -p wsbox-bench
+    ./target/release/wsbox-bench fairness --out docs/benchmarks.md {{ARGS}}

@@ -2,6 +2,7 @@
 //! measures wsbox against them and writes `docs/benchmarks.md`.
 
 mod baselines;
+mod fairness;
 mod hosts;
 mod load;
 mod pki;
@@ -31,6 +32,9 @@ enum Cmd {
     /// wasmtime, Node + jco) beside tokio-tungstenite; prints (and with
     /// --out writes) the table.
     Hosts(hosts::HostsOptions),
+    /// A light client's round trip alone and beside a flooding peer, on wsbox
+    /// and tokio-tungstenite; prints (and with --out writes) the table.
+    Fairness(run::RunOptions),
     /// One load run against a URL; prints a JSON report.
     Load(load::LoadOptions),
     /// Resident memory of a server with idle connections; prints JSON.
@@ -77,6 +81,7 @@ fn run_cli(cli: Cli) -> Result<()> {
             print!("{}", results.markdown);
         }
         Cmd::Hosts(opts) => print!("{}", hosts::run(opts)?),
+        Cmd::Fairness(opts) => print!("{}", fairness::run(opts)?),
         Cmd::Load(opts) => {
             let report = runtime()?.block_on(load::run(opts))?;
             println!("{}", serde_json::to_string(&report)?);

@@ -37,8 +37,8 @@ pub struct HostState {
     table: ResourceTable,
     /// The instance's sockets (the `net` import).
     pub net: NetHost,
-    /// The memory cap.
-    limits: StoreLimits,
+    /// The memory cap, and what the guest's memories hold now.
+    limits: MemoryCap,
     /// When the guest last started running: entering an export, or
     /// getting control back from `net.exchange` (where it waits). Calls to
     /// WASI in between are short and do not count as waiting.
@@ -49,6 +49,54 @@ pub struct HostState {
 
 /// How often the engine's epoch advances: the watchdog's resolution.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl HostState {
+    /// Bytes of linear memory the guest holds (wasm memories only grow: this
+    /// is also its high-water mark).
+    pub fn guest_memory_bytes(&self) -> usize {
+        self.limits.memory_bytes
+    }
+}
+
+/// wasmtime's [`StoreLimits`], recording how large the guest's memories grew.
+struct MemoryCap {
+    limits: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes += desired - current;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -228,7 +276,10 @@ impl WsboxComponent {
             wasi,
             table: ResourceTable::new(),
             net: NetHost::with_limits(policy, tls, transport),
-            limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
+            limits: MemoryCap {
+                limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
+                memory_bytes: 0,
+            },
             running_since: Instant::now(),
             last_epoch_check: Instant::now(),
         };

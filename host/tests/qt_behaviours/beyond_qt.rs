@@ -107,3 +107,51 @@ async fn past_the_handshaking_cap_the_oldest_unfinished_handshake_is_dropped() {
     let got = app.serve(thread::spawn(move || fresh.frame())).await.expect("the fresh client's message");
     assert_eq!(got.payload, b"fresh");
 }
+
+/// Resets in the middle of a handshake and in the middle of a frame leave
+/// nothing behind: the host's live connections return to 0 and the guest's
+/// memory stops growing after the first rounds (a leak per connection would
+/// grow it by hundreds of KiB a round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resets_mid_handshake_and_mid_frame_leave_no_connection_and_no_memory_behind() {
+    let (mut app, port) = App::listening().await;
+    srv!(app, call_set_max_pending_connections, 1000);
+    let mut memory = Vec::new();
+    for _round in 0..8 {
+        let clients = thread::spawn(move || {
+            (0..100)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        let mut raw = Raw::connect(port);
+                        raw.send(b"GET / HTTP/1.1\r\nHost: h\r\nUpgr");
+                        raw
+                    } else {
+                        let (mut raw, _) = Raw::upgraded(port, "/", &[]);
+                        // Half of a masked 1 000-byte binary frame.
+                        let mut frame = vec![0x82, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4];
+                        frame.extend(std::iter::repeat_n(0u8, 500));
+                        raw.send(&frame);
+                        raw
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        let clients = app.serve(clients).await;
+        app.run_for(50).await;
+        for raw in clients {
+            // SO_LINGER 0: closing sends a reset.
+            socket2::SockRef::from(&raw.stream).set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        app.run_for(300).await;
+        if app.inst.binding == wsbox::runner::Binding::HostFed {
+            assert_eq!(app.inst.store.data().net.connection_count(), 0, "live connections after the resets");
+        }
+        memory.push(app.inst.store.data().guest_memory_bytes());
+    }
+    let (settled, last) = (memory[2], memory[7]);
+    assert!(settled > 0, "the guest's memory is measured");
+    assert!(last <= settled + 512 * 1024, "guest memory grew from {settled} to {last} bytes over 5 rounds: {memory:?}");
+    // Still serving.
+    let fresh = thread::spawn(move || Raw::upgraded(port, "/", &[]));
+    app.serve(fresh).await;
+}

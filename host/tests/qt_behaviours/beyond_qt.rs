@@ -108,7 +108,8 @@ async fn past_the_handshaking_cap_the_oldest_unfinished_handshake_is_dropped() {
     assert_eq!(got.payload, b"fresh");
 }
 
-/// Resets in the middle of a handshake and in the middle of a frame leave
+/// Resets in the middle of a handshake and in the middle of a frame, and
+/// peers that half-close (shut down their sending side mid-frame), leave
 /// nothing behind: the host's live connections return to 0 and the guest's
 /// memory stops growing after the first rounds (a leak per connection would
 /// grow it by hundreds of KiB a round).
@@ -121,7 +122,7 @@ async fn resets_mid_handshake_and_mid_frame_leave_no_connection_and_no_memory_be
         let clients = thread::spawn(move || {
             (0..100)
                 .map(|i| {
-                    if i % 2 == 0 {
+                    if i % 3 == 0 {
                         let mut raw = Raw::connect(port);
                         raw.send(b"GET / HTTP/1.1\r\nHost: h\r\nUpgr");
                         raw
@@ -131,6 +132,10 @@ async fn resets_mid_handshake_and_mid_frame_leave_no_connection_and_no_memory_be
                         let mut frame = vec![0x82, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4];
                         frame.extend(std::iter::repeat_n(0u8, 500));
                         raw.send(&frame);
+                        if i % 3 == 2 {
+                            // Half-closed: no more input will come.
+                            raw.stream.shutdown(std::net::Shutdown::Write).unwrap();
+                        }
                         raw
                     }
                 })

@@ -13,6 +13,9 @@ use crate::message::{Assembler, MessageKind, RETAINED_CAPACITY};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Output buffer a connection keeps between bursts; more is freed once taken.
+const IDLE_OUT_CAPACITY: usize = 64 * 1024;
+
 /// The payload of the server's own keepalive pings (their pongs are not
 /// reported to the app).
 const KEEPALIVE_PAYLOAD: &[u8] = b"wsbox-keepalive";
@@ -575,11 +578,19 @@ impl Connection {
 
     /// Moves every queued byte for the peer to the end of `dst`.
     pub fn take_transmit(&mut self, dst: &mut Vec<u8>) {
-        if dst.is_empty() {
+        // Swapping saves a copy, but only when the connection gets a buffer
+        // no larger than its own: otherwise a binding's large turn buffer
+        // would move into a connection every turn and stay there (1 000
+        // connections ended up holding ~1 MiB each).
+        if dst.is_empty() && dst.capacity() <= self.out.capacity() {
             std::mem::swap(dst, &mut self.out);
         } else {
             dst.extend_from_slice(&self.out);
             self.out.clear();
+        }
+        // After a burst (a large message), an idle connection keeps a small buffer.
+        if self.out.capacity() > IDLE_OUT_CAPACITY {
+            self.out = Vec::new();
         }
     }
 

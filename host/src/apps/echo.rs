@@ -19,6 +19,10 @@ use wasmtime::component::ResourceAny;
 const IDLE_TURN_MS: u32 = 1000;
 /// Turn length while shutting down, so the grace period is kept.
 const SHUTDOWN_TURN_MS: u32 = 50;
+/// Held echoes sent again per turn at most: when many slow readers drain at
+/// once, their backlogs go out over several turns instead of one batch of
+/// hundreds of MiB (which the guest would have to hold whole).
+const RESEND_PER_TURN: usize = 1024 * 1024;
 
 /// How the echo server is set up.
 pub struct EchoOptions {
@@ -150,6 +154,8 @@ async fn serve(
     let mut sockets: HashMap<u32, Open> = HashMap::new();
     // Echoes waiting for their socket's `writable`, oldest first.
     let mut held: HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>> = HashMap::new();
+    // Sockets that said `writable` and still hold echoes, in that order.
+    let mut resend: VecDeque<u32> = VecDeque::new();
     let mut out = MessageBatch { sockets: Vec::new(), kinds: Vec::new(), ends: Vec::new(), data: Vec::new() };
     let mut shutting_down: Option<Instant> = None;
     loop {
@@ -224,11 +230,8 @@ async fn serve(
                     }
                 }
                 BatchEvent::Other(Event::Writable(id)) => {
-                    for (kind, message) in held.remove(&id).into_iter().flatten() {
-                        out.sockets.push(id);
-                        out.kinds.push(kind);
-                        out.data.extend_from_slice(&message);
-                        out.ends.push(out.data.len() as u32);
+                    if held.contains_key(&id) && !resend.contains(&id) {
+                        resend.push_back(id);
                     }
                 }
                 BatchEvent::Other(Event::Disconnected(id)) => {
@@ -263,6 +266,7 @@ async fn serve(
         if reuse {
             out.data = batch.payload;
         }
+        resend_held(&mut held, &mut resend, &mut out);
         if stop.load(Ordering::Acquire) && shutting_down.is_none() {
             shutting_down = Some(Instant::now());
             tracing::info!(
@@ -296,6 +300,36 @@ async fn serve(
         s.resource_drop_async(&mut *store).await?;
     }
     Ok(())
+}
+
+/// Moves held echoes of sockets that became writable into `out`, oldest
+/// first, up to [`RESEND_PER_TURN`] bytes; the rest waits for the next turn
+/// (still ahead of anything newer for the same socket).
+fn resend_held(
+    held: &mut HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>>,
+    resend: &mut VecDeque<u32>,
+    out: &mut MessageBatch,
+) {
+    let mut budget = RESEND_PER_TURN;
+    while budget > 0
+        && let Some(id) = resend.pop_front()
+    {
+        let Some(queue) = held.get_mut(&id) else { continue };
+        while budget > 0
+            && let Some((kind, message)) = queue.pop_front()
+        {
+            budget = budget.saturating_sub(message.len().max(1));
+            out.sockets.push(id);
+            out.kinds.push(kind);
+            out.data.extend_from_slice(&message);
+            out.ends.push(out.data.len() as u32);
+        }
+        if queue.is_empty() {
+            held.remove(&id);
+        } else {
+            resend.push_front(id);
+        }
+    }
 }
 
 /// Whether the payload holds only whole messages, back to back in event order.

@@ -229,10 +229,8 @@ async fn serve(
                         }
                     }
                 }
-                BatchEvent::Other(Event::Writable(id)) => {
-                    if held.contains_key(&id) && !resend.contains(&id) {
-                        resend.push_back(id);
-                    }
+                BatchEvent::Other(Event::Writable(id)) if held.contains_key(&id) && !resend.contains(&id) => {
+                    resend.push_back(id);
                 }
                 BatchEvent::Other(Event::Disconnected(id)) => {
                     held.remove(&id);

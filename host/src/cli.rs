@@ -173,6 +173,12 @@ pub struct ServeArgs {
     /// it drops the oldest unfinished one (slowloris cannot lock clients out).
     #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
     pub max_handshaking_connections: u32,
+    /// Event loops, each a thread with its own sandboxed instance, sharing
+    /// the listening port (SO_REUSEPORT: the kernel spreads connections).
+    /// One per core serves the most; a guest that traps takes down only its
+    /// own worker's connections.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Transport")]
+    pub workers: u16,
     /// Open connections at most; past it new ones wait in the OS backlog.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
     pub max_connections: u64,

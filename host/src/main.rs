@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::net::{Interrupter, TransportLimits};
@@ -164,6 +165,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let transport = TransportLimits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         write_timeout: Duration::from_millis(args.write_timeout_ms),
+        ..TransportLimits::default()
     };
     let options = EchoOptions {
         name: args.server_name.clone(),
@@ -184,61 +186,173 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_handshaking_connections: args.max_handshaking_connections,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    // The running instance's interrupter (a new one after each restart).
-    let current: Arc<Mutex<Option<Interrupter>>> = Arc::default();
-    let (flag, interrupting) = (Arc::clone(&stop), Arc::clone(&current));
+    let workers = usize::from(args.workers);
+    // Each worker's running instance's interrupter (a new one after each restart).
+    let interrupters: Arc<Mutex<Vec<Option<Interrupter>>>> = Arc::new(Mutex::new(vec![None; workers]));
+    let (flag, interrupting) = (Arc::clone(&stop), Arc::clone(&interrupters));
     tokio::spawn(async move {
         let signal = wait_for_shutdown_signal().await;
         tracing::info!(signal, "shutdown requested");
         flag.store(true, Ordering::Release);
-        if let Some(interrupter) = interrupting.lock().expect("interrupter lock").as_ref() {
+        for interrupter in interrupting.lock().expect("interrupter lock").iter().flatten() {
             interrupter.interrupt();
         }
     });
-    let component_name = args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
-    let mut restarts: Vec<Instant> = Vec::new();
-    loop {
-        let mut instance = component.instantiate_with(policy.clone(), tls.clone(), limits, transport).await?;
-        *current.lock().expect("interrupter lock") = Some(instance.store.data().net.interrupter());
-        let mut listened = false;
-        let result = wsbox::apps::echo::run(&mut instance, &options, &stop, |url| {
-            listened = true;
-            tracing::info!(
-                %url,
-                component = component_name,
-                binding = ?component.binding(),
-                deflate = !args.no_deflate,
-                handshake_timeout_ms = args.handshake_timeout_ms,
-                max_guest_memory_mib = args.max_guest_memory_mib,
-                "listening"
-            );
-            println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
-            let _ = std::io::stdout().flush();
-        })
-        .await;
-        // Dropping the instance closes every connection it held.
-        let open = instance.store.data().net.connection_count();
-        drop(instance);
-        let error = match result {
-            Ok(()) => return Ok(()),
-            // Before listening it is a setup error (a busy port): no restart.
-            Err(e) if !listened || stop.load(Ordering::Acquire) => return Err(e),
-            Err(e) => e,
-        };
-        restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
-        restarts.push(Instant::now());
-        if restarts.len() > MAX_RESTARTS {
-            anyhow::bail!(
-                "the guest stopped {} times within {} s; giving up. Last: {error:#}",
-                restarts.len(),
-                RESTART_WINDOW.as_secs()
+    let worker = Worker {
+        component: Arc::new(component),
+        component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
+        options,
+        policy,
+        tls,
+        limits,
+        transport: TransportLimits { reuse_port: workers > 1, ..transport },
+        stop,
+        interrupters,
+        deflate: !args.no_deflate,
+        handshake_timeout_ms: args.handshake_timeout_ms,
+        max_guest_memory_mib: args.max_guest_memory_mib,
+    };
+    if workers == 1 {
+        // One worker logs without a worker field, as before workers existed.
+        return worker.supervise(0, |_| {}).await;
+    }
+    // Worker 0 binds first, so that a port 0 becomes the port all share
+    // (SO_REUSEPORT: the kernel spreads connections across the workers).
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<String>();
+    let mut threads = vec![worker.spawn_thread(0, Some(bound_tx))?];
+    let mut urls = Vec::new();
+    while urls.len() < 1 + usize::from(worker.options.tls_listen.is_some()) {
+        match bound_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(url) => urls.push(url),
+            Err(_) if threads[0].is_finished() => break,
+            Err(_) => {}
+        }
+    }
+    let port_of = |scheme: &str| {
+        urls.iter().find(|u| u.starts_with(scheme)).and_then(|u| u.rsplit(':').next()?.parse::<u16>().ok())
+    };
+    let mut rest = worker.clone();
+    if let Some(port) = port_of("ws://") {
+        rest.options.listen.set_port(port);
+    }
+    if let (Some(tls_listen), Some(port)) = (rest.options.tls_listen.as_mut(), port_of("wss://")) {
+        tls_listen.set_port(port);
+    }
+    rest.policy = ListenPolicy::new(std::iter::once(rest.options.listen).chain(rest.options.tls_listen));
+    if !threads[0].is_finished() {
+        for index in 1..workers {
+            threads.push(rest.spawn_thread(index, None)?);
+        }
+    }
+    let mut result = Ok(());
+    for thread in threads {
+        let outcome = tokio::task::spawn_blocking(move || thread.join()).await?;
+        let outcome = outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
+        if let Err(e) = outcome {
+            // One worker failing stops the others.
+            worker.stop.store(true, Ordering::Release);
+            for interrupter in worker.interrupters.lock().expect("interrupter lock").iter().flatten() {
+                interrupter.interrupt();
+            }
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// What every worker needs: each runs its own instance of the one compiled
+/// component on its own thread and event loop.
+#[derive(Clone)]
+struct Worker {
+    component: Arc<WsboxComponent>,
+    component_name: String,
+    options: EchoOptions,
+    policy: ListenPolicy,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: SandboxLimits,
+    transport: TransportLimits,
+    stop: Arc<AtomicBool>,
+    interrupters: Arc<Mutex<Vec<Option<Interrupter>>>>,
+    deflate: bool,
+    handshake_timeout_ms: i32,
+    max_guest_memory_mib: u64,
+}
+
+impl Worker {
+    /// Runs worker `index` on a thread of its own with its own event loop;
+    /// `bound` receives its URLs once it listens.
+    fn spawn_thread(
+        &self,
+        index: usize,
+        bound: Option<std::sync::mpsc::Sender<String>>,
+    ) -> Result<std::thread::JoinHandle<Result<()>>> {
+        let worker = self.clone();
+        Ok(std::thread::Builder::new().name(format!("wsbox-worker-{index}")).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let serving = worker.supervise(index, |url| {
+                if let Some(bound) = &bound {
+                    let _ = bound.send(url.to_string());
+                }
+            });
+            runtime.block_on(serving.instrument(tracing::info_span!("worker", index)))
+        })?)
+    }
+
+    /// Serves, and when the guest traps or is stopped, starts a fresh
+    /// instance (at most [`MAX_RESTARTS`] within [`RESTART_WINDOW`]).
+    async fn supervise(&self, index: usize, mut bound: impl FnMut(&str)) -> Result<()> {
+        let mut restarts: Vec<Instant> = Vec::new();
+        loop {
+            let mut instance = self
+                .component
+                .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport)
+                .await?;
+            self.interrupters.lock().expect("interrupter lock")[index] = Some(instance.store.data().net.interrupter());
+            let mut listened = false;
+            let result = wsbox::apps::echo::run(&mut instance, &self.options, &self.stop, |url| {
+                listened = true;
+                tracing::info!(
+                    %url,
+                    component = self.component_name,
+                    binding = ?self.component.binding(),
+                    deflate = self.deflate,
+                    handshake_timeout_ms = self.handshake_timeout_ms,
+                    max_guest_memory_mib = self.max_guest_memory_mib,
+                    "listening"
+                );
+                if index == 0 {
+                    println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
+                    let _ = std::io::stdout().flush();
+                }
+                bound(url);
+            })
+            .await;
+            // Dropping the instance closes every connection it held.
+            let open = instance.store.data().net.connection_count();
+            drop(instance);
+            let error = match result {
+                Ok(()) => return Ok(()),
+                // Before listening it is a setup error (a busy port): no restart.
+                Err(e) if !listened || self.stop.load(Ordering::Acquire) => return Err(e),
+                Err(e) => e,
+            };
+            restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+            restarts.push(Instant::now());
+            if restarts.len() > MAX_RESTARTS {
+                anyhow::bail!(
+                    "the guest stopped {} times within {} s; giving up. Last: {error:#}",
+                    restarts.len(),
+                    RESTART_WINDOW.as_secs()
+                );
+            }
+            tracing::error!(
+                restarts = restarts.len(),
+                closed_connections = open,
+                "the guest stopped ({error:#}); its connections are closed; starting a fresh instance"
             );
         }
-        tracing::error!(
-            restarts = restarts.len(),
-            closed_connections = open,
-            "the guest stopped ({error:#}); its connections are closed; starting a fresh instance"
-        );
     }
 }
 

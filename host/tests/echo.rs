@@ -176,3 +176,19 @@ fn a_client_that_sends_nothing_or_half_a_request_is_dropped_at_the_handshake_dea
         );
     }
 }
+
+/// `--workers 2`: two event loops, each with its own sandboxed instance,
+/// share the port; the kernel spreads 200 clients across both, and every
+/// echo comes back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_port_and_both_serve() {
+    let server = Server::start(&["--workers", "2", "--log-level", "debug"]);
+    support::many_peers(&server.url, 200, 10).await;
+    support::echo_checks(&server.url).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let log = server.stderr();
+    for worker in ["worker{index=0}", "worker{index=1}"] {
+        let served = log.lines().filter(|l| l.contains(worker) && l.contains("connection opened")).count();
+        assert!(served > 0, "{worker} served no connection:\n{log}");
+    }
+}

@@ -25,6 +25,7 @@ const SHUTDOWN_TURN_MS: u32 = 50;
 const RESEND_PER_TURN: usize = 1024 * 1024;
 
 /// How the echo server is set up.
+#[derive(Clone)]
 pub struct EchoOptions {
     /// The `Server:` header.
     pub name: String,

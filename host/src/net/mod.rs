@@ -47,11 +47,14 @@ pub struct TransportLimits {
     /// A connection whose output makes no progress this long (the peer does
     /// not read) is dropped. Default 30 s.
     pub write_timeout: Duration,
+    /// Listen with SO_REUSEPORT, so that several instances (one per worker
+    /// thread) share a port and the kernel spreads connections across them.
+    pub reuse_port: bool,
 }
 
 impl Default for TransportLimits {
     fn default() -> Self {
-        Self { max_connections: 10_000, write_timeout: Duration::from_secs(30) }
+        Self { max_connections: 10_000, write_timeout: Duration::from_secs(30), reuse_port: false }
     }
 }
 
@@ -123,7 +126,7 @@ impl NetHost {
         if !self.policy.allows(requested) {
             return Err(denied(format!("the host does not allow listening on {requested} (allowed: {})", self.policy)));
         }
-        let tcp = tokio::net::TcpListener::bind(requested).await.map_err(|e| net::ListenError {
+        let tcp = bind(requested, self.shared.limits.reuse_port).map_err(|e| net::ListenError {
             code: match e.kind() {
                 std::io::ErrorKind::AddrInUse => net::ListenErrorCode::AddressInUse,
                 std::io::ErrorKind::AddrNotAvailable => net::ListenErrorCode::AddressNotAvailable,
@@ -172,6 +175,17 @@ impl NetHost {
             }
         }
     }
+}
+
+/// A listening socket on `addr` (with SO_REUSEPORT when `reuse_port`).
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 impl Drop for NetHost {

@@ -5,7 +5,7 @@
 
 use crate::load::{Kind, LoadReport};
 use crate::run::{self, RunOptions};
-use crate::servers::{self, Running};
+use crate::servers::Running;
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,17 +14,7 @@ pub const BEGIN: &str = "<!-- wsbox-bench:fairness:begin -->";
 pub const END: &str = "<!-- wsbox-bench:fairness:end -->";
 
 pub fn run(mut opts: RunOptions) -> Result<String> {
-    if opts.quick {
-        opts.rounds = 1;
-        opts.duration = opts.duration.min(0.3);
-        opts.warmup = opts.warmup.min(0.1);
-    }
-    let wsbox = match &opts.wsbox {
-        Some(p) => p.clone(),
-        None => servers::sibling_wsbox()?,
-    };
-    let pinned = servers::can_pin();
-    let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
+    let run::Setup { wsbox, pinned, server_core, load_core } = run::Setup::new(&mut opts)?;
     let me = std::env::current_exe()?;
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let servers = [
@@ -54,10 +44,8 @@ pub fn run(mut opts: RunOptions) -> Result<String> {
     let mut md = String::new();
     writeln!(
         md,
-        "Measured {} on {} (commit {}). Command: `just bench-fairness` (`wsbox-bench fairness`) — {} round(s) of {} s; the light client is {}, the flood {}; {}.\n",
-        crate::report::date(),
-        crate::report::machine(),
-        crate::report::commit(),
+        "{} Command: `just bench-fairness` (`wsbox-bench fairness`) — {} round(s) of {} s; the light client is {}, the flood {}; {}.\n",
+        crate::report::measured_on(),
         opts.rounds,
         opts.duration,
         light.name,

@@ -6,7 +6,7 @@
 
 use crate::load::{Kind, LoadReport};
 use crate::run::{self, RunOptions};
-use crate::servers::{self, Running};
+use crate::servers::Running;
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -37,18 +37,7 @@ struct Host {
 }
 
 pub fn run(mut opts: HostsOptions) -> Result<String> {
-    let o = &mut opts.run;
-    if o.quick {
-        o.rounds = 1;
-        o.duration = o.duration.min(0.3);
-        o.warmup = o.warmup.min(0.1);
-    }
-    let wsbox = match &o.wsbox {
-        Some(p) => p.clone(),
-        None => servers::sibling_wsbox()?,
-    };
-    let pinned = servers::can_pin();
-    let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
+    let run::Setup { wsbox, pinned, server_core, load_core } = run::Setup::new(&mut opts.run)?;
     let dir = std::env::temp_dir().join(format!("wsbox-bench-hosts-{}", std::process::id()));
     let written = Command::new(&wsbox).args(["components", "--out"]).arg(&dir).output()?;
     if !written.status.success() {
@@ -125,10 +114,8 @@ pub fn run(mut opts: HostsOptions) -> Result<String> {
     let mut md = String::new();
     writeln!(
         md,
-        "Measured {} on {} (commit {}). Command: `just bench-hosts` (`wsbox-bench hosts`) — {} round(s) of {} s per host and cell, interleaved; {}.\n",
-        crate::report::date(),
-        crate::report::machine(),
-        crate::report::commit(),
+        "{} Command: `just bench-hosts` (`wsbox-bench hosts`) — {} round(s) of {} s per host and cell, interleaved; {}.\n",
+        crate::report::measured_on(),
         opts.run.rounds,
         opts.run.duration,
         if pinned { "servers pinned to core 0, load generator to core 1" } else { "unpinned" }

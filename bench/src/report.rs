@@ -10,7 +10,7 @@ use std::path::Path;
 pub const BEGIN: &str = "<!-- wsbox-bench:results:begin -->";
 pub const END: &str = "<!-- wsbox-bench:results:end -->";
 
-pub(crate) fn machine() -> String {
+fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -24,7 +24,12 @@ pub(crate) fn machine() -> String {
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
-pub(crate) fn commit() -> String {
+/// "Measured <date> on <machine> (commit <hash>)." — the first words of every table.
+pub(crate) fn measured_on() -> String {
+    format!("Measured {} on {} (commit {}).", date(), machine(), commit())
+}
+
+fn commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -148,7 +153,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-pub(crate) fn date() -> String {
+fn date() -> String {
     std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d")

@@ -82,18 +82,7 @@ pub(crate) fn cell(conns: usize, window: usize, size: usize, kind: Kind) -> Cell
 
 fn cells(quick: bool) -> Vec<Cell> {
     let many = if quick { 50 } else { 1000 };
-    let cell = |conns: usize, window: usize, size: usize, kind: Kind, targets| Cell {
-        name: format!(
-            "{conns}×{window}×{} {}",
-            if size >= 1024 { format!("{} KiB", size / 1024) } else { format!("{size} B") },
-            if kind == Kind::Text { "text" } else { "binary" }
-        ),
-        conns,
-        window,
-        size,
-        kind,
-        targets,
-    };
+    let cell = |conns, window, size, kind, targets| Cell { targets, ..cell(conns, window, size, kind) };
     vec![
         cell(1, 1, 32, Kind::Text, PLAIN),
         cell(64, 16, 1024, Kind::Binary, PLAIN),
@@ -215,21 +204,37 @@ pub struct Results {
     pub markdown: String,
 }
 
+/// What every measuring command starts from: the options with `--quick`
+/// applied, the wsbox binary, and the cores for servers and generators.
+pub(crate) struct Setup {
+    pub wsbox: PathBuf,
+    pub pinned: bool,
+    pub server_core: Option<usize>,
+    pub load_core: Option<usize>,
+}
+
+impl Setup {
+    pub(crate) fn new(opts: &mut RunOptions) -> Result<Self> {
+        if opts.quick {
+            opts.rounds = 1;
+            opts.duration = opts.duration.min(0.3);
+            opts.warmup = opts.warmup.min(0.1);
+        }
+        let wsbox = match &opts.wsbox {
+            Some(p) => p.clone(),
+            None => servers::sibling_wsbox()?,
+        };
+        let pinned = servers::can_pin();
+        if !pinned {
+            eprintln!("wsbox-bench: taskset or a second core is missing: running unpinned");
+        }
+        let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
+        Ok(Self { wsbox, pinned, server_core, load_core })
+    }
+}
+
 pub fn run(mut opts: RunOptions) -> Result<Results> {
-    if opts.quick {
-        opts.rounds = 1;
-        opts.duration = opts.duration.min(0.3);
-        opts.warmup = opts.warmup.min(0.1);
-    }
-    let wsbox = match &opts.wsbox {
-        Some(p) => p.clone(),
-        None => servers::sibling_wsbox()?,
-    };
-    let pinned = servers::can_pin();
-    let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
-    if !pinned {
-        eprintln!("wsbox-bench: taskset or a second core is missing: running unpinned");
-    }
+    let Setup { wsbox, pinned, server_core, load_core } = Setup::new(&mut opts)?;
     let identity = crate::pki::Identity::generate()?;
 
     // Cold start and idle memory first, on fresh processes: compiling at

@@ -124,7 +124,10 @@ impl Sink for EchoSink {
     }
 
     fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.new_connections == 0 && self.writable.is_empty() && self.disconnected.is_empty()
+        self.messages.is_empty()
+            && self.new_connections == 0
+            && self.writable.is_empty()
+            && self.disconnected.is_empty()
     }
 
     fn expect_payload(&mut self, bytes: usize) {

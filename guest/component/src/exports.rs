@@ -1,8 +1,8 @@
 //! The exported WIT resources: `server` (QWebSocketServer) and `websocket`
 //! (QWebSocket), thin handles onto the instance's one [`Runtime`].
 
-use crate::bindings::exports::wsbox::websocket::websocket_server as api;
 use crate::Binding;
+use crate::bindings::exports::wsbox::websocket::websocket_server as api;
 use crate::runtime::{AppEvent, Runtime, SEND_BUFFER_RANGE, Sent, Sink};
 use std::cell::RefCell;
 use wsbox_core::limits::MAX_CONFIGURABLE_SIZE;
@@ -255,7 +255,9 @@ impl api::GuestServer for ServerHandle {
     }
 
     fn set_max_send_buffer_size(&self, size: u64) {
-        rt(|rt| rt.server_mut(self.id).max_send_buffer = size.clamp(*SEND_BUFFER_RANGE.start(), *SEND_BUFFER_RANGE.end()))
+        rt(|rt| {
+            rt.server_mut(self.id).max_send_buffer = size.clamp(*SEND_BUFFER_RANGE.start(), *SEND_BUFFER_RANGE.end())
+        })
     }
 
     fn max_send_buffer_size(&self) -> u64 {

@@ -38,37 +38,30 @@ mod bindings {
         path: "../../wit",
     });
 
+    /// A world that imports WASI 0.2.12, its imports mapped to `wasip2`'s types.
+    #[cfg(feature = "wasi-sockets")]
+    macro_rules! wasi_world {
+        ($world:literal) => {
+            wit_bindgen::generate!({
+                world: $world,
+                path: "../../wit",
+                with: {
+                    "wasi:io/error@0.2.12": wasip2::io::error,
+                    "wasi:io/poll@0.2.12": wasip2::io::poll,
+                    "wasi:io/streams@0.2.12": wasip2::io::streams,
+                    "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+                    "wasi:sockets/network@0.2.12": wasip2::sockets::network,
+                    "wasi:sockets/instance-network@0.2.12": wasip2::sockets::instance_network,
+                    "wasi:sockets/tcp@0.2.12": wasip2::sockets::tcp,
+                    "wasi:sockets/tcp-create-socket@0.2.12": wasip2::sockets::tcp_create_socket,
+                },
+            });
+        };
+    }
     #[cfg(all(feature = "wasi-sockets", not(feature = "command")))]
-    wit_bindgen::generate!({
-        world: "server-wasi",
-        path: "../../wit",
-        with: {
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-            "wasi:sockets/network@0.2.12": wasip2::sockets::network,
-            "wasi:sockets/instance-network@0.2.12": wasip2::sockets::instance_network,
-            "wasi:sockets/tcp@0.2.12": wasip2::sockets::tcp,
-            "wasi:sockets/tcp-create-socket@0.2.12": wasip2::sockets::tcp_create_socket,
-        },
-    });
-
+    wasi_world!("server-wasi");
     #[cfg(feature = "command")]
-    wit_bindgen::generate!({
-        world: "echo-command",
-        path: "../../wit",
-        with: {
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-            "wasi:sockets/network@0.2.12": wasip2::sockets::network,
-            "wasi:sockets/instance-network@0.2.12": wasip2::sockets::instance_network,
-            "wasi:sockets/tcp@0.2.12": wasip2::sockets::tcp,
-            "wasi:sockets/tcp-create-socket@0.2.12": wasip2::sockets::tcp_create_socket,
-        },
-    });
+    wasi_world!("echo-command");
 
     use crate::exports::Component;
     export!(Component with_types_in self);

@@ -583,9 +583,15 @@ impl<N: Net> Runtime<N> {
         }
         for d in self.deferred.drain(..) {
             match d {
-                Deferred::ServerError { server, code, message, peer_address, peer_port } => sink.push(
-                    AppEvent::ServerError { server, code, message: &message, peer_address: &peer_address, peer_port },
-                ),
+                Deferred::ServerError { server, code, message, peer_address, peer_port } => {
+                    sink.push(AppEvent::ServerError {
+                        server,
+                        code,
+                        message: &message,
+                        peer_address: &peer_address,
+                        peer_port,
+                    })
+                }
                 Deferred::Closed(server) => sink.push(AppEvent::Closed(server)),
             }
         }
@@ -906,7 +912,8 @@ impl<N: Net> Runtime<N> {
 /// those that finished (or are gone) and, when the cap is still reached,
 /// returns the oldest unfinished one to drop.
 fn make_room_for_handshake(server: &mut Server, sockets: &HashMap<u32, Socket>) -> Option<u32> {
-    let unfinished = |id: &u32| sockets.get(id).is_some_and(|s| s.conn.state() == State::Handshaking && !s.transport_done);
+    let unfinished =
+        |id: &u32| sockets.get(id).is_some_and(|s| s.conn.state() == State::Handshaking && !s.transport_done);
     if server.handshaking.len() >= server.max_handshaking {
         server.handshaking.retain(unfinished);
     }

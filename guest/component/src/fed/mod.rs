@@ -4,9 +4,7 @@
 //! and come back to be reused, so a steady turn does not allocate here.
 
 use crate::bindings::wsbox::websocket::net;
-use crate::runtime::{
-    AcceptFailed, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
-};
+use crate::runtime::{AcceptFailed, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo};
 use std::time::Instant;
 
 /// The `Net` of a component embedded in a host that implements `net`.

@@ -392,12 +392,18 @@ impl Net for WasiNet {
         let (family, local) = match ip {
             IpAddr::V4(v4) => {
                 let o = v4.octets();
-                (IpAddressFamily::Ipv4, IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (o[0], o[1], o[2], o[3]) }))
+                (
+                    IpAddressFamily::Ipv4,
+                    IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (o[0], o[1], o[2], o[3]) }),
+                )
             }
             IpAddr::V6(v6) => {
                 let s = v6.segments();
                 let address = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
-                (IpAddressFamily::Ipv6, IpSocketAddress::Ipv6(Ipv6SocketAddress { port, flow_info: 0, address, scope_id: 0 }))
+                (
+                    IpAddressFamily::Ipv6,
+                    IpSocketAddress::Ipv6(Ipv6SocketAddress { port, flow_info: 0, address, scope_id: 0 }),
+                )
             }
         };
         let socket = create_tcp_socket(family).map_err(fail)?;

@@ -166,8 +166,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
     pub keepalive_timeout_ms: u32,
     /// Per connection, output not yet written past which sends are refused
-    /// and the peer is not read until it has taken half of it (64 KiB to 64 MiB).
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=67_108_864), help_heading = "Transport")]
+    /// and the peer is not read until it has taken half of it (64 KiB to 8 MiB).
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=8_388_608), help_heading = "Transport")]
     pub max_send_buffer: u64,
     /// Connections still in the opening handshake at most; a new one past
     /// it drops the oldest unfinished one (slowloris cannot lock clients out).

@@ -142,6 +142,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         (None, BindingArg::HostFed) => WsboxComponent::embedded_with_config(&config)?,
         (None, BindingArg::Wasi) => WsboxComponent::embedded_binding(Binding::WasiSockets, &config)?,
     };
+    if component.binding() == Binding::WasiSockets && args.workers > 1 {
+        anyhow::bail!(
+            "--workers needs the host-fed binding (the WASI component binds its own sockets, without SO_REUSEPORT)"
+        );
+    }
     if component.binding() == Binding::WasiSockets && args.tls_cert.is_some() {
         anyhow::bail!(
             "wss:// needs the host-fed binding (the host terminates TLS); drop --binding wasi or the --tls-* flags"
@@ -244,19 +249,32 @@ async fn serve(args: ServeArgs) -> Result<()> {
             threads.push(rest.spawn_thread(index, None)?);
         }
     }
-    let mut result = Ok(());
+    // Whichever worker ends first (an error, or the shutdown) ends them all.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let done_rx = Arc::new(Mutex::new(done_rx));
+    let count = threads.len();
     for thread in threads {
-        let outcome = tokio::task::spawn_blocking(move || thread.join()).await?;
-        let outcome = outcome.unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
-        if let Err(e) = outcome {
-            // One worker failing stops the others.
-            worker.stop.store(true, Ordering::Release);
-            for interrupter in worker.interrupters.lock().expect("interrupter lock").iter().flatten() {
-                interrupter.interrupt();
-            }
-            if result.is_ok() {
-                result = Err(e);
-            }
+        let done = done_tx.clone();
+        std::thread::spawn(move || {
+            let outcome = thread.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
+            let _ = done.send(outcome);
+        });
+    }
+    drop(done_tx);
+    let mut result = Ok(());
+    for _ in 0..count {
+        let outcome = tokio::task::spawn_blocking({
+            let done_rx = std::sync::Arc::clone(&done_rx);
+            move || done_rx.lock().expect("done lock").recv()
+        })
+        .await?;
+        let Ok(outcome) = outcome else { break };
+        worker.stop.store(true, Ordering::Release);
+        for interrupter in worker.interrupters.lock().expect("interrupter lock").iter().flatten() {
+            interrupter.interrupt();
+        }
+        if let (Err(e), Ok(())) = (outcome, &result) {
+            result = Err(e);
         }
     }
     result
@@ -304,6 +322,10 @@ impl Worker {
     /// instance (at most [`MAX_RESTARTS`] within [`RESTART_WINDOW`]).
     async fn supervise(&self, index: usize, mut bound: impl FnMut(&str)) -> Result<()> {
         let mut restarts: Vec<Instant> = Vec::new();
+        // With several workers sharing a port, a restarted instance listens
+        // on the ports the first one got (for port 0); a lone worker binds
+        // afresh (its old listener may not be closed yet).
+        let mut options = self.options.clone();
         loop {
             let mut instance = self
                 .component
@@ -311,8 +333,10 @@ impl Worker {
                 .await?;
             self.interrupters.lock().expect("interrupter lock")[index] = Some(instance.store.data().net.interrupter());
             let mut listened = false;
-            let result = wsbox::apps::echo::run(&mut instance, &self.options, &self.stop, |url| {
+            let mut urls = Vec::new();
+            let result = wsbox::apps::echo::run(&mut instance, &options, &self.stop, |url| {
                 listened = true;
+                urls.push(url.to_string());
                 tracing::info!(
                     %url,
                     component = self.component_name,
@@ -329,6 +353,18 @@ impl Worker {
                 bound(url);
             })
             .await;
+            for url in urls.iter().filter(|_| self.transport.reuse_port) {
+                let port = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                match (url.starts_with("wss://"), port) {
+                    (false, Some(port)) => options.listen.set_port(port),
+                    (true, Some(port)) => {
+                        if let Some(tls) = options.tls_listen.as_mut() {
+                            tls.set_port(port);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             // Dropping the instance closes every connection it held.
             let open = instance.store.data().net.connection_count();
             drop(instance);

@@ -108,10 +108,11 @@ pub enum Sent {
 
 /// Default cap on a socket's unsent output (the host's default write limit).
 pub const DEFAULT_MAX_SEND_BUFFER: u64 = 4 * 1024 * 1024;
-/// The range a send-buffer cap is clamped to: below it a single frame
-/// would not fit; above it the host's hard cap (80 MiB of unwritten output,
-/// for a guest that ignores its own cap) would drop the connection.
-pub const SEND_BUFFER_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=64 * 1024 * 1024;
+/// The range a send-buffer cap is clamped to. Up to twice the cap (what the
+/// transport holds before it reports backed-up, plus one turn's output
+/// queued meanwhile) and one 64 MiB message must stay under the host's hard
+/// cap of 80 MiB (which guards against a guest that ignores its own cap).
+pub const SEND_BUFFER_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=8 * 1024 * 1024;
 /// Default cap on connections still in the opening handshake, per server.
 pub const DEFAULT_MAX_HANDSHAKING: usize = 1024;
 

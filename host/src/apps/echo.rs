@@ -162,11 +162,18 @@ async fn serve(
     loop {
         let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
         let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
+        // Refused echoes are older than anything still held for their socket:
+        // they go back in front, in order, and the socket waits for its next
+        // `writable` before anything is sent to it again.
+        let mut refused: Vec<(u32, MessageKind, Vec<u8>)> = Vec::new();
         for &i in &batch.buffer_full {
             let i = i as usize;
             let start = if i == 0 { 0 } else { out.ends[i - 1] as usize };
-            let message = out.data[start..out.ends[i] as usize].to_vec();
-            held.entry(out.sockets[i]).or_default().push_back((out.kinds[i], message));
+            refused.push((out.sockets[i], out.kinds[i], out.data[start..out.ends[i] as usize].to_vec()));
+        }
+        for (socket, kind, message) in refused.into_iter().rev() {
+            held.entry(socket).or_default().push_front((kind, message));
+            resend.retain(|&s| s != socket);
         }
         out.sockets.clear();
         out.kinds.clear();

@@ -43,12 +43,18 @@ const LINGER_MS: u64 = 2_000;
 const MAX_CONNECTIONS: usize = 10_000;
 /// The listen backlog asked for.
 const BACKLOG: u64 = 1024;
+/// Output buffer a connection keeps once its output is written.
+const IDLE_BUFFER: usize = 64 * 1024;
+/// After a failed accept (out of descriptors), the listener rests this long.
+const ACCEPT_BACKOFF_MS: u64 = 50;
 
 struct Listener {
     // Fields drop in order: the pollable before its socket (a child first).
     ready: Pollable,
     socket: TcpSocket,
     accepting: bool,
+    /// Not polled before this time (after a failed accept).
+    resting_until: u64,
 }
 
 struct Conn {
@@ -155,6 +161,10 @@ impl WasiNet {
             c.pending.clear();
             c.written = 0;
             c.progress_ms = now;
+        } else if c.written > c.pending.len() / 2 {
+            // Drop what is written, so the buffer holds only what is not.
+            c.pending.drain(..c.written);
+            c.written = 0;
         }
         c.pending.extend_from_slice(&bytes[done..]);
         if c.unwritten() > c.write_limit && !c.backed_up {
@@ -178,8 +188,13 @@ impl WasiNet {
             }
         }
         if c.unwritten() == 0 {
-            c.pending = if c.pending.capacity() > WRITE_LIMIT { Vec::new() } else { std::mem::take(&mut c.pending) };
             c.pending.clear();
+            c.written = 0;
+            if c.pending.capacity() > IDLE_BUFFER {
+                c.pending = Vec::new();
+            }
+        } else if c.written > c.pending.len() / 2 {
+            c.pending.drain(..c.written);
             c.written = 0;
         }
         if c.backed_up && c.unwritten() <= c.write_limit / 2 {
@@ -206,6 +221,10 @@ impl WasiNet {
                 Ok(accepted) => accepted,
                 Err(ErrorCode::WouldBlock) => return,
                 Err(e) => {
+                    let until = self.now_ms() + ACCEPT_BACKOFF_MS;
+                    if let Some(l) = self.listeners.get_mut(&listener) {
+                        l.resting_until = until;
+                    }
                     let resource = matches!(e, ErrorCode::NewSocketLimit | ErrorCode::OutOfMemory);
                     batch.accept_failed.push(AcceptFailed { listener, message: format!("{e:?}"), resource });
                     return;
@@ -262,12 +281,11 @@ impl WasiNet {
         }
         let (closed_by_us, eof) = (c.close, c.eof);
         if failed || closed_by_us {
-            // Closed by us: what the peer still sends is drained, unread.
+            // Closed by us: what the peer still sends is drained, unread;
+            // `sweep` drops the connection once our output is written.
             batch.data.truncate(start);
             if failed {
                 self.lose(id, batch);
-            } else if eof {
-                self.conns.remove(&id);
             }
             return;
         }
@@ -293,7 +311,7 @@ impl WasiNet {
                 continue;
             }
             match c.linger_until {
-                Some(until) if now >= until => done.push(id),
+                Some(until) if now >= until || c.eof => done.push(id),
                 Some(_) => {}
                 None if c.close => {
                     let _ = c.socket.shutdown(ShutdownType::Send);
@@ -316,12 +334,27 @@ impl WasiNet {
     /// One poll over everything that can make progress (waiting up to
     /// `wait_ms`), then the progress itself.
     fn poll_once(&mut self, wait_ms: u64, batch: &mut InBatch) {
+        // Wake for our own deadlines too: lingers, write timeouts, resting listeners.
+        let now = self.now_ms();
+        let mut wake_at = now.saturating_add(wait_ms);
+        for c in self.conns.values() {
+            if let Some(until) = c.linger_until {
+                wake_at = wake_at.min(until);
+            }
+            if c.unwritten() > 0 {
+                wake_at = wake_at.min(c.progress_ms + WRITE_TIMEOUT_MS + 1);
+            }
+        }
+        for l in self.listeners.values().filter(|l| l.resting_until > now) {
+            wake_at = wake_at.min(l.resting_until);
+        }
+        let wait_ms = wake_at.saturating_sub(now);
         let timer = monotonic_clock::subscribe_duration(wait_ms.saturating_mul(1_000_000));
         let mut pollables: Vec<&Pollable> = vec![&timer];
         let mut what = vec![Ready::Timer];
         if self.conns.len() < MAX_CONNECTIONS {
             for (&id, l) in &self.listeners {
-                if l.accepting {
+                if l.accepting && l.resting_until <= now {
                     pollables.push(&l.ready);
                     what.push(Ready::Accept(id));
                 }
@@ -415,7 +448,7 @@ impl Net for WasiNet {
         finish(&ready, || socket.finish_listen()).map_err(fail)?;
         let (bound, port) = socket.local_address().map(split).map_err(fail)?;
         let id = self.id();
-        self.listeners.insert(id, Listener { ready, socket, accepting: true });
+        self.listeners.insert(id, Listener { ready, socket, accepting: true, resting_until: 0 });
         Ok(ListenerInfo { id, address: bound, port })
     }
 

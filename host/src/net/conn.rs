@@ -108,20 +108,31 @@ impl Conn {
         self.backed_up.load(Ordering::Relaxed) || unwritten >= self.write_limit()
     }
 
-    /// Tells the guest that the output crossed the limit (up) or drained
-    /// to half of it (down), once per crossing.
-    fn update_pressure(&self, unwritten: usize) {
+    /// Decides, under the io lock, whether the output crossed the limit
+    /// (up) or drained to half of it (down); true when it changed. The change
+    /// is then reported with [`Conn::report_pressure`] after the lock.
+    fn pressure_changed(&self, unwritten: usize) -> bool {
         let limit = self.write_limit();
-        let report = if unwritten > limit {
+        if unwritten > limit {
             !self.backed_up.swap(true, Ordering::Relaxed)
         } else if unwritten <= limit / 2 {
             self.backed_up.swap(false, Ordering::Relaxed)
         } else {
             false
-        };
-        if report && let Some(shared) = self.shared.upgrade() {
-            shared.push_pressure(self.id, unwritten > limit);
         }
+    }
+
+    /// Tells the guest the output's state changed; the turn reports the
+    /// state it finds then, so reports racing each other cannot mislead.
+    fn report_pressure(&self, changed: bool) {
+        if changed && let Some(shared) = self.shared.upgrade() {
+            shared.push_pressure(self.id, self.backed_up.load(Ordering::Relaxed));
+        }
+    }
+
+    /// Whether the output is over its limit (reported `backed-up`).
+    pub fn backed_up(&self) -> bool {
+        self.backed_up.load(Ordering::Relaxed)
     }
 
     pub fn set_report_written(&self, enabled: bool) {
@@ -193,9 +204,9 @@ impl Conn {
             if was_idle {
                 io.progress = Some(tokio::time::Instant::now());
             }
-            let unwritten = io.unwritten();
+            let changed = self.pressure_changed(io.unwritten());
             drop(io);
-            self.update_pressure(unwritten);
+            self.report_pressure(changed);
             if was_idle {
                 self.wake();
             }
@@ -242,9 +253,9 @@ impl Conn {
                 io.pending = Vec::new();
             }
         }
-        let unwritten = io.unwritten();
+        let changed = self.pressure_changed(io.unwritten());
         drop(io);
-        self.update_pressure(unwritten);
+        self.report_pressure(changed);
         true
     }
 }

@@ -50,10 +50,11 @@ struct Inbox {
     tls_established: Vec<net::TlsSession>,
     tls_failed: Vec<net::TlsFailure>,
     accept_failed: Vec<net::AcceptFailure>,
-    /// Output past the write limit (does not end a wait by itself).
-    backed_up: Vec<u32>,
-    /// Output drained after `backed_up`.
-    drained: Vec<u32>,
+    /// Connections whose output crossed its write limit, either way, since
+    /// the last turn: the turn reports the state each is in then.
+    pressure: Vec<u32>,
+    /// One of them drained (that ends a wait; backing up does not).
+    drained: bool,
     /// Counts turns, so each connection's share restarts every turn.
     epoch: u32,
     /// Connections that stopped reading because this turn is full.
@@ -82,7 +83,7 @@ impl Inbox {
             && self.tls_established.is_empty()
             && self.tls_failed.is_empty()
             && self.accept_failed.is_empty()
-            && self.drained.is_empty()
+            && !self.drained
     }
 }
 
@@ -133,7 +134,12 @@ impl Shared {
 
     /// A connection's output crossed its write limit (up) or drained (down).
     pub fn push_pressure(&self, id: u32, backed_up: bool) {
-        self.push(|i| if backed_up { i.backed_up.push(id) } else { i.drained.push(id) });
+        self.push(|i| {
+            if !i.pressure.contains(&id) {
+                i.pressure.push(id);
+            }
+            i.drained |= !backed_up;
+        });
     }
 
     pub fn written_sink(&self) -> Arc<Mutex<Vec<(u32, u64)>>> {
@@ -311,14 +317,26 @@ impl Shared {
             accept_failed: std::mem::take(&mut inbox.accept_failed),
             written_conns: Vec::new(),
             written_bytes: Vec::new(),
-            backed_up: std::mem::take(&mut inbox.backed_up),
-            drained: std::mem::take(&mut inbox.drained),
+            backed_up: Vec::new(),
+            drained: Vec::new(),
         };
+        let pressure = std::mem::take(&mut inbox.pressure);
+        inbox.drained = false;
         drop(inbox);
         let mut incoming = incoming;
         for (conn, bytes) in self.written.lock().expect("written lock").drain(..) {
             incoming.written_conns.push(conn);
             incoming.written_bytes.push(bytes);
+        }
+        if !pressure.is_empty() {
+            let conns = self.conns.lock().expect("conns lock");
+            for id in pressure {
+                match conns.get(&id) {
+                    Some(conn) if conn.backed_up() => incoming.backed_up.push(id),
+                    Some(_) => incoming.drained.push(id),
+                    None => {}
+                }
+            }
         }
         for conn in blocked {
             conn.wake();

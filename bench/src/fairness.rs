@@ -15,7 +15,6 @@ pub const END: &str = "<!-- wsbox-bench:fairness:end -->";
 
 pub fn run(mut opts: RunOptions) -> Result<String> {
     let run::Setup { wsbox, pinned, server_core, load_core } = run::Setup::new(&mut opts)?;
-    let me = std::env::current_exe()?;
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let servers = [
         (
@@ -28,16 +27,7 @@ pub fn run(mut opts: RunOptions) -> Result<String> {
                 "ws",
             )?,
         ),
-        (
-            "tokio-tungstenite",
-            Running::start(
-                "tungstenite",
-                &me,
-                &s(&["serve", "tungstenite", "--listen", "127.0.0.1:0"]),
-                server_core,
-                "ws",
-            )?,
-        ),
+        ("tokio-tungstenite", Running::tungstenite(server_core)?),
     ];
     let light = run::cell(1, 1, 32, Kind::Text);
     let flood = run::cell(4, 64, 64 * 1024, Kind::Binary);

@@ -48,7 +48,6 @@ pub fn run(mut opts: HostsOptions) -> Result<String> {
     if !script.exists() || !opts.node_example.join("gen/wsbox.js").exists() {
         bail!("{} is not prepared: run examples/node/bootstrap.sh first", opts.node_example.display());
     }
-    let me = std::env::current_exe()?;
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let listen = ["--listen", "127.0.0.1:0"];
     let quiet = [&["serve"], &listen[..], &["--log-level", "warn"]].concat();
@@ -92,17 +91,7 @@ pub fn run(mut opts: HostsOptions) -> Result<String> {
             )?,
             many: true,
         },
-        Host {
-            label: "tokio-tungstenite (native)",
-            running: Running::start(
-                "tungstenite",
-                &me,
-                &s(&["serve", "tungstenite", "--listen", "127.0.0.1:0"]),
-                server_core,
-                "ws",
-            )?,
-            many: true,
-        },
+        Host { label: "tokio-tungstenite (native)", running: Running::tungstenite(server_core)?, many: true },
     ];
     let many = if opts.run.quick { 50 } else { 1000 };
     let cells = [

@@ -62,6 +62,15 @@ impl Running {
     }
 }
 
+impl Running {
+    /// This program's tokio-tungstenite echo baseline (plain `ws://`) on `core`.
+    pub fn tungstenite(core: Option<usize>) -> Result<Self> {
+        let me = std::env::current_exe()?;
+        let args = ["serve", "tungstenite", "--listen", "127.0.0.1:0"].map(String::from);
+        Self::start("tungstenite", &me, &args, core, "ws")
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -18,12 +18,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs a bootstrap script and returns the tool path it prints.
+/// The tool a `host/tests/clients` bootstrap script installs.
 fn tool(script: &str) -> String {
-    let path = root().join("host/tests/clients").join(script);
-    let out = Command::new("bash").arg(&path).output().expect("run a bootstrap script");
-    assert!(out.status.success(), "{} failed:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::bootstrap(&format!("host/tests/clients/{script}"))
 }
 
 fn run(command: &mut Command) {
@@ -33,7 +30,7 @@ fn run(command: &mut Command) {
 
 /// The app composed with the host-fed server component and with the WASI one.
 fn compose(app: &Path, dir: &Path) -> (PathBuf, PathBuf) {
-    run(Command::new(env!("CARGO_BIN_EXE_wsbox")).args(["components", "--out"]).arg(dir));
+    support::write_components(dir);
     let wac = tool("bootstrap-wac.sh");
     let stem = app.file_stem().unwrap().to_string_lossy().into_owned();
     let fed = dir.join(format!("{stem}-host-fed.wasm"));

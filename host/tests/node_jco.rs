@@ -13,18 +13,8 @@ use support::Server;
 /// Writes the components, installs jco, transpiles; returns the example's directory.
 fn prepare_example() -> PathBuf {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node");
-    let written = Command::new(env!("CARGO_BIN_EXE_wsbox"))
-        .args(["components", "--out"])
-        .arg(example.join("components"))
-        .output()
-        .expect("wsbox components");
-    assert!(written.status.success(), "wsbox components: {}", String::from_utf8_lossy(&written.stderr));
-    let prepared = Command::new("bash").arg(example.join("bootstrap.sh")).output().expect("run bootstrap.sh");
-    assert!(
-        prepared.status.success(),
-        "examples/node/bootstrap.sh failed (it needs Node.js 20 and the npm registry):\n{}",
-        String::from_utf8_lossy(&prepared.stderr)
-    );
+    support::write_components(&example.join("components"));
+    support::bootstrap("examples/node/bootstrap.sh");
     example
 }
 

@@ -12,22 +12,9 @@ use support::Server;
 
 /// The wasmtime CLI (installed once) and the echo command component.
 fn wasmtime_and_echo_component() -> (String, PathBuf) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/bootstrap-wasmtime-cli.sh");
-    let out = Command::new("bash").arg(&script).output().expect("run bootstrap-wasmtime-cli.sh");
-    assert!(
-        out.status.success(),
-        "{} failed (it installs wasmtime-cli from crates.io with cargo):\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wasmtime = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let wasmtime = support::bootstrap("host/tests/clients/bootstrap-wasmtime-cli.sh");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stock-wasmtime");
-    let written = Command::new(env!("CARGO_BIN_EXE_wsbox"))
-        .args(["components", "--out"])
-        .arg(&dir)
-        .output()
-        .expect("wsbox components");
-    assert!(written.status.success(), "wsbox components: {}", String::from_utf8_lossy(&written.stderr));
+    support::write_components(&dir);
     (wasmtime, dir.join("wsbox-echo.wasm"))
 }
 

@@ -193,3 +193,22 @@ pub async fn many_peers(url: &str, peers: u32, messages: u32) {
 
 /// A client connection as tokio-tungstenite makes it.
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Runs a bootstrap script (path from the repository root) and returns the
+/// tool path it prints; fails with the script's own message.
+pub fn bootstrap(script: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(script);
+    let out = Command::new("bash").arg(&path).output().unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `wsbox components --out DIR`: the three components this build made.
+pub fn write_components(dir: &std::path::Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsbox"))
+        .args(["components", "--out"])
+        .arg(dir)
+        .output()
+        .expect("run wsbox components");
+    assert!(out.status.success(), "wsbox components: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -39,10 +39,16 @@ pub struct HostState {
     pub net: NetHost,
     /// The memory cap, and what the guest's memories hold now.
     limits: MemoryCap,
-    /// When the guest last started running: entering an export, or
-    /// getting control back from `net.exchange` (where it waits). Calls to
-    /// WASI in between are short and do not count as waiting.
-    pub(crate) running_since: Instant,
+    /// The guest started running again since the watchdog last looked:
+    /// it entered an export, or got control back from `net.exchange` (where
+    /// it waits). Calls to WASI in between are short and do not count as
+    /// waiting. A flag rather than a time: it is set on every entry into
+    /// wasm (the canonical ABI's `realloc` calls too), where reading the
+    /// clock cost 3% of the server's CPU; the watchdog stamps the time at
+    /// its next look, at most one tick later.
+    pub(crate) restarted: bool,
+    /// When the guest last started running, as the watchdog saw it.
+    running_since: Instant,
     /// When the watchdog last looked (it looks every tick while wasm runs).
     last_epoch_check: Instant,
 }
@@ -280,6 +286,7 @@ impl WsboxComponent {
                 limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
                 memory_bytes: 0,
             },
+            restarted: true,
             running_since: Instant::now(),
             last_epoch_check: Instant::now(),
         };
@@ -291,7 +298,7 @@ impl WsboxComponent {
         // wasmtime's call hook, so `exchange` stamps its own return.)
         store.call_hook(|mut ctx, hook| {
             if matches!(hook, CallHook::CallingWasm) {
-                ctx.data_mut().running_since = Instant::now();
+                ctx.data_mut().restarted = true;
             }
             Ok(())
         });
@@ -306,7 +313,8 @@ impl WsboxComponent {
             // starts running again now.
             let state = ctx.data_mut();
             let now = Instant::now();
-            if now.duration_since(state.last_epoch_check) > 5 * EPOCH_TICK {
+            if state.restarted || now.duration_since(state.last_epoch_check) > 5 * EPOCH_TICK {
+                state.restarted = false;
                 state.running_since = now;
             }
             state.last_epoch_check = now;

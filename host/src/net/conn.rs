@@ -1,406 +1,458 @@
-//! One connection's task: reads into the shared batch, drains output the
-//! driver could not write at once, and closes gracefully.
+//! One connection: its socket, its TLS session, the output the socket has
+//! not taken yet, and how far it is in closing. Owned by the event loop
+//! ([`super::NetHost`]), which tells it when the socket is ready.
 
-use super::inbox::{ReadOutcome, Shared};
-use super::{LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
-use crate::bindings::net;
-use crate::tls::TlsState;
-use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use super::turn::Turn;
+use super::{CONN_SHARE, LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
+use crate::tls::{TlsFailure, TlsState};
+use std::io::{ErrorKind, Write};
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
 
-/// A connection as the driver and its task share it.
-pub struct Conn {
-    pub id: u32,
-    stream: TcpStream,
-    /// The TLS session of a connection on a secure listener.
-    tls: Option<Mutex<TlsState>>,
-    io: Mutex<Io>,
-    wake: Notify,
-    /// This connection's share of the current turn (read under the inbox lock).
-    share_epoch: AtomicU32,
-    share_used: AtomicUsize,
-    /// Most bytes read per turn (0: `CONN_SHARE`); Qt's `readBufferSize`.
-    read_limit: AtomicUsize,
-    /// Whether the guest wants to hear of bytes written (`bytesWritten`).
-    report_written: AtomicBool,
-    /// Where written byte counts go when reported.
-    written: Arc<Mutex<Vec<(u32, u64)>>>,
-    /// Unwritten output past which the connection is not read and is
-    /// reported `backed-up` (0: [`WRITE_HIGH_WATER`]).
-    write_limit: AtomicUsize,
-    /// Reported `backed-up` and not yet `drained`: not read meanwhile.
-    backed_up: AtomicBool,
-    /// Where `backed-up` / `drained` go (weak: the shared state owns us).
-    shared: Weak<Shared>,
+/// Largest single read into the batch.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// How a read attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The socket has nothing more for now (it will say when it has).
+    WouldBlock,
+    /// This turn has no more room for the connection: read it next turn.
+    Blocked,
+    /// The peer finished sending.
+    Eof,
+    /// The socket or the TLS session failed.
+    Failed,
 }
 
-/// Output and requests from the guest.
-#[derive(Default)]
-struct Io {
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Open,
+    /// The guest closed it: its output is being written, until `deadline`.
+    Closing {
+        deadline: Instant,
+    },
+    /// Our side is shut down; what the peer still sends is read and
+    /// discarded until it closes too or `until` passes, so that closing the
+    /// socket with unread input does not send a reset that could destroy
+    /// our close frame before the peer reads it.
+    Lingering {
+        until: Instant,
+    },
+}
+
+/// The socket failed (or its output passed the hard cap): drop it and
+/// report it `gone`.
+#[derive(Debug)]
+pub struct Failed;
+
+pub struct Conn {
+    pub id: u32,
+    stream: mio::net::TcpStream,
+    /// The TLS session of a connection on a secure listener.
+    tls: Option<TlsState>,
+    pub phase: Phase,
+    /// The socket said readable and has not said would-block since
+    /// (readiness is edge-triggered).
+    pub readable: bool,
+    /// The readiness said the peer closed or the socket errored: read until
+    /// would-block (a short read does not prove the socket empty then).
+    hup: bool,
+    /// In the event loop's queue of connections to read.
+    pub queued: bool,
+    /// The peer finished sending (reported `eof`).
+    pub peer_done: bool,
+    /// This connection's share of the current turn.
+    share_epoch: u32,
+    share_used: usize,
+    /// Most bytes read per turn (0: [`CONN_SHARE`]); Qt's `readBufferSize`.
+    pub read_limit: usize,
+    /// Whether the guest wants to hear of bytes written (`bytesWritten`).
+    pub report_written: bool,
+    /// Unwritten output past which the connection is not read and is
+    /// reported `backed-up` (0: [`WRITE_HIGH_WATER`]).
+    pub write_limit: usize,
+    /// Reported `backed-up` and not yet `drained`: not read meanwhile.
+    backed_up: bool,
+    /// Output the socket has not taken yet: `pending[written..]`.
     pending: Vec<u8>,
     written: usize,
     /// When output last made progress (or became pending).
-    progress: Option<tokio::time::Instant>,
-    close: bool,
-    abort: bool,
-    failed: bool,
-}
-
-impl Io {
-    fn unwritten(&self) -> usize {
-        self.pending.len() - self.written
-    }
+    progress: Instant,
 }
 
 impl Conn {
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-
-    pub fn tls(&self) -> Option<&Mutex<TlsState>> {
-        self.tls.as_ref()
-    }
-
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    pub fn turn_share_used(&self, epoch: u32) -> usize {
-        if self.share_epoch.swap(epoch, Ordering::Relaxed) != epoch {
-            self.share_used.store(0, Ordering::Relaxed);
-        }
-        self.share_used.load(Ordering::Relaxed)
-    }
-
-    pub fn add_turn_share(&self, n: usize) {
-        self.share_used.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// This connection's share of a turn.
-    pub fn turn_share(&self) -> usize {
-        match self.read_limit.load(Ordering::Relaxed) {
-            0 => super::CONN_SHARE,
-            limit => limit.min(super::CONN_SHARE),
+    pub fn new(id: u32, stream: mio::net::TcpStream, tls: Option<TlsState>) -> Self {
+        Self {
+            id,
+            stream,
+            tls,
+            phase: Phase::Open,
+            readable: false,
+            hup: false,
+            queued: false,
+            peer_done: false,
+            share_epoch: 0,
+            share_used: 0,
+            read_limit: 0,
+            report_written: false,
+            write_limit: 0,
+            backed_up: false,
+            pending: Vec::new(),
+            written: 0,
+            progress: Instant::now(),
         }
     }
 
-    pub fn set_read_limit(&self, bytes: usize) {
-        self.read_limit.store(bytes, Ordering::Relaxed);
+    pub fn stream_mut(&mut self) -> &mut mio::net::TcpStream {
+        &mut self.stream
     }
 
-    pub fn set_write_limit(&self, bytes: usize) {
-        self.write_limit.store(bytes, Ordering::Relaxed);
+    /// The readiness event said the peer closed or the socket errored.
+    pub fn saw_hangup(&mut self) {
+        self.hup = true;
+    }
+
+    pub fn unwritten(&self) -> usize {
+        self.pending.len() - self.written
+    }
+
+    /// Whether the output is over its limit (reported `backed-up`).
+    pub fn backed_up(&self) -> bool {
+        self.backed_up
+    }
+
+    /// Whether input should be read into the batch now.
+    pub fn wants_input(&self) -> bool {
+        self.phase == Phase::Open && !self.peer_done && !self.backed_up
+    }
+
+    /// Whether the event loop should read this socket when it is readable:
+    /// for the guest, or to discard while lingering.
+    pub fn wants_reading(&self) -> bool {
+        self.wants_input() || matches!(self.phase, Phase::Lingering { .. })
+    }
+
+    /// Whether a deadline runs for this connection (the event loop then
+    /// looks at it every housekeeping tick).
+    pub fn has_timer(&self) -> bool {
+        self.phase != Phase::Open || self.unwritten() > 0
+    }
+
+    fn share_left(&mut self, epoch: u32) -> usize {
+        if self.share_epoch != epoch {
+            self.share_epoch = epoch;
+            self.share_used = 0;
+        }
+        let share = match self.read_limit {
+            0 => CONN_SHARE,
+            limit => limit.min(CONN_SHARE),
+        };
+        share.saturating_sub(self.share_used)
     }
 
     fn write_limit(&self) -> usize {
-        match self.write_limit.load(Ordering::Relaxed) {
+        match self.write_limit {
             0 => WRITE_HIGH_WATER,
             limit => limit,
         }
     }
 
-    /// Whether the output is backed up: then the peer is not read until
-    /// it has drained to half the limit.
-    fn is_backed_up(&self, unwritten: usize) -> bool {
-        self.backed_up.load(Ordering::Relaxed) || unwritten >= self.write_limit()
-    }
-
-    /// Decides, under the io lock, whether the output crossed the limit
-    /// (up) or drained to half of it (down); true when it changed. The change
-    /// is then reported with [`Conn::report_pressure`] after the lock.
-    fn pressure_changed(&self, unwritten: usize) -> bool {
-        let limit = self.write_limit();
-        if unwritten > limit {
-            !self.backed_up.swap(true, Ordering::Relaxed)
-        } else if unwritten <= limit / 2 {
-            self.backed_up.swap(false, Ordering::Relaxed)
-        } else {
-            false
+    /// Reads straight into the batch until the socket would block, the
+    /// connection's share of this turn is used, or the turn is full.
+    pub fn read_into(&mut self, turn: &mut Turn, scratch: &mut [u8]) -> ReadOutcome {
+        if let Some(mut tls) = self.tls.take() {
+            let outcome = self.read_tls_into(&mut tls, turn, scratch);
+            self.tls = Some(tls);
+            return outcome;
+        }
+        loop {
+            let room = turn.room().min(self.share_left(turn.epoch)).min(READ_CHUNK);
+            if room == 0 {
+                return ReadOutcome::Blocked;
+            }
+            match recv_into(&self.stream, &mut turn.data, room) {
+                Ok(0) => return self.eof(turn),
+                Ok(n) => {
+                    turn.record_input(self.id, n);
+                    self.share_used += n;
+                    // A short read emptied the socket: anything arriving
+                    // later raises a new readiness edge, so the empty read
+                    // that would prove it can be skipped. Not after a
+                    // hang-up, whose edge may already be spent.
+                    if n < room && !self.hup {
+                        self.readable = false;
+                        return ReadOutcome::WouldBlock;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return ReadOutcome::WouldBlock;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return ReadOutcome::Failed,
+            }
         }
     }
 
-    /// Tells the guest the output's state changed; the turn reports the
-    /// state it finds then, so reports racing each other cannot mislead.
-    fn report_pressure(&self, changed: bool) {
-        if changed && let Some(shared) = self.shared.upgrade() {
-            shared.push_pressure(self.id, self.backed_up.load(Ordering::Relaxed));
+    /// The TLS version of [`Conn::read_into`]: raw bytes go through rustls,
+    /// the plaintext into the batch within the same shares; handshake
+    /// records go back out at once.
+    fn read_tls_into(&mut self, tls: &mut TlsState, turn: &mut Turn, raw: &mut [u8]) -> ReadOutcome {
+        let mut records = Vec::new();
+        loop {
+            // Plaintext rustls already holds comes first.
+            if let Some(session) = tls.take_new_session() {
+                turn.tls_established.push(crate::bindings::net::TlsSession {
+                    conn: self.id,
+                    protocol: session.protocol,
+                    cipher: session.cipher,
+                    server_name: session.server_name,
+                    alpn: session.alpn,
+                    peer_certificates: session.peer_certificates,
+                });
+            }
+            let room = turn.room().min(self.share_left(turn.epoch));
+            let (n, more) = match tls.take_plaintext(&mut turn.data, room) {
+                Ok(taken) => taken,
+                Err(failure) => return self.tls_failed(tls, turn, failure),
+            };
+            turn.record_input(self.id, n);
+            self.share_used += n;
+            if more && n == room {
+                return ReadOutcome::Blocked;
+            }
+            if tls.peer_closed() {
+                // close_notify: the peer sends nothing more.
+                return self.eof(turn);
+            }
+            let n = match (&self.stream).read_some(raw) {
+                Ok(0) => return self.eof(turn),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return ReadOutcome::WouldBlock;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return ReadOutcome::Failed,
+            };
+            records.clear();
+            let result = tls.receive(&raw[..n], &mut records);
+            if self.write_raw(&records, turn).is_err() {
+                return ReadOutcome::Failed;
+            }
+            if let Err(failure) = result {
+                return self.tls_failed(tls, turn, failure);
+            }
         }
     }
 
-    /// Whether the output is over its limit (reported `backed-up`).
-    pub fn backed_up(&self) -> bool {
-        self.backed_up.load(Ordering::Relaxed)
+    fn eof(&mut self, turn: &mut Turn) -> ReadOutcome {
+        self.peer_done = true;
+        self.readable = false;
+        turn.eof.push(self.id);
+        ReadOutcome::Eof
     }
 
-    pub fn set_report_written(&self, enabled: bool) {
-        self.report_written.store(enabled, Ordering::Relaxed);
+    /// Sends rustls's alert and reports the failure to the guest.
+    fn tls_failed(&mut self, tls: &mut TlsState, turn: &mut Turn, failure: TlsFailure) -> ReadOutcome {
+        let mut records = Vec::new();
+        tls.flush_into(&mut records);
+        let _ = self.write_raw(&records, turn);
+        tracing::debug!(conn = self.id, error = %failure.message, "TLS failed");
+        turn.tls_failed.push(crate::bindings::net::TlsFailure {
+            conn: self.id,
+            message: failure.message,
+            alert_received: failure.alert_received,
+            peer_verify: failure.peer_verify,
+        });
+        ReadOutcome::Failed
     }
 
-    fn wrote(&self, n: usize) {
-        if n > 0 && self.report_written.load(Ordering::Relaxed) {
-            self.written.lock().expect("written lock").push((self.id, n as u64));
+    /// While lingering: reads and discards. True once the peer closed (or
+    /// the socket failed): the connection can go.
+    pub fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
+        loop {
+            match (&self.stream).read_some(scratch) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return false;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
         }
     }
 
     /// Writes the guest's `bytes` (encrypted first on a TLS connection).
-    pub fn write(&self, bytes: &[u8]) {
-        match &self.tls {
+    pub fn write(&mut self, bytes: &[u8], turn: &mut Turn) -> Result<(), Failed> {
+        match &mut self.tls {
             Some(tls) => {
-                // Records leave in the order rustls numbered them: hold the
-                // session until they are queued.
-                let mut session = tls.lock().expect("tls lock");
                 let mut records = Vec::with_capacity(bytes.len() + 64);
-                session.encrypt(bytes, &mut records);
-                self.write_raw(&records);
+                tls.encrypt(bytes, &mut records);
+                self.write_raw(&records, turn)
             }
-            None => self.write_raw(bytes),
+            None => self.write_raw(bytes, turn),
         }
     }
 
     /// Writes `bytes` now as far as the socket takes them; the rest waits
-    /// for writability, after anything already waiting.
-    pub fn write_raw(&self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let mut io = self.io.lock().expect("io lock");
-        if io.close || io.abort || io.failed {
-            return;
+    /// for writability, after anything already waiting. Ignored once the
+    /// guest closed the connection.
+    fn write_raw(&mut self, bytes: &[u8], turn: &mut Turn) -> Result<(), Failed> {
+        if bytes.is_empty() || self.phase != Phase::Open {
+            return Ok(());
         }
         let mut done = 0;
-        if io.unwritten() == 0 {
+        if self.unwritten() == 0 {
             while done < bytes.len() {
-                match self.stream.try_write(&bytes[done..]) {
+                match self.stream.write(&bytes[done..]) {
                     Ok(n) => done += n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        io.failed = true;
-                        drop(io);
-                        return self.wake();
-                    }
+                    Err(_) => return Err(Failed),
                 }
             }
-            self.wrote(done);
+            self.wrote(done, turn);
         }
-        if done < bytes.len() {
-            let was_idle = io.unwritten() == 0;
-            if io.unwritten() + bytes.len() - done > WRITE_HARD_CAP {
-                // The peer does not read: drop it rather than grow without bound.
-                tracing::debug!(conn = self.id, "output over its cap; dropping the connection");
-                io.failed = true;
-                drop(io);
-                return self.wake();
-            }
-            if io.written > io.pending.len() / 2 {
-                let written = io.written;
-                io.pending.drain(..written);
-                io.written = 0;
-            }
-            io.pending.extend_from_slice(&bytes[done..]);
-            if was_idle {
-                io.progress = Some(tokio::time::Instant::now());
-            }
-            let changed = self.pressure_changed(io.unwritten());
-            drop(io);
-            self.report_pressure(changed);
-            if was_idle {
-                self.wake();
-            }
+        if done == bytes.len() {
+            return Ok(());
+        }
+        let was_idle = self.unwritten() == 0;
+        if self.unwritten() + bytes.len() - done > WRITE_HARD_CAP {
+            // The peer does not read: drop it rather than grow without bound.
+            tracing::debug!(conn = self.id, "output over its cap; dropping the connection");
+            return Err(Failed);
+        }
+        if self.written > self.pending.len() / 2 {
+            self.pending.drain(..self.written);
+            self.written = 0;
+        }
+        self.pending.extend_from_slice(&bytes[done..]);
+        if was_idle {
+            self.progress = Instant::now();
+        }
+        self.update_pressure(turn);
+        Ok(())
+    }
+
+    fn wrote(&self, n: usize, turn: &mut Turn) {
+        if self.report_written {
+            turn.record_written(self.id, n);
         }
     }
 
-    /// Close once the output is written (a TLS session says close_notify first).
-    pub fn close(&self) {
-        if let Some(tls) = &self.tls {
-            let mut session = tls.lock().expect("tls lock");
-            let mut records = Vec::new();
-            session.close_notify(&mut records);
-            self.write_raw(&records);
-        }
-        self.io.lock().expect("io lock").close = true;
-        self.wake();
-    }
-
-    /// Drop now.
-    pub fn abort(&self) {
-        self.io.lock().expect("io lock").abort = true;
-        self.wake();
-    }
-
-    /// Writes what is pending; false when the socket failed.
-    fn drain(&self) -> bool {
-        let mut io = self.io.lock().expect("io lock");
-        while io.unwritten() > 0 {
-            match self.stream.try_write(&io.pending[io.written..]) {
+    /// Writes what is pending, as far as the socket takes it.
+    pub fn drain(&mut self, turn: &mut Turn) -> Result<(), Failed> {
+        while self.unwritten() > 0 {
+            match self.stream.write(&self.pending[self.written..]) {
                 Ok(n) => {
-                    io.written += n;
-                    io.progress = Some(tokio::time::Instant::now());
-                    self.wrote(n);
+                    self.written += n;
+                    self.progress = Instant::now();
+                    self.wrote(n, turn);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return false,
+                Err(_) => return Err(Failed),
             }
         }
-        if io.unwritten() == 0 {
-            io.pending.clear();
-            io.written = 0;
-            if io.pending.capacity() > WRITE_HIGH_WATER {
-                io.pending = Vec::new();
+        if self.unwritten() == 0 {
+            self.pending.clear();
+            self.written = 0;
+            if self.pending.capacity() > WRITE_HIGH_WATER {
+                self.pending = Vec::new();
             }
         }
-        let changed = self.pressure_changed(io.unwritten());
-        drop(io);
-        self.report_pressure(changed);
-        true
+        self.update_pressure(turn);
+        Ok(())
     }
-}
 
-/// Registers an accepted connection and starts its task.
-pub fn spawn(id: u32, stream: TcpStream, tls: Option<TlsState>, opened: net::Opened, shared: Arc<Shared>) {
-    let conn = Arc::new(Conn {
-        id,
-        stream,
-        tls: tls.map(Mutex::new),
-        io: Mutex::new(Io::default()),
-        wake: Notify::new(),
-        share_epoch: AtomicU32::new(0),
-        share_used: AtomicUsize::new(0),
-        read_limit: AtomicUsize::new(0),
-        report_written: AtomicBool::new(false),
-        written: shared.written_sink(),
-        write_limit: AtomicUsize::new(0),
-        backed_up: AtomicBool::new(false),
-        shared: Arc::downgrade(&shared),
-    });
-    {
-        let mut conns = shared.conns.lock().expect("conns lock");
-        if shared.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return; // the instance is going away
-        }
-        conns.insert(id, Arc::clone(&conn));
-    }
-    shared.push_opened(opened);
-    tokio::spawn(async move {
-        let requested = drive(&conn, &shared).await;
-        shared.conns.lock().expect("conns lock").remove(&conn.id);
-        shared.conn_closed.notify_waiters();
-        if !requested {
-            shared.push_gone(conn.id);
-        }
-    });
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reading {
-    On,
-    /// Waiting for the next turn (this one is full).
-    Blocked,
-    /// The peer finished sending.
-    Done,
-}
-
-/// Runs the connection until the guest closes or aborts it (true) or the
-/// socket fails (false).
-async fn drive(conn: &Arc<Conn>, shared: &Shared) -> bool {
-    let mut reading = Reading::On;
-    // Once closing, a peer that never takes our last bytes is dropped.
-    let mut close_deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let woken = conn.wake.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        let (unwritten, close, abort, failed, progress) = {
-            let io = conn.io.lock().expect("io lock");
-            (io.unwritten(), io.close, io.abort, io.failed, io.progress)
+    /// Backpressure: past the write limit the connection is not read (and
+    /// is reported `backed-up`) until its output drains to half the limit
+    /// (reported `drained`).
+    fn update_pressure(&mut self, turn: &mut Turn) {
+        let (unwritten, limit) = (self.unwritten(), self.write_limit());
+        let changed = if unwritten > limit {
+            !std::mem::replace(&mut self.backed_up, true)
+        } else if unwritten <= limit / 2 {
+            std::mem::replace(&mut self.backed_up, false)
+        } else {
+            false
         };
-        if failed {
+        if changed {
+            turn.record_pressure(self.id, self.backed_up);
+        }
+    }
+
+    /// The guest closed the connection: a TLS session says close_notify,
+    /// then the output is written (for at most [`LINGER`]) before lingering.
+    pub fn close(&mut self, turn: &mut Turn, now: Instant) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        if let Some(tls) = &mut self.tls {
+            let mut records = Vec::new();
+            tls.close_notify(&mut records);
+            // A failed write shows again when the output is drained.
+            let _ = self.write_raw(&records, turn);
+        }
+        self.phase = Phase::Closing { deadline: now + LINGER };
+    }
+
+    /// Moves a closing connection on once its output is written: shuts our
+    /// side down and lingers (or is done at once when the peer finished
+    /// too). True when the connection can go.
+    pub fn advance_close(&mut self, now: Instant) -> bool {
+        if !matches!(self.phase, Phase::Closing { .. }) || self.unwritten() > 0 {
             return false;
         }
-        if abort {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        if self.peer_done {
             return true;
         }
-        if close && unwritten == 0 {
-            linger(conn, reading == Reading::Done).await;
-            return true;
-        }
-        if close && close_deadline.is_none() {
-            close_deadline = Some(tokio::time::Instant::now() + LINGER);
-        }
-        let deadline = close_deadline.unwrap_or_else(|| tokio::time::Instant::now() + LINGER);
-        let want_read = reading == Reading::On && !conn.is_backed_up(unwritten) && !close;
-        tokio::select! {
-            ready = conn.stream.readable(), if want_read => {
-                if ready.is_err() {
-                    return false;
-                }
-                match shared.read_from(conn) {
-                    ReadOutcome::WouldBlock => {}
-                    ReadOutcome::Blocked => reading = Reading::Blocked,
-                    ReadOutcome::Eof => reading = Reading::Done,
-                    ReadOutcome::Failed => return false,
-                }
+        self.phase = Phase::Lingering { until: now + LINGER };
+        false
+    }
+
+    /// Whether a deadline passed: the close took too long (true: drop it
+    /// quietly), or the output made no progress for `write_timeout` (a
+    /// peer that does not read: `Err`, report it gone).
+    pub fn expired(&self, now: Instant, write_timeout: Duration) -> Result<bool, Failed> {
+        match self.phase {
+            Phase::Closing { deadline } => Ok(now >= deadline),
+            Phase::Lingering { until } => Ok(now >= until),
+            Phase::Open if self.unwritten() > 0 && now.duration_since(self.progress) >= write_timeout => {
+                tracing::debug!(conn = self.id, "output stalled past the write timeout; dropping the connection");
+                Err(Failed)
             }
-            ready = conn.stream.writable(), if unwritten > 0 => {
-                if ready.is_err() || !conn.drain() {
-                    return false;
-                }
-                // Output drained: a reader held back by it may go on (the
-                // woken arm below).
-                if reading == Reading::Blocked && !conn.is_backed_up(conn.io.lock().expect("io lock").unwritten()) {
-                    conn.wake();
-                }
-            }
-            _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => return true,
-            // A peer that does not read: its output has not moved for the write timeout.
-            _ = tokio::time::sleep_until(progress.unwrap_or_else(tokio::time::Instant::now) + shared.limits.write_timeout),
-                if unwritten > 0 && !close => {
-                tracing::debug!(conn = conn.id, "output stalled past the write timeout; dropping the connection");
-                return false;
-            }
-            _ = &mut woken => {
-                // Backpressure holds here too: no reading while the output is backed up.
-                if reading == Reading::Blocked && !conn.is_backed_up(unwritten) {
-                    // A new turn: take what is buffered (TLS plaintext) even
-                    // if the socket has nothing new.
-                    reading = match shared.read_from(conn) {
-                        ReadOutcome::WouldBlock => Reading::On,
-                        ReadOutcome::Blocked => Reading::Blocked,
-                        ReadOutcome::Eof => Reading::Done,
-                        ReadOutcome::Failed => return false,
-                    };
-                }
-            }
+            Phase::Open => Ok(false),
         }
     }
 }
 
-/// Shuts down our sending side, then reads and discards what the peer still
-/// sends until it closes too (or [`LINGER`] passes): closing a socket with
-/// unread input makes the kernel send a reset, which can destroy our close
-/// frame before the peer reads it.
-async fn linger(conn: &Conn, peer_done: bool) {
-    let _ = socket2::SockRef::from(&conn.stream).shutdown(std::net::Shutdown::Write);
-    if peer_done {
-        return;
+/// Reads into `buf`'s spare capacity (at most `max` bytes), without zeroing
+/// it first, and extends `buf` by what was read.
+fn recv_into(stream: &mio::net::TcpStream, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    buf.reserve(max);
+    let len = buf.len();
+    let spare: &mut [MaybeUninit<u8>] = &mut buf.spare_capacity_mut()[..max];
+    let n = socket2::SockRef::from(stream).recv(spare)?;
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(len + n) };
+    Ok(n)
+}
+
+/// `Read::read` through a shared reference (mio implements `Read` for
+/// `&TcpStream`).
+trait ReadSome {
+    fn read_some(self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl ReadSome for &mio::net::TcpStream {
+    fn read_some(mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self, buf)
     }
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 4096];
-        loop {
-            if conn.stream.readable().await.is_err() {
-                return;
-            }
-            match conn.stream.try_read(&mut sink) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
-        }
-    })
-    .await;
 }

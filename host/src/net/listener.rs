@@ -1,78 +1,110 @@
-//! Accepting connections on a listener the guest asked for.
+//! A listener the guest asked for, and accepting from it.
 
-use super::inbox::Shared;
+use super::conn::Conn;
+use super::turn::Turn;
 use crate::bindings::net;
 use crate::tls::TlsState;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
+use std::time::{Duration, Instant};
 
-/// Accepts until the task is aborted (`unlisten`). Each connection gets an
-/// id, a task of its own, and an `opened` entry in the next turn.
-/// While `accepting` says false, nothing is accepted: new connections wait
-/// in the OS backlog (Qt's `pauseAccepting`).
-pub async fn accept_loop(
-    listener_id: u32,
-    tcp: TcpListener,
+/// How long a listener rests after a failed `accept` (out of descriptors,
+/// say) instead of spinning on it.
+const REST_AFTER_FAILURE: Duration = Duration::from_millis(50);
+
+pub struct Listening {
+    pub id: u32,
+    tcp: mio::net::TcpListener,
+    /// The TLS identity of a secure listener.
     tls: Option<Arc<rustls::ServerConfig>>,
-    shared: Arc<Shared>,
-    mut accepting: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        if accepting.wait_for(|on| *on).await.is_err() {
-            return;
+    /// False while paused (Qt's `pauseAccepting`): new connections wait in
+    /// the OS backlog.
+    pub accepting: bool,
+    /// The socket said readable and has not said would-block since.
+    pub acceptable: bool,
+    /// After a failed accept: not before then.
+    pub resting_until: Option<Instant>,
+}
+
+impl Listening {
+    /// Binds `addr` (with SO_REUSEPORT when `reuse_port`, so that several
+    /// instances share the port) and listens.
+    pub fn bind(
+        id: u32,
+        addr: SocketAddr,
+        reuse_port: bool,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Self> {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
         }
-        // At the connection cap, new connections wait in the backlog.
-        let closed = shared.conn_closed.notified();
-        if shared.conns.lock().expect("conns lock").len() >= shared.limits.max_connections {
-            tracing::warn!(
-                listener = listener_id,
-                max = shared.limits.max_connections,
-                "connection cap reached; not accepting"
-            );
-            closed.await;
-            continue;
-        }
-        let accepted = tokio::select! {
-            accepted = tcp.accept() => accepted,
-            _ = accepting.changed() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors or memory: tell the guest, back off instead of spinning.
-                tracing::warn!(listener = listener_id, error = %e, "accept failed");
-                let resource = matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105)); // ENFILE, EMFILE, ENOMEM, ENOBUFS
-                shared.push_accept_failed(net::AcceptFailure {
-                    listener: listener_id,
-                    message: e.to_string(),
-                    out_of_resources: resource,
-                });
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let tcp = mio::net::TcpListener::from_std(socket.into());
+        Ok(Self { id, tcp, tls, accepting: true, acceptable: true, resting_until: None })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    pub fn source(&mut self) -> &mut mio::net::TcpListener {
+        &mut self.tcp
+    }
+
+    /// Whether to try accepting now.
+    pub fn may_accept(&self, now: Instant) -> bool {
+        self.accepting && self.acceptable && self.resting_until.is_none_or(|until| now >= until)
+    }
+
+    /// Accepts one connection, numbered `id`, and books its `opened` entry;
+    /// `None` when nothing is waiting. A failed accept is reported to the
+    /// guest and rests the listener.
+    pub fn accept(&mut self, id: u32, turn: &mut Turn, now: Instant) -> Option<Conn> {
+        self.resting_until = None;
+        let (stream, peer, session) = loop {
+            let (stream, peer) = match self.tcp.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.acceptable = false;
+                    return None;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(listener = self.id, error = %e, "accept failed");
+                    let resource = matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105)); // ENFILE, EMFILE, ENOMEM, ENOBUFS
+                    turn.accept_failed.push(net::AcceptFailure {
+                        listener: self.id,
+                        message: e.to_string(),
+                        out_of_resources: resource,
+                    });
+                    self.resting_until = Some(now + REST_AFTER_FAILURE);
+                    return None;
+                }
+            };
+            match &self.tls {
+                None => break (stream, peer, None),
+                Some(config) => match TlsState::new(Arc::clone(config)) {
+                    Ok(state) => break (stream, peer, Some(state)),
+                    // Dropping the stream refuses this one; go on with the next.
+                    Err(e) => tracing::warn!(listener = self.id, error = %e, "cannot start a TLS session"),
+                },
             }
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
-        let id = shared.next_conn_id();
-        let opened = net::Opened {
+        turn.opened.push(net::Opened {
             conn: id,
-            listener: listener_id,
+            listener: self.id,
             peer_address: peer.ip().to_string(),
             peer_port: peer.port(),
             local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
             local_port: local.map_or(0, |a| a.port()),
-        };
-        let session = match &tls {
-            None => None,
-            Some(config) => match TlsState::new(Arc::clone(config)) {
-                Ok(state) => Some(state),
-                Err(e) => {
-                    tracing::warn!(listener = listener_id, error = %e, "cannot start a TLS session");
-                    continue;
-                }
-            },
-        };
-        super::spawn_conn(id, stream, session, opened, Arc::clone(&shared));
+        });
+        Some(Conn::new(id, stream, session))
     }
 }

@@ -73,60 +73,64 @@ impl Net for FedNet {
         let mut data = data;
         data.clear();
         out.data = data;
-        InBatch {
-            accept_failed: incoming
-                .accept_failed
-                .into_iter()
-                .map(|f| AcceptFailed { listener: f.listener, message: f.message, resource: f.out_of_resources })
-                .collect(),
-            written: incoming.written_conns.into_iter().zip(incoming.written_bytes).collect(),
-            opened: incoming
-                .opened
-                .into_iter()
-                .map(|o| Opened {
-                    conn: o.conn,
-                    listener: o.listener,
-                    peer_address: o.peer_address,
-                    peer_port: o.peer_port,
-                    local_address: o.local_address,
-                    local_port: o.local_port,
-                })
-                .collect(),
-            conns: incoming.conns,
-            ends: incoming.ends,
-            data: incoming.data,
-            eof: incoming.eof,
-            gone: incoming.gone,
-            backed_up: incoming.backed_up,
-            drained: incoming.drained,
-            tls_established: incoming
-                .tls_established
-                .into_iter()
-                .map(|t| {
-                    let info = TlsInfo {
-                        protocol: t.protocol,
-                        cipher: t.cipher,
-                        server_name: t.server_name,
-                        alpn: t.alpn,
-                        peer_certificates: t.peer_certificates,
-                    };
-                    (t.conn, info)
-                })
-                .collect(),
-            tls_failed: incoming
-                .tls_failed
-                .into_iter()
-                .map(|f| TlsFailed {
-                    conn: f.conn,
-                    message: f.message,
-                    alert_received: f.alert_received,
-                    peer_verify: f.peer_verify,
-                })
-                .collect(),
+        let mut batch = InBatch { conns: incoming.conns, ends: incoming.ends, data: incoming.data, ..InBatch::default() };
+        if let Some(transport) = incoming.transport {
+            fill_transport(&mut batch, transport);
         }
+        batch
     }
 
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
+}
+
+/// The rarer half of a turn's input.
+fn fill_transport(batch: &mut InBatch, t: net::TransportEvents) {
+    batch.accept_failed = t
+        .accept_failed
+        .into_iter()
+        .map(|f| AcceptFailed { listener: f.listener, message: f.message, resource: f.out_of_resources })
+        .collect();
+    batch.written = t.written_conns.into_iter().zip(t.written_bytes).collect();
+    batch.opened = t
+        .opened
+        .into_iter()
+        .map(|o| Opened {
+            conn: o.conn,
+            listener: o.listener,
+            peer_address: o.peer_address,
+            peer_port: o.peer_port,
+            local_address: o.local_address,
+            local_port: o.local_port,
+        })
+        .collect();
+    batch.eof = t.eof;
+    batch.gone = t.gone;
+    batch.backed_up = t.backed_up;
+    batch.drained = t.drained;
+    batch.tls_established = t
+        .tls_established
+        .into_iter()
+        .map(|t| {
+            let info = TlsInfo {
+                protocol: t.protocol,
+                cipher: t.cipher,
+                server_name: t.server_name,
+                alpn: t.alpn,
+                peer_certificates: t.peer_certificates,
+            };
+            (t.conn, info)
+        })
+        .collect();
+    batch.tls_failed = t
+        .tls_failed
+        .into_iter()
+        .map(|f| TlsFailed {
+            conn: f.conn,
+            message: f.message,
+            alert_received: f.alert_received,
+            peer_verify: f.peer_verify,
+        })
+        .collect();
 }

@@ -1,0 +1,126 @@
+//! The batch one turn hands to the guest: everything that happened on the
+//! sockets since the last `exchange`, with the input flat (conns, ends, one
+//! byte list).
+
+use super::TURN_CAP;
+use super::conn::Conn;
+use crate::bindings::net;
+use std::collections::HashMap;
+
+/// What arrived since the last turn.
+#[derive(Default)]
+pub struct Turn {
+    pub opened: Vec<net::Opened>,
+    conns: Vec<u32>,
+    ends: Vec<u32>,
+    /// Input, read straight into its spare capacity.
+    pub data: Vec<u8>,
+    pub eof: Vec<u32>,
+    pub gone: Vec<u32>,
+    pub tls_established: Vec<net::TlsSession>,
+    pub tls_failed: Vec<net::TlsFailure>,
+    pub accept_failed: Vec<net::AcceptFailure>,
+    /// Bytes written per connection, for connections whose guest asked
+    /// (these never end a wait by themselves).
+    written: Vec<(u32, u64)>,
+    /// Connections whose output crossed its write limit, either way, since
+    /// the last turn: the turn reports the state each is in then.
+    pressure: Vec<u32>,
+    /// One of them drained (that ends a wait; backing up does not).
+    drained: bool,
+    /// Counts turns, so each connection's share restarts every turn.
+    pub epoch: u32,
+}
+
+impl Turn {
+    /// Bytes this turn can still take.
+    pub fn room(&self) -> usize {
+        TURN_CAP.saturating_sub(self.data.len())
+    }
+
+    /// Books the `n` bytes just appended to `data` to `conn`: one item per
+    /// run of input from one connection.
+    pub fn record_input(&mut self, conn: u32, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let end = self.data.len() as u32;
+        if self.conns.last() == Some(&conn) {
+            *self.ends.last_mut().expect("ends follow conns") = end;
+        } else {
+            self.conns.push(conn);
+            self.ends.push(end);
+        }
+    }
+
+    pub fn record_written(&mut self, conn: u32, n: usize) {
+        if n > 0 {
+            self.written.push((conn, n as u64));
+        }
+    }
+
+    /// A connection's output crossed its write limit (up) or drained to half
+    /// of it (down).
+    pub fn record_pressure(&mut self, conn: u32, backed_up: bool) {
+        if !self.pressure.contains(&conn) {
+            self.pressure.push(conn);
+        }
+        self.drained |= !backed_up;
+    }
+
+    /// Whether the guest should get its turn now (`written` and `backed-up`
+    /// alone do not end a wait).
+    pub fn has_news(&self) -> bool {
+        !(self.opened.is_empty()
+            && self.conns.is_empty()
+            && self.eof.is_empty()
+            && self.gone.is_empty()
+            && self.tls_established.is_empty()
+            && self.tls_failed.is_empty()
+            && self.accept_failed.is_empty()
+            && !self.drained)
+    }
+
+    /// Hands the batch over and starts the next turn.
+    pub fn take(&mut self, conns: &HashMap<u32, Conn>) -> net::Incoming {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.drained = false;
+        let rare = !(self.opened.is_empty()
+            && self.eof.is_empty()
+            && self.gone.is_empty()
+            && self.tls_established.is_empty()
+            && self.tls_failed.is_empty()
+            && self.accept_failed.is_empty()
+            && self.written.is_empty()
+            && self.pressure.is_empty());
+        let transport = rare.then(|| {
+            let (written_conns, written_bytes) = self.written.drain(..).unzip();
+            let (mut backed_up, mut drained) = (Vec::new(), Vec::new());
+            for id in self.pressure.drain(..) {
+                match conns.get(&id) {
+                    Some(conn) if conn.backed_up() => backed_up.push(id),
+                    Some(_) => drained.push(id),
+                    None => {}
+                }
+            }
+            net::TransportEvents {
+                opened: std::mem::take(&mut self.opened),
+                eof: std::mem::take(&mut self.eof),
+                gone: std::mem::take(&mut self.gone),
+                tls_established: std::mem::take(&mut self.tls_established),
+                tls_failed: std::mem::take(&mut self.tls_failed),
+                accept_failed: std::mem::take(&mut self.accept_failed),
+                written_conns,
+                written_bytes,
+                backed_up,
+                drained,
+            }
+        });
+        net::Incoming {
+            conns: std::mem::take(&mut self.conns),
+            ends: std::mem::take(&mut self.ends),
+            data: std::mem::take(&mut self.data),
+            transport,
+        }
+    }
+}

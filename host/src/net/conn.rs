@@ -25,6 +25,19 @@ pub enum ReadOutcome {
     Failed,
 }
 
+/// How discarding a lingering connection's input ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discarded {
+    /// The peer closed (or the socket failed): the connection can go.
+    Closed,
+    WouldBlock,
+    /// There may be more: again next pass.
+    More,
+}
+
+/// Reads per pass while discarding a lingering connection's input.
+const DISCARD_READS: usize = 4;
+
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -270,21 +283,22 @@ impl Conn {
         ReadOutcome::Failed
     }
 
-    /// While lingering: reads and discards. True once the peer closed (or
-    /// the socket failed): the connection can go.
-    pub fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
-        loop {
+    /// While lingering: reads and discards, a few chunks at a time so a
+    /// peer that keeps sending cannot hold the event loop.
+    pub fn discard_input(&mut self, scratch: &mut [u8]) -> Discarded {
+        for _ in 0..DISCARD_READS {
             match (&self.stream).read_some(scratch) {
-                Ok(0) => return true,
+                Ok(0) => return Discarded::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.readable = false;
-                    return false;
+                    return Discarded::WouldBlock;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return true,
+                Err(_) => return Discarded::Closed,
             }
         }
+        Discarded::More
     }
 
     /// Writes the guest's `bytes` (encrypted first on a TLS connection).

@@ -20,7 +20,7 @@ mod turn;
 
 use crate::bindings::net;
 use crate::sandbox::ListenPolicy;
-use conn::{Conn, ReadOutcome};
+use conn::{Conn, Discarded, ReadOutcome};
 use listener::Listening;
 use poller::Poller;
 use std::collections::{HashMap, VecDeque};
@@ -214,8 +214,10 @@ impl NetHost {
         let now = Instant::now();
         self.write(&out, now);
         let deadline = now + Duration::from_millis(timeout_ms as u64);
+        let mut woke_with_events = false;
         loop {
-            if let Err(e) = self.take_events() {
+            // A wait that ended on readiness took the events already.
+            if !woke_with_events && let Err(e) = self.take_events() {
                 tracing::error!(error = %e, "polling the sockets failed");
             }
             let now = Instant::now();
@@ -223,7 +225,7 @@ impl NetHost {
             if self.turn.has_news() || now >= deadline || self.interrupt.requested.swap(false, Ordering::AcqRel) {
                 break;
             }
-            self.wait(deadline).await;
+            woke_with_events = self.wait(deadline).await;
         }
         self.turn.take(&self.conns)
     }
@@ -235,7 +237,11 @@ impl NetHost {
             let end = (*end as usize).clamp(start, out.data.len());
             if let Some(conn) = self.conns.get_mut(id) {
                 match conn.write(&out.data[start..end], &mut self.turn) {
-                    Ok(()) => self.timers |= conn.has_timer(),
+                    Ok(()) => {
+                        self.timers |= conn.has_timer();
+                        // A raised write limit can end backpressure here.
+                        enqueue_if_readable(conn, &mut self.to_read);
+                    }
                     Err(conn::Failed) => self.fail(*id),
                 }
             }
@@ -278,9 +284,18 @@ impl NetHost {
         if now >= self.next_housekeeping {
             self.housekeeping(now);
         }
+        if self.at_cap && self.conns.len() < self.limits.max_connections {
+            // Connections ended since: the backlog's turn.
+            self.accept(now);
+        }
     }
 
     fn accept(&mut self, now: Instant) {
+        for listening in self.listeners.values_mut() {
+            if listening.resting_until.is_some_and(|until| now >= until) {
+                listening.resting_until = None;
+            }
+        }
         for listening in self.listeners.values_mut() {
             while listening.may_accept(now) {
                 if self.conns.len() >= self.limits.max_connections {
@@ -322,10 +337,7 @@ impl NetHost {
         if conn.advance_close(now) {
             return self.remove(id);
         }
-        if conn.readable && conn.wants_reading() && !conn.queued {
-            conn.queued = true;
-            self.to_read.push_back(id);
-        }
+        enqueue_if_readable(conn, &mut self.to_read);
     }
 
     /// Reads the queued connections in order, each within its share, until
@@ -343,12 +355,20 @@ impl NetHost {
             }
             if !conn.wants_input() {
                 // Lingering: read and discard until the peer closes.
-                if conn.discard_input(&mut self.scratch) {
-                    self.remove(id);
+                match conn.discard_input(&mut self.scratch) {
+                    Discarded::Closed => self.remove(id),
+                    Discarded::WouldBlock => {}
+                    Discarded::More => {
+                        conn.queued = true;
+                        self.to_read.push_back(id);
+                    }
                 }
                 continue;
             }
-            match conn.read_into(&mut self.turn, &mut self.scratch) {
+            let outcome = conn.read_into(&mut self.turn, &mut self.scratch);
+            // TLS handshake records written while reading may wait.
+            self.timers |= conn.has_timer();
+            match outcome {
                 ReadOutcome::WouldBlock | ReadOutcome::Eof => {}
                 ReadOutcome::Blocked => {
                     conn.queued = true;
@@ -392,13 +412,15 @@ impl NetHost {
     }
 
     /// Waits for readiness, an interrupt, `deadline`, or the next deadline
-    /// of a connection or a resting listener, whichever comes first.
-    async fn wait(&mut self, deadline: Instant) {
+    /// of a connection or a resting listener, whichever comes first. True
+    /// when it ended on readiness (whose events it marked, unless the event
+    /// buffer filled: then false, so the caller asks for the rest).
+    async fn wait(&mut self, deadline: Instant) -> bool {
         let mut until = deadline;
         if self.timers {
             until = until.min(self.next_housekeeping);
         }
-        for listening in self.listeners.values() {
+        for listening in self.listeners.values().filter(|l| l.accepting) {
             if let Some(rest) = listening.resting_until {
                 until = until.min(rest);
             }
@@ -407,29 +429,41 @@ impl NetHost {
         tokio::pin!(notified);
         notified.as_mut().enable();
         if self.interrupt.requested.load(Ordering::Acquire) {
-            return;
+            return false;
         }
         let sleep = tokio::time::sleep_until(until.into());
-        match self.poller.as_mut() {
-            Some(poller) => {
-                tokio::select! {
-                    ready = poller.ready() => match ready {
-                        Ok(()) => mark_ready(
-                            poller.events(), &mut self.conns, &mut self.listeners, &mut self.to_read, &mut self.to_drain,
-                        ),
-                        Err(e) => tracing::error!(error = %e, "waiting for the sockets failed"),
-                    },
-                    _ = &mut notified => {}
-                    _ = sleep => {}
-                }
+        let Some(poller) = self.poller.as_mut() else {
+            tokio::select! {
+                biased;
+                _ = &mut notified => {}
+                _ = sleep => {}
             }
-            None => {
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = sleep => {}
+            return false;
+        };
+        tokio::select! {
+            biased;
+            ready = poller.ready() => match ready {
+                Ok(()) => {
+                    mark_ready(poller.events(), &mut self.conns, &mut self.listeners, &mut self.to_read, &mut self.to_drain);
+                    poller.events().iter().count() < poller::EVENTS
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, "waiting for the sockets failed");
+                    false
+                }
+            },
+            _ = &mut notified => false,
+            _ = sleep => false,
         }
+    }
+}
+
+/// Queues a readable connection to be read, unless it is queued already
+/// or is not to be read now (it is queued again when that changes).
+fn enqueue_if_readable(conn: &mut Conn, to_read: &mut VecDeque<u32>) {
+    if conn.readable && conn.wants_reading() && !conn.queued {
+        conn.queued = true;
+        to_read.push_back(conn.id);
     }
 }
 
@@ -456,10 +490,7 @@ fn mark_ready(
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             conn.readable = true;
-            if conn.wants_reading() && !conn.queued {
-                conn.queued = true;
-                to_read.push_back(conn.id);
-            }
+            enqueue_if_readable(conn, to_read);
         }
         if (event.is_writable() || event.is_write_closed() || event.is_error()) && conn.unwritten() > 0 {
             to_drain.push(conn.id);

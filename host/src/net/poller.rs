@@ -4,12 +4,13 @@
 //! ready, instead of waking a task per connection.
 
 use std::io;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// Events taken from the poll at a time.
-const EVENTS: usize = 1024;
+pub const EVENTS: usize = 1024;
 
 pub struct Poller {
     fd: AsyncFd<mio::Poll>,
@@ -32,8 +33,21 @@ impl Poller {
 
     /// Takes the readiness there is now into [`Poller::events`], without
     /// waiting. True when the buffer filled (there may be more: ask again).
+    /// Always asks the poll itself: tokio learns of new readiness only when
+    /// its driver runs, which a busy loop does not wait for.
     pub fn poll_now(&mut self) -> io::Result<bool> {
-        poll_ready(self.fd.get_mut(), &mut self.events)?;
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.fd.poll_read_ready_mut(&mut cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                poll_ready(guard.get_inner_mut(), &mut self.events)?;
+                if self.events.is_empty() {
+                    // Nothing there: the next wait parks at once instead
+                    // of asking the poll again.
+                    guard.clear_ready();
+                }
+            }
+            _ => poll_ready(self.fd.get_mut(), &mut self.events)?,
+        }
         Ok(self.events.iter().count() == EVENTS)
     }
 
@@ -45,8 +59,8 @@ impl Poller {
             let mut guard = self.fd.readable_mut().await?;
             poll_ready(guard.get_inner_mut(), &mut self.events)?;
             if !self.events.is_empty() {
-                // The poll stays marked ready: the next wait looks again
-                // (and clears it when nothing is there).
+                // The poll stays marked ready: the next look clears it when
+                // nothing is there.
                 return Ok(());
             }
             // Nothing there: wait for the next edge (tokio keeps an edge

@@ -176,6 +176,10 @@ impl WsboxComponent {
     pub fn config(watchdog: bool) -> wasmtime::Config {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(watchdog);
+        if std::env::var_os("WSBOX_PERFMAP").is_some() {
+            // `perf` names the guest's functions from /tmp/perf-PID.map.
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         config
     }
 

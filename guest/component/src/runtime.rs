@@ -85,8 +85,8 @@ pub struct InBatch {
     pub tls_established: Vec<(u32, TlsInfo)>,
     pub tls_failed: Vec<TlsFailed>,
     pub opened: Vec<Opened>,
-    pub conns: Vec<u32>,
-    pub ends: Vec<u32>,
+    /// `(conn, end)`: `data[previous end..end]` came from `conn`.
+    pub runs: Vec<(u32, u32)>,
     pub data: Vec<u8>,
     pub eof: Vec<u32>,
     pub gone: Vec<u32>,
@@ -596,9 +596,13 @@ impl<N: Net> Runtime<N> {
                 Deferred::Closed(server) => sink.push(AppEvent::Closed(server)),
             }
         }
-        self.flush(sink);
-
+        // One clock reading serves the flush and the wait budget: they are
+        // microseconds apart, and each reading is a call out of the sandbox
+        // (a turn makes two; at ~2 messages a turn under load, every call
+        // counts).
         let now = self.net.now_ms();
+        self.flush(now, sink);
+
         let timeout = if sink.is_empty() { self.wait_budget(now, timeout_ms) } else { 0 };
         let input = self.net.exchange(&mut self.out, timeout);
         let now = self.net.now_ms();
@@ -705,13 +709,13 @@ impl<N: Net> Runtime<N> {
             }
         }
         let mut start = 0usize;
-        for (conn, end) in input.conns.iter().zip(&input.ends) {
-            let end = (*end as usize).clamp(start, input.data.len());
+        for &(conn, end) in &input.runs {
+            let end = (end as usize).clamp(start, input.data.len());
             let bytes = &input.data[start..end];
             start = end;
-            if let Some(s) = self.sockets.get_mut(conn) {
+            if let Some(s) = self.sockets.get_mut(&conn) {
                 s.conn.handle_input(now, bytes);
-                self.after_input(*conn, now, sink);
+                self.after_input(conn, now, sink);
             }
         }
         for conn in input.eof {
@@ -756,8 +760,7 @@ impl<N: Net> Runtime<N> {
 
     /// Writes every dirty socket's output into the batch and applies its
     /// transport action; forgets sockets that are over and not held.
-    fn flush(&mut self, sink: &mut impl Sink) {
-        let now = self.net.now_ms();
+    fn flush(&mut self, now: u64, sink: &mut impl Sink) {
         let dirty = std::mem::take(&mut self.dirty);
         for id in &dirty {
             let Some(s) = self.sockets.get_mut(id) else { continue };

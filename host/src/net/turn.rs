@@ -11,8 +11,7 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct Turn {
     pub opened: Vec<net::Opened>,
-    conns: Vec<u32>,
-    ends: Vec<u32>,
+    runs: Vec<net::InputRun>,
     /// Input, read straight into its spare capacity.
     pub data: Vec<u8>,
     pub eof: Vec<u32>,
@@ -45,11 +44,9 @@ impl Turn {
             return;
         }
         let end = self.data.len() as u32;
-        if self.conns.last() == Some(&conn) {
-            *self.ends.last_mut().expect("ends follow conns") = end;
-        } else {
-            self.conns.push(conn);
-            self.ends.push(end);
+        match self.runs.last_mut() {
+            Some(run) if run.conn == conn => run.end = end,
+            _ => self.runs.push(net::InputRun { conn, end }),
         }
     }
 
@@ -72,7 +69,7 @@ impl Turn {
     /// alone do not end a wait).
     pub fn has_news(&self) -> bool {
         !(self.opened.is_empty()
-            && self.conns.is_empty()
+            && self.runs.is_empty()
             && self.eof.is_empty()
             && self.gone.is_empty()
             && self.tls_established.is_empty()
@@ -116,11 +113,6 @@ impl Turn {
                 drained,
             }
         });
-        net::Incoming {
-            conns: std::mem::take(&mut self.conns),
-            ends: std::mem::take(&mut self.ends),
-            data: std::mem::take(&mut self.data),
-            transport,
-        }
+        net::Incoming { runs: std::mem::take(&mut self.runs), data: std::mem::take(&mut self.data), transport }
     }
 }

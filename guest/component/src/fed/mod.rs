@@ -73,7 +73,9 @@ impl Net for FedNet {
         let mut data = data;
         data.clear();
         out.data = data;
-        let mut batch = InBatch { conns: incoming.conns, ends: incoming.ends, data: incoming.data, ..InBatch::default() };
+        // Same layout: the collect reuses the lifted list's allocation.
+        let runs = incoming.runs.into_iter().map(|r| (r.conn, r.end)).collect();
+        let mut batch = InBatch { runs, data: incoming.data, ..InBatch::default() };
         if let Some(transport) = incoming.transport {
             fill_transport(&mut batch, transport);
         }

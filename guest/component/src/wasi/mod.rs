@@ -290,8 +290,7 @@ impl WasiNet {
             return;
         }
         if batch.data.len() > start {
-            batch.conns.push(id);
-            batch.ends.push(batch.data.len() as u32);
+            batch.runs.push((id, batch.data.len() as u32));
         }
         if eof {
             batch.eof.push(id);
@@ -525,7 +524,7 @@ impl Net for WasiNet {
 /// reports do not end a wait, as in the host's `net`).
 fn has_news(b: &InBatch) -> bool {
     !(b.opened.is_empty()
-        && b.conns.is_empty()
+        && b.runs.is_empty()
         && b.eof.is_empty()
         && b.gone.is_empty()
         && b.accept_failed.is_empty()

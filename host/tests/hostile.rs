@@ -243,3 +243,53 @@ async fn keepalive_closes_a_silent_peer_with_1001_and_keeps_an_answering_one() {
     }
     assert!(echoed, "the answering peer was closed");
 }
+
+/// A peer that keeps sending after the server closed it: the server drains
+/// and discards what it sends for the linger period (so our close frame is
+/// not destroyed by a reset), then drops it, while other clients are served
+/// as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_floods_after_our_close_is_dropped_after_the_linger_while_others_are_served() {
+    let server = Server::start(&[]);
+    let port = server.port;
+    let flood = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let request = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        s.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        // Close 1000, masked with a zero key; the server answers and closes.
+        s.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).unwrap();
+        let mut answer = [0u8; 4];
+        s.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, [0x88, 0x02, 0x03, 0xe8], "the server echoes the close");
+        // Now flood until the server drops us.
+        let closed_at = Instant::now();
+        let chunk = vec![0x55u8; 64 * 1024];
+        while closed_at.elapsed() < Duration::from_secs(8) {
+            if s.write_all(&chunk).is_err() {
+                return closed_at.elapsed();
+            }
+        }
+        panic!("still accepting the flood 8 s after the close");
+    });
+    // Others are served throughout the flood.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let took = fresh_echo(&server.url).await;
+        assert!(took < Duration::from_millis(500), "a fresh client waited {took:?} beside the flood");
+    }
+    let dropped_after = tokio::task::spawn_blocking(move || flood.join().unwrap()).await.unwrap();
+    // LINGER is 2 s; deadlines are looked at every 100 ms.
+    assert!(
+        dropped_after >= Duration::from_millis(1500) && dropped_after < Duration::from_millis(4000),
+        "the flooding peer was dropped {dropped_after:?} after the close (linger: 2 s)"
+    );
+}

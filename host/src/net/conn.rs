@@ -5,7 +5,7 @@
 use super::turn::Turn;
 use super::{CONN_SHARE, LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
 use crate::tls::{TlsFailure, TlsState};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
@@ -240,7 +240,7 @@ impl Conn {
                 // close_notify: the peer sends nothing more.
                 return self.eof(turn);
             }
-            let n = match (&self.stream).read_some(raw) {
+            let n = match Read::read(&mut &self.stream, raw) {
                 Ok(0) => return self.eof(turn),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -287,7 +287,7 @@ impl Conn {
     /// peer that keeps sending cannot hold the event loop.
     pub fn discard_input(&mut self, scratch: &mut [u8]) -> Discarded {
         for _ in 0..DISCARD_READS {
-            match (&self.stream).read_some(scratch) {
+            match Read::read(&mut &self.stream, scratch) {
                 Ok(0) => return Discarded::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -457,16 +457,4 @@ fn recv_into(stream: &mio::net::TcpStream, buf: &mut Vec<u8>, max: usize) -> std
     // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(len + n) };
     Ok(n)
-}
-
-/// `Read::read` through a shared reference (mio implements `Read` for
-/// `&TcpStream`).
-trait ReadSome {
-    fn read_some(self, buf: &mut [u8]) -> std::io::Result<usize>;
-}
-
-impl ReadSome for &mio::net::TcpStream {
-    fn read_some(mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        std::io::Read::read(&mut self, buf)
-    }
 }

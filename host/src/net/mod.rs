@@ -445,7 +445,7 @@ impl NetHost {
             ready = poller.ready() => match ready {
                 Ok(()) => {
                     mark_ready(poller.events(), &mut self.conns, &mut self.listeners, &mut self.to_read, &mut self.to_drain);
-                    poller.events().iter().count() < poller::EVENTS
+                    !poller.events_full()
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "waiting for the sockets failed");

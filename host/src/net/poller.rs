@@ -10,7 +10,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// Events taken from the poll at a time.
-pub const EVENTS: usize = 1024;
+const EVENTS: usize = 1024;
 
 pub struct Poller {
     fd: AsyncFd<mio::Poll>,
@@ -48,7 +48,7 @@ impl Poller {
             }
             _ => poll_ready(self.fd.get_mut(), &mut self.events)?,
         }
-        Ok(self.events.iter().count() == EVENTS)
+        Ok(self.events_full())
     }
 
     /// Waits until some socket is ready and takes its readiness into
@@ -67,6 +67,11 @@ impl Poller {
             // that came in meanwhile, so none is lost).
             guard.clear_ready();
         }
+    }
+
+    /// Whether the last take filled the event buffer (there may be more).
+    pub fn events_full(&self) -> bool {
+        self.events.iter().count() == EVENTS
     }
 
     /// The readiness the last [`Poller::poll_now`] or [`Poller::ready`] took.

@@ -68,28 +68,25 @@ impl Turn {
     /// Whether the guest should get its turn now (`written` and `backed-up`
     /// alone do not end a wait).
     pub fn has_news(&self) -> bool {
+        !self.runs.is_empty() || self.drained || self.has_connection_events()
+    }
+
+    /// Accepts, EOFs, failures and TLS outcomes: news, and part of the
+    /// rarer half of `incoming`.
+    fn has_connection_events(&self) -> bool {
         !(self.opened.is_empty()
-            && self.runs.is_empty()
             && self.eof.is_empty()
             && self.gone.is_empty()
             && self.tls_established.is_empty()
             && self.tls_failed.is_empty()
-            && self.accept_failed.is_empty()
-            && !self.drained)
+            && self.accept_failed.is_empty())
     }
 
     /// Hands the batch over and starts the next turn.
     pub fn take(&mut self, conns: &HashMap<u32, Conn>) -> net::Incoming {
         self.epoch = self.epoch.wrapping_add(1);
         self.drained = false;
-        let rare = !(self.opened.is_empty()
-            && self.eof.is_empty()
-            && self.gone.is_empty()
-            && self.tls_established.is_empty()
-            && self.tls_failed.is_empty()
-            && self.accept_failed.is_empty()
-            && self.written.is_empty()
-            && self.pressure.is_empty());
+        let rare = self.has_connection_events() || !self.written.is_empty() || !self.pressure.is_empty();
         let transport = rare.then(|| {
             let (written_conns, written_bytes) = self.written.drain(..).unzip();
             let (mut backed_up, mut drained) = (Vec::new(), Vec::new());

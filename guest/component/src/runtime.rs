@@ -40,14 +40,48 @@ pub struct Opened {
     pub local_port: u16,
 }
 
-/// Everything to write in one turn, flat (see `wsbox:websocket/net.outgoing`).
+/// Everything to write in one turn (see `wsbox:websocket/net.outgoing`).
 #[derive(Default)]
 pub struct OutBatch {
-    pub conns: Vec<u32>,
-    pub ends: Vec<u32>,
-    pub data: Vec<u8>,
+    /// Each connection's output in the buffer it was framed into (taken
+    /// from the connection, not copied), at most one per connection.
+    pub writes: Vec<(u32, Vec<u8>)>,
     pub close: Vec<u32>,
     pub abort: Vec<u32>,
+    /// Written buffers kept to take the next turns' output into, so a
+    /// connection that sends every turn does not allocate every turn.
+    spare: Vec<Vec<u8>>,
+}
+
+/// Written buffers up to this capacity are kept for reuse...
+const SPARE_CAPACITY: usize = 16 * 1024;
+/// ...and at most this many of them.
+const SPARE_BUFFERS: usize = 256;
+
+impl OutBatch {
+    /// An empty buffer to take a connection's output into.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps `buf` for reuse if it is small (and there is room).
+    fn give_back(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= SPARE_CAPACITY && buf.capacity() > 0 && self.spare.len() < SPARE_BUFFERS {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// Empties the batch once the transport has written it.
+    fn clear(&mut self) {
+        let mut writes = std::mem::take(&mut self.writes);
+        for (_, buf) in writes.drain(..) {
+            self.give_back(buf);
+        }
+        self.writes = writes;
+        self.close.clear();
+        self.abort.clear();
+    }
 }
 
 /// A TLS session the host established.
@@ -128,7 +162,9 @@ pub trait Net {
     fn report_written(&mut self, conn: u32, enabled: bool);
     /// Unwritten output past which `conn` is reported backed up and not read.
     fn set_write_limit(&mut self, conn: u32, bytes: u32);
-    /// Writes `out` (and leaves it empty), waits up to `timeout_ms`, returns what arrived.
+    /// Writes `out`, waits up to `timeout_ms`, returns what arrived. The
+    /// runtime empties `out` afterwards and reuses its buffers: a binding that
+    /// moves them out puts them back.
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch;
     /// Milliseconds on a monotonic clock.
     fn now_ms(&self) -> u64;
@@ -605,6 +641,7 @@ impl<N: Net> Runtime<N> {
 
         let timeout = if sink.is_empty() { self.wait_budget(now, timeout_ms) } else { 0 };
         let input = self.net.exchange(&mut self.out, timeout);
+        self.out.clear();
         let now = self.net.now_ms();
         sink.expect_payload(input.data.len());
 
@@ -770,13 +807,12 @@ impl<N: Net> Runtime<N> {
             s.conn.end_round();
             self.drain(*id, now, sink);
             let Some(s) = self.sockets.get_mut(id) else { continue };
-            let before = self.out.data.len();
-            s.conn.take_transmit(&mut self.out.data);
-            if self.out.data.len() > before && !s.transport_done {
-                self.out.conns.push(*id);
-                self.out.ends.push(self.out.data.len() as u32);
+            let mut bytes = self.out.buffer();
+            s.conn.take_transmit(&mut bytes);
+            if !bytes.is_empty() && !s.transport_done {
+                self.out.writes.push((*id, bytes));
             } else {
-                self.out.data.truncate(before);
+                self.out.give_back(bytes);
             }
             if !s.transport_done {
                 match s.conn.transport() {

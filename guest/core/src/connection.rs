@@ -694,6 +694,9 @@ impl Connection {
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
         }
+        if !self.compressed && !header.opcode.is_control() {
+            self.message.reserve_frame(header.payload_len);
+        }
         self.frame = Some(header);
         Ok(())
     }

@@ -5,6 +5,7 @@
 use super::turn::Turn;
 use super::{CONN_SHARE, LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
 use crate::tls::{TlsFailure, TlsState};
+use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
@@ -185,7 +186,7 @@ impl Conn {
             if room == 0 {
                 return ReadOutcome::Blocked;
             }
-            match recv_into(&self.stream, &mut turn.data, room) {
+            match recv_into(&self.stream, turn.read_buffer(room), room) {
                 Ok(0) => return self.eof(turn),
                 Ok(n) => {
                     turn.record_input(self.id, n);
@@ -227,7 +228,7 @@ impl Conn {
                 });
             }
             let room = turn.room().min(self.share_left(turn.epoch));
-            let (n, more) = match tls.take_plaintext(&mut turn.data, room) {
+            let (n, more) = match tls.take_plaintext(turn.read_buffer(room), room) {
                 Ok(taken) => taken,
                 Err(failure) => return self.tls_failed(tls, turn, failure),
             };
@@ -252,7 +253,7 @@ impl Conn {
             };
             records.clear();
             let result = tls.receive(&raw[..n], &mut records);
-            if self.write_raw(&records, turn).is_err() {
+            if self.write_raw(Cow::Borrowed(&records), turn).is_err() {
                 return ReadOutcome::Failed;
             }
             if let Err(failure) = result {
@@ -272,7 +273,7 @@ impl Conn {
     fn tls_failed(&mut self, tls: &mut TlsState, turn: &mut Turn, failure: TlsFailure) -> ReadOutcome {
         let mut records = Vec::new();
         tls.flush_into(&mut records);
-        let _ = self.write_raw(&records, turn);
+        let _ = self.write_raw(Cow::Borrowed(&records), turn);
         tracing::debug!(conn = self.id, error = %failure.message, "TLS failed");
         turn.tls_failed.push(crate::bindings::net::TlsFailure {
             conn: self.id,
@@ -302,21 +303,21 @@ impl Conn {
     }
 
     /// Writes the guest's `bytes` (encrypted first on a TLS connection).
-    pub fn write(&mut self, bytes: &[u8], turn: &mut Turn) -> Result<(), Failed> {
+    pub fn write(&mut self, bytes: Vec<u8>, turn: &mut Turn) -> Result<(), Failed> {
         match &mut self.tls {
             Some(tls) => {
                 let mut records = Vec::with_capacity(bytes.len() + 64);
-                tls.encrypt(bytes, &mut records);
-                self.write_raw(&records, turn)
+                tls.encrypt(&bytes, &mut records);
+                self.write_raw(Cow::Owned(records), turn)
             }
-            None => self.write_raw(bytes, turn),
+            None => self.write_raw(Cow::Owned(bytes), turn),
         }
     }
 
     /// Writes `bytes` now as far as the socket takes them; the rest waits
     /// for writability, after anything already waiting. Ignored once the
     /// guest closed the connection.
-    fn write_raw(&mut self, bytes: &[u8], turn: &mut Turn) -> Result<(), Failed> {
+    fn write_raw(&mut self, bytes: Cow<'_, [u8]>, turn: &mut Turn) -> Result<(), Failed> {
         if bytes.is_empty() || self.phase != Phase::Open {
             return Ok(());
         }
@@ -341,11 +342,18 @@ impl Conn {
             tracing::debug!(conn = self.id, "output over its cap; dropping the connection");
             return Err(Failed);
         }
-        if self.written > self.pending.len() / 2 {
-            self.pending.drain(..self.written);
-            self.written = 0;
+        if was_idle {
+            // Nothing else waits: an owned buffer becomes the pending output
+            // as it is, its written head skipped.
+            self.pending = bytes.into_owned();
+            self.written = done;
+        } else {
+            if self.written > self.pending.len() / 2 {
+                self.pending.drain(..self.written);
+                self.written = 0;
+            }
+            self.pending.extend_from_slice(&bytes[done..]);
         }
-        self.pending.extend_from_slice(&bytes[done..]);
         if was_idle {
             self.progress = Instant::now();
         }
@@ -411,7 +419,7 @@ impl Conn {
             let mut records = Vec::new();
             tls.close_notify(&mut records);
             // A failed write shows again when the output is drained.
-            let _ = self.write_raw(&records, turn);
+            let _ = self.write_raw(Cow::Borrowed(&records), turn);
         }
         self.phase = Phase::Closing { deadline: now + LINGER };
     }

@@ -212,7 +212,7 @@ impl NetHost {
     /// something to hand over (or `timeout_ms` passed), and hands it over.
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> net::Incoming {
         let now = Instant::now();
-        self.write(&out, now);
+        self.write(out, now);
         let deadline = now + Duration::from_millis(timeout_ms as u64);
         let mut woke_with_events = false;
         loop {
@@ -231,21 +231,18 @@ impl NetHost {
     }
 
     /// Writes each connection's bytes, then closes and aborts as asked.
-    fn write(&mut self, out: &net::Outgoing, now: Instant) {
-        let mut start = 0usize;
-        for (id, end) in out.conns.iter().zip(&out.ends) {
-            let end = (*end as usize).clamp(start, out.data.len());
-            if let Some(conn) = self.conns.get_mut(id) {
-                match conn.write(&out.data[start..end], &mut self.turn) {
+    fn write(&mut self, out: net::Outgoing, now: Instant) {
+        for net::Write { conn: id, data } in out.writes {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                match conn.write(data, &mut self.turn) {
                     Ok(()) => {
                         self.timers |= conn.has_timer();
                         // A raised write limit can end backpressure here.
                         enqueue_if_readable(conn, &mut self.to_read);
                     }
-                    Err(conn::Failed) => self.fail(*id),
+                    Err(conn::Failed) => self.fail(id),
                 }
             }
-            start = end;
         }
         for id in &out.close {
             if let Some(conn) = self.conns.get_mut(id) {

@@ -12,8 +12,13 @@ use std::collections::HashMap;
 pub struct Turn {
     pub opened: Vec<net::Opened>,
     runs: Vec<net::InputRun>,
-    /// Input, read straight into its spare capacity.
+    /// Input, read straight into its spare capacity. Each turn hands its
+    /// buffer to the guest, so the next one starts empty.
     pub data: Vec<u8>,
+    /// How much input the last turn carried: the next turn's buffer starts
+    /// that large, so a busy turn does not grow (and copy) its buffer read
+    /// by read.
+    last_len: usize,
     pub eof: Vec<u32>,
     pub gone: Vec<u32>,
     pub tls_established: Vec<net::TlsSession>,
@@ -35,6 +40,15 @@ impl Turn {
     /// Bytes this turn can still take.
     pub fn room(&self) -> usize {
         TURN_CAP.saturating_sub(self.data.len())
+    }
+
+    /// The buffer to read into, with room for at least `max` more bytes.
+    pub fn read_buffer(&mut self, max: usize) -> &mut Vec<u8> {
+        if self.data.capacity() == 0 {
+            self.data.reserve(self.last_len.min(TURN_CAP).max(max));
+        }
+        self.data.reserve(max);
+        &mut self.data
     }
 
     /// Books the `n` bytes just appended to `data` to `conn`: one item per
@@ -110,6 +124,7 @@ impl Turn {
                 drained,
             }
         });
+        self.last_len = self.data.len();
         net::Incoming { runs: std::mem::take(&mut self.runs), data: std::mem::take(&mut self.data), transport }
     }
 }

@@ -55,24 +55,17 @@ impl Net for FedNet {
     }
 
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch {
-        let record = net::Outgoing {
-            conns: std::mem::take(&mut out.conns),
-            ends: std::mem::take(&mut out.ends),
-            data: std::mem::take(&mut out.data),
-            close: std::mem::take(&mut out.close),
-            abort: std::mem::take(&mut out.abort),
-        };
+        // The connections' buffers are lent as they are (no copy); both
+        // conversions keep the list's allocation (same layout).
+        let writes =
+            std::mem::take(&mut out.writes).into_iter().map(|(conn, data)| net::Write { conn, data }).collect();
+        let record =
+            net::Outgoing { writes, close: std::mem::take(&mut out.close), abort: std::mem::take(&mut out.abort) };
         let incoming = net::exchange(&record, timeout_ms);
-        let net::Outgoing { conns, ends, data, close, abort } = record;
-        for (slot, mut v) in
-            [(&mut out.conns, conns), (&mut out.ends, ends), (&mut out.close, close), (&mut out.abort, abort)]
-        {
-            v.clear();
-            *slot = v;
-        }
-        let mut data = data;
-        data.clear();
-        out.data = data;
+        let net::Outgoing { writes, close, abort } = record;
+        out.writes = writes.into_iter().map(|w| (w.conn, w.data)).collect();
+        out.close = close;
+        out.abort = abort;
         // Same layout: the collect reuses the lifted list's allocation.
         let runs = incoming.runs.into_iter().map(|r| (r.conn, r.end)).collect();
         let mut batch = InBatch { runs, data: incoming.data, ..InBatch::default() };

@@ -483,11 +483,8 @@ impl Net for WasiNet {
         self.turns = self.turns.wrapping_add(1);
         let mut batch = InBatch::default();
         let now = self.now_ms();
-        let mut start = 0usize;
-        for (&id, &end) in out.conns.iter().zip(&out.ends) {
-            let end = (end as usize).clamp(start, out.data.len());
-            self.queue(id, &out.data[start..end], now, &mut batch);
-            start = end;
+        for (id, bytes) in &out.writes {
+            self.queue(*id, bytes, now, &mut batch);
         }
         for id in &out.close {
             if let Some(c) = self.conns.get_mut(id) {
@@ -497,11 +494,6 @@ impl Net for WasiNet {
         for id in &out.abort {
             self.conns.remove(id);
         }
-        out.conns.clear();
-        out.ends.clear();
-        out.data.clear();
-        out.close.clear();
-        out.abort.clear();
 
         let deadline = now + u64::from(timeout_ms);
         let mut wait = 0;

@@ -9,6 +9,12 @@ use std::ops::Range;
 /// connection, and an idle connection holds little.
 pub const RETAINED_CAPACITY: usize = 16 * 1024;
 
+/// A data frame's payload up to this size is given room in full when its
+/// header arrives, so a frame whose bytes come in several reads is not
+/// copied each time the buffer grows. Larger frames grow as their bytes
+/// arrive: a header alone must not reserve what the peer never sends.
+pub const PRESIZE_LIMIT: u64 = 64 * 1024;
+
 /// Text or binary, from the opcode of a message's first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageKind {
@@ -52,6 +58,12 @@ impl Assembler {
         self.buf.clear();
         self.utf8 = Utf8Validator::default();
         self.frame_start = 0;
+    }
+
+    /// Makes room for a frame of `payload_len` bytes (up to
+    /// [`PRESIZE_LIMIT`]) before its payload arrives.
+    pub fn reserve_frame(&mut self, payload_len: u64) {
+        self.buf.reserve(payload_len.min(PRESIZE_LIMIT) as usize);
     }
 
     /// The buffer to append unmasked payload bytes to; call

@@ -1,6 +1,7 @@
-//! Memory of permessage-deflate, measured with a counting allocator (so the
-//! tests of this binary run one at a time, under a lock).
+//! Memory of a connection, measured with a counting allocator (so the tests
+//! of this binary run one at a time, under a lock).
 //!
+//! - A frame header alone: the payload buffer it reserves is bounded.
 //! - A decompression bomb: a small compressed frame that would inflate to
 //!   64 MiB, against a 1 MiB message limit. The connection fails with 1009
 //!   and never holds more than a few MiB.
@@ -34,6 +35,24 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_frame_header_reserves_at_most_64_kib_before_its_payload_arrives() {
+    let _one_at_a_time = SERIAL.lock().unwrap();
+    let mut d = Driver::new(Config::default());
+    d.feed(0, UPGRADE);
+    // A binary frame that claims 8 MiB (under the 16 MiB frame limit), of
+    // which only the header and 100 bytes arrive.
+    let whole = raw_frame(0x82, &vec![7u8; 8 * 1024 * 1024], true);
+    let part = whole[..14 + 100].to_vec();
+    drop(whole);
+    let baseline = CURRENT.load(Ordering::Relaxed);
+    d.feed(1, &part);
+    let held = CURRENT.load(Ordering::Relaxed).saturating_sub(baseline);
+    assert_eq!(d.outcome().state, State::Open);
+    assert!(held <= 80 * 1024, "a header claiming 8 MiB made the connection hold {held} bytes");
+    eprintln!("header claiming 8 MiB: {} KiB held", held / 1024);
+}
 
 #[test]
 fn a_decompression_bomb_is_refused_without_allocating_its_size() {

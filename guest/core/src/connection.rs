@@ -9,7 +9,7 @@ use crate::handshake::{
     write_upgrade_response,
 };
 use crate::limits::Limits;
-use crate::message::{Assembler, MessageKind, RETAINED_CAPACITY};
+use crate::message::{Assembler, Delivered, MessageKind, RETAINED_CAPACITY};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -154,20 +154,57 @@ pub enum Event<'a> {
     Error(SocketError),
 }
 
-/// An event as stored: payloads are ranges into the connection's arena.
-#[derive(Clone, Debug)]
+/// An event as stored: payloads are ranges into the connection's arena (a
+/// large message has a buffer of its own).
+#[derive(Debug)]
 enum Record {
     UpgradeRequested,
     Upgraded,
     HandshakeRefused(HandshakeError),
     Frame { kind: MessageKind, range: Range<usize>, is_last: bool },
-    Message { kind: MessageKind, range: Range<usize> },
+    Message { kind: MessageKind, bytes: Delivered },
     Pong { elapsed_ms: u64, range: Range<usize> },
     StateChanged(State),
     AboutToClose,
     ReadChannelFinished,
     Disconnected,
     Error(SocketError),
+}
+
+impl Record {
+    /// The event this record stands for, its payload borrowed from `arena`.
+    fn event<'a>(&'a self, arena: &'a [u8]) -> Event<'a> {
+        match self {
+            Record::UpgradeRequested => Event::UpgradeRequested,
+            Record::Upgraded => Event::Upgraded,
+            Record::HandshakeRefused(e) => Event::HandshakeRefused(e.clone()),
+            Record::Frame { kind, range, is_last } => {
+                let (frame, is_last) = (&arena[range.clone()], *is_last);
+                match kind {
+                    MessageKind::Text => Event::TextFrame { frame, is_last },
+                    MessageKind::Binary => Event::BinaryFrame { frame, is_last },
+                }
+            }
+            Record::Message { kind, bytes } => {
+                let bytes = match bytes {
+                    Delivered::InArena(range) => &arena[range.clone()],
+                    Delivered::Alone(buf) => buf.as_slice(),
+                };
+                match kind {
+                    MessageKind::Text => Event::TextMessage(bytes),
+                    MessageKind::Binary => Event::BinaryMessage(bytes),
+                }
+            }
+            Record::Pong { elapsed_ms, range } => {
+                Event::Pong { elapsed_ms: *elapsed_ms, payload: &arena[range.clone()] }
+            }
+            Record::StateChanged(s) => Event::StateChanged(*s),
+            Record::AboutToClose => Event::AboutToClose,
+            Record::ReadChannelFinished => Event::ReadChannelFinished,
+            Record::Disconnected => Event::Disconnected,
+            Record::Error(e) => Event::Error(*e),
+        }
+    }
 }
 
 /// One server-side connection: the opening handshake, frames, messages and
@@ -546,26 +583,7 @@ impl Connection {
     /// Calls `f` with every event since the last call, in order.
     pub fn drain_events(&mut self, mut f: impl FnMut(Event<'_>)) {
         for record in self.records.drain(..) {
-            let arena = &self.arena;
-            f(match record {
-                Record::UpgradeRequested => Event::UpgradeRequested,
-                Record::Upgraded => Event::Upgraded,
-                Record::HandshakeRefused(e) => Event::HandshakeRefused(e),
-                Record::Frame { kind: MessageKind::Text, range, is_last } => {
-                    Event::TextFrame { frame: &arena[range], is_last }
-                }
-                Record::Frame { kind: MessageKind::Binary, range, is_last } => {
-                    Event::BinaryFrame { frame: &arena[range], is_last }
-                }
-                Record::Message { kind: MessageKind::Text, range } => Event::TextMessage(&arena[range]),
-                Record::Message { kind: MessageKind::Binary, range } => Event::BinaryMessage(&arena[range]),
-                Record::Pong { elapsed_ms, range } => Event::Pong { elapsed_ms, payload: &arena[range] },
-                Record::StateChanged(s) => Event::StateChanged(s),
-                Record::AboutToClose => Event::AboutToClose,
-                Record::ReadChannelFinished => Event::ReadChannelFinished,
-                Record::Disconnected => Event::Disconnected,
-                Record::Error(e) => Event::Error(e),
-            });
+            f(record.event(&self.arena));
         }
         self.arena.clear();
         shrink_if_large(&mut self.arena);
@@ -740,8 +758,8 @@ impl Connection {
             self.records.push(Record::Frame { kind, range, is_last: header.fin });
         }
         if header.fin {
-            let (kind, range) = self.message.finish_into(&mut self.arena)?;
-            self.records.push(Record::Message { kind, range });
+            let (kind, bytes) = self.message.finish_into(&mut self.arena)?;
+            self.records.push(Record::Message { kind, bytes });
             self.delivered_this_round += 1;
             self.message.reset();
             shrink_if_large(&mut self.scratch);

@@ -1,4 +1,6 @@
-//! Text validation (RFC 6455 §8.1): UTF-8 checked as bytes arrive.
+//! Messages as the app gets them, whatever their sizes and however their
+//! bytes arrive; text validation (RFC 6455 §8.1): UTF-8 checked as bytes
+//! arrive.
 
 mod peer;
 
@@ -49,4 +51,37 @@ fn invalid_utf8_fails_fast_in_the_middle_of_a_frame() {
 fn binary_messages_are_not_validated() {
     let o = run_default(&binary(&[0xFF, 0xFE, 0xED, 0xA0, 0x80]));
     assert_eq!(o.messages(), [Ev::Binary(vec![0xFF, 0xFE, 0xED, 0xA0, 0x80])]);
+}
+
+#[test]
+fn large_and_small_messages_in_one_input_arrive_whole_and_in_order() {
+    // Sizes around the assembler's thresholds: kept in the arena, a buffer
+    // of their own (over 16 KiB), sized from the header (up to 64 KiB) or
+    // grown as bytes arrive (over it).
+    let pattern = |len: usize, seed: u8| -> Vec<u8> { (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect() };
+    let messages = [
+        Ev::Binary(pattern(20 * 1024, 1)),
+        Ev::Text("small".repeat(20)),
+        Ev::Binary(pattern(40 * 1024, 2)),
+        Ev::Binary(pattern(100, 3)),
+        Ev::Binary(pattern(70 * 1024, 4)),
+        Ev::Binary(pattern(64 * 1024, 5)),
+    ];
+    let mut script = Vec::new();
+    for m in &messages {
+        script.extend(match m {
+            Ev::Binary(b) => binary(b),
+            Ev::Text(t) => text(t),
+            _ => unreachable!(),
+        });
+    }
+    assert_eq!(run_default(&script).messages(), messages, "in one input");
+    for chunk in [1000, 3 * 1024, 50 * 1024] {
+        let mut d = Driver::new(Config::default());
+        d.feed(0, UPGRADE);
+        for piece in script.chunks(chunk) {
+            d.feed(1, piece);
+        }
+        assert_eq!(d.outcome().messages(), messages, "in pieces of {chunk} bytes");
+    }
 }

@@ -24,6 +24,15 @@ pub enum MessageKind {
     Binary,
 }
 
+/// Where a finished message's bytes wait for the app.
+#[derive(Debug)]
+pub enum Delivered {
+    /// In the connection's arena, shared with the other events.
+    InArena(Range<usize>),
+    /// In a buffer of its own.
+    Alone(Vec<u8>),
+}
+
 /// The message being received: its kind, its bytes so far and, for text, the
 /// UTF-8 state. Reused from one message to the next so that receiving does not
 /// allocate once the buffer has grown to the usual message size.
@@ -63,7 +72,13 @@ impl Assembler {
     /// Makes room for a frame of `payload_len` bytes (up to
     /// [`PRESIZE_LIMIT`]) before its payload arrives.
     pub fn reserve_frame(&mut self, payload_len: u64) {
-        self.buf.reserve(payload_len.min(PRESIZE_LIMIT) as usize);
+        let want = payload_len.min(PRESIZE_LIMIT) as usize;
+        if self.buf.is_empty() && self.buf.capacity() < want {
+            // A fresh buffer: growing the old one would copy its stale bytes.
+            self.buf = Vec::with_capacity(want);
+        } else {
+            self.buf.reserve(want);
+        }
     }
 
     /// The buffer to append unmasked payload bytes to; call
@@ -100,19 +115,26 @@ impl Assembler {
         Ok((kind, &self.buf))
     }
 
-    /// Ends the message like [`Assembler::finish`] and moves its bytes to the
-    /// end of `arena`, returning where they are. An empty arena trades
-    /// buffers with the assembler instead of copying (the usual case: one
-    /// message per connection between two drains).
-    pub fn finish_into(&mut self, arena: &mut Vec<u8>) -> Result<(MessageKind, Range<usize>), ProtocolError> {
+    /// Ends the message like [`Assembler::finish`] and hands its bytes over
+    /// without copying them where it can: an empty arena trades buffers with
+    /// the assembler (the usual case: one message per connection between two
+    /// drains); a message larger than [`RETAINED_CAPACITY`] leaves in its own
+    /// buffer (the assembler would free that buffer anyway, and appending it
+    /// to an arena that already holds messages copies it, and the arena again
+    /// each time it grows); a small one is appended to the arena.
+    pub fn finish_into(&mut self, arena: &mut Vec<u8>) -> Result<(MessageKind, Delivered), ProtocolError> {
         let (kind, bytes) = self.finish()?;
         let start = arena.len();
-        if start == 0 {
+        let delivered = if start == 0 {
             std::mem::swap(arena, &mut self.buf);
+            Delivered::InArena(0..arena.len())
+        } else if bytes.len() > RETAINED_CAPACITY {
+            Delivered::Alone(std::mem::take(&mut self.buf))
         } else {
             arena.extend_from_slice(bytes);
-        }
-        Ok((kind, start..arena.len()))
+            Delivered::InArena(start..arena.len())
+        };
+        Ok((kind, delivered))
     }
 
     /// Drops the message (done or abandoned); a buffer larger than the

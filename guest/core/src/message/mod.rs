@@ -3,5 +3,5 @@
 mod assembler;
 mod utf8;
 
-pub use assembler::{Assembler, MessageKind, RETAINED_CAPACITY};
+pub use assembler::{Assembler, Delivered, MessageKind, RETAINED_CAPACITY};
 pub use utf8::{InvalidUtf8, Utf8Validator};

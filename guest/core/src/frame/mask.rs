@@ -25,6 +25,9 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
 
 /// Appends `src` unmasked to `dst`; `src[0]` is payload byte number `offset`.
 pub fn unmask_into(dst: &mut Vec<u8>, src: &[u8], mask: [u8; 4], offset: usize) {
+    // Copying, then unmasking in place, measured faster in the sandbox than
+    // zeroing the room and XORing from the source into it (one pass fewer
+    // on paper, 1–5% slower at 64 KiB).
     let start = dst.len();
     dst.extend_from_slice(src);
     apply_mask(&mut dst[start..], mask, offset);
@@ -37,13 +40,17 @@ mod tests {
     #[test]
     fn matches_the_bytewise_definition_at_every_offset_and_length() {
         let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let data: Vec<u8> = (0..40u8).collect();
+        let data: Vec<u8> = (0..200u8).collect();
         for offset in 0..8 {
             for len in 0..data.len() {
                 let mut got = data[..len].to_vec();
                 apply_mask(&mut got, mask, offset);
                 let want: Vec<u8> = data[..len].iter().enumerate().map(|(i, b)| b ^ mask[(offset + i) % 4]).collect();
                 assert_eq!(got, want, "offset {offset} len {len}");
+                let mut appended = vec![9u8; 3];
+                unmask_into(&mut appended, &data[..len], mask, offset);
+                assert_eq!(appended[..3], [9, 9, 9]);
+                assert_eq!(appended[3..], want, "unmask_into: offset {offset} len {len}");
             }
         }
     }

@@ -219,16 +219,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     if workers == 1 {
         // One worker logs without a worker field, as before workers existed.
-        return worker.supervise(0, |_| {}).await;
+        return worker.supervise(0, announce).await;
     }
     // Worker 0 binds first, so that a port 0 becomes the port all share
     // (SO_REUSEPORT: the kernel spreads connections across the workers).
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<String>();
-    let mut threads = vec![worker.spawn_thread(0, Some(bound_tx))?];
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<(usize, String)>();
+    let mut threads = vec![worker.spawn_thread(0, bound_tx.clone())?];
+    let per_worker = 1 + usize::from(worker.options.tls_listen.is_some());
     let mut urls = Vec::new();
-    while urls.len() < 1 + usize::from(worker.options.tls_listen.is_some()) {
+    while urls.len() < per_worker {
         match bound_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(url) => urls.push(url),
+            Ok((_, url)) => urls.push(url),
             Err(_) if threads[0].is_finished() => break,
             Err(_) => {}
         }
@@ -246,9 +247,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
     rest.policy = ListenPolicy::new(std::iter::once(rest.options.listen).chain(rest.options.tls_listen));
     if !threads[0].is_finished() {
         for index in 1..workers {
-            threads.push(rest.spawn_thread(index, None)?);
+            threads.push(rest.spawn_thread(index, bound_tx.clone())?);
+        }
+        // "Listening" once every worker listens: a client that connects on
+        // that line may be handed to any of them.
+        let mut pending = (workers - 1) * per_worker;
+        while pending > 0 {
+            match bound_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(_) => pending -= 1,
+                Err(_) if threads.iter().any(|t| t.is_finished()) => break,
+                Err(_) => {}
+            }
+        }
+        if pending == 0 {
+            urls.iter().for_each(|url| announce(url));
         }
     }
+    drop(bound_tx);
     // Whichever worker ends first (an error, or the shutdown) ends them all.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<()>>();
     let done_rx = Arc::new(Mutex::new(done_rx));
@@ -304,15 +319,14 @@ impl Worker {
     fn spawn_thread(
         &self,
         index: usize,
-        bound: Option<std::sync::mpsc::Sender<String>>,
+        bound: std::sync::mpsc::Sender<(usize, String)>,
     ) -> Result<std::thread::JoinHandle<Result<()>>> {
         let worker = self.clone();
         Ok(std::thread::Builder::new().name(format!("wsbox-worker-{index}")).spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let serving = worker.supervise(index, |url| {
-                if let Some(bound) = &bound {
-                    let _ = bound.send(url.to_string());
-                }
+                // Nobody listens after start-up (a restart listens again).
+                let _ = bound.send((index, url.to_string()));
             });
             runtime.block_on(serving.instrument(tracing::info_span!("worker", index)))
         })?)
@@ -346,10 +360,6 @@ impl Worker {
                     max_guest_memory_mib = self.max_guest_memory_mib,
                     "listening"
                 );
-                if index == 0 {
-                    println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
-                    let _ = std::io::stdout().flush();
-                }
                 bound(url);
             })
             .await;
@@ -396,6 +406,12 @@ impl Worker {
 /// restarted again: the process exits with an error instead of looping.
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// The line on stdout that says where the echo app listens (one per URL).
+fn announce(url: &str) {
+    println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
+    let _ = std::io::stdout().flush();
+}
 
 /// Ctrl-C (SIGINT) or SIGTERM.
 async fn wait_for_shutdown_signal() -> &'static str {

@@ -284,15 +284,13 @@ impl api::GuestServer for ServerHandle {
         let mut buffer_full = Vec::new();
         rt(|rt| {
             let mut start = 0usize;
-            for (i, ((socket, kind), end)) in
-                outgoing.sockets.iter().zip(&outgoing.kinds).zip(&outgoing.ends).enumerate()
-            {
-                let end = (*end as usize).clamp(start, outgoing.data.len());
-                let kind = match kind {
+            for (i, message) in outgoing.messages.iter().enumerate() {
+                let end = (message.end as usize).clamp(start, outgoing.data.len());
+                let kind = match message.kind {
                     api::MessageKind::Text => MessageKind::Text,
                     api::MessageKind::Binary => MessageKind::Binary,
                 };
-                match rt.send(*socket, kind, &outgoing.data[start..end]) {
+                match rt.send(message.socket, kind, &outgoing.data[start..end]) {
                     Sent::Queued => {}
                     Sent::Rejected => rejected.push(i as u32),
                     Sent::BufferFull => buffer_full.push(i as u32),

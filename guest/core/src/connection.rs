@@ -177,7 +177,7 @@ impl Record {
         match self {
             Record::UpgradeRequested => Event::UpgradeRequested,
             Record::Upgraded => Event::Upgraded,
-            Record::HandshakeRefused(e) => Event::HandshakeRefused(e.clone()),
+            Record::HandshakeRefused(e) => Event::HandshakeRefused(*e),
             Record::Frame { kind, range, is_last } => {
                 let (frame, is_last) = (&arena[range.clone()], *is_last);
                 match kind {

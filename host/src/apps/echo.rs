@@ -6,7 +6,7 @@
 //! its `writable` event (the host meanwhile stops reading that peer, so
 //! what is held stays within about one turn's input).
 
-use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind};
+use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage};
 use crate::runner::Instance;
 use anyhow::{Result, bail};
 use std::collections::{HashMap, VecDeque};
@@ -157,7 +157,7 @@ async fn serve(
     let mut held: HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>> = HashMap::new();
     // Sockets that said `writable` and still hold echoes, in that order.
     let mut resend: VecDeque<u32> = VecDeque::new();
-    let mut out = MessageBatch { sockets: Vec::new(), kinds: Vec::new(), ends: Vec::new(), data: Vec::new() };
+    let mut out = MessageBatch { messages: Vec::new(), data: Vec::new() };
     let mut shutting_down: Option<Instant> = None;
     loop {
         let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
@@ -168,16 +168,15 @@ async fn serve(
         let mut refused: Vec<(u32, MessageKind, Vec<u8>)> = Vec::new();
         for &i in &batch.buffer_full {
             let i = i as usize;
-            let start = if i == 0 { 0 } else { out.ends[i - 1] as usize };
-            refused.push((out.sockets[i], out.kinds[i], out.data[start..out.ends[i] as usize].to_vec()));
+            let start = if i == 0 { 0 } else { out.messages[i - 1].end as usize };
+            let OutgoingMessage { socket, kind, end } = out.messages[i];
+            refused.push((socket, kind, out.data[start..end as usize].to_vec()));
         }
         for (socket, kind, message) in refused.into_iter().rev() {
             held.entry(socket).or_default().push_front((kind, message));
             resend.retain(|&s| s != socket);
         }
-        out.sockets.clear();
-        out.kinds.clear();
-        out.ends.clear();
+        out.messages.clear();
         out.data.clear();
         // When the messages fill the payload end to end (the usual case), the
         // payload itself is sent back: the echo costs no copy here.
@@ -199,14 +198,11 @@ async fn serve(
                         queue.push_back((kind, batch.payload[span.start as usize..span.end as usize].to_vec()));
                         continue;
                     }
-                    out.sockets.push(span.socket);
-                    out.kinds.push(kind);
-                    if reuse {
-                        out.ends.push(span.end);
-                    } else {
+                    if !reuse {
                         out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
-                        out.ends.push(out.data.len() as u32);
                     }
+                    let end = if reuse { span.end } else { out.data.len() as u32 };
+                    out.messages.push(OutgoingMessage { socket: span.socket, kind, end });
                 }
                 BatchEvent::Other(Event::NewConnection(server_id)) => {
                     let Some(&owner) = servers.get(&server_id) else { continue };
@@ -325,10 +321,8 @@ fn resend_held(
             && let Some((kind, message)) = queue.pop_front()
         {
             budget = budget.saturating_sub(message.len().max(1));
-            out.sockets.push(id);
-            out.kinds.push(kind);
             out.data.extend_from_slice(&message);
-            out.ends.push(out.data.len() as u32);
+            out.messages.push(OutgoingMessage { socket: id, kind, end: out.data.len() as u32 });
         }
         if queue.is_empty() {
             held.remove(&id);

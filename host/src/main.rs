@@ -251,15 +251,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         // "Listening" once every worker listens: a client that connects on
         // that line may be handed to any of them.
-        let mut pending = (workers - 1) * per_worker;
-        while pending > 0 {
+        // (By worker and URL: a worker that restarted reports again.)
+        let mut listening = std::collections::HashSet::new();
+        let all = (workers - 1) * per_worker;
+        while listening.len() < all {
             match bound_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(_) => pending -= 1,
+                Ok((index, url)) if index > 0 => {
+                    listening.insert((index, url));
+                }
+                Ok(_) => {}
                 Err(_) if threads.iter().any(|t| t.is_finished()) => break,
                 Err(_) => {}
             }
         }
-        if pending == 0 {
+        if listening.len() == all {
             urls.iter().for_each(|url| announce(url));
         }
     }

@@ -712,9 +712,7 @@ impl Connection {
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
         }
-        if !self.compressed && !header.opcode.is_control() {
-            self.message.reserve_frame(header.payload_len);
-        }
+
         self.frame = Some(header);
         Ok(())
     }
@@ -745,7 +743,15 @@ impl Connection {
                     }
                 }
             }
-            _ => unmask_into(self.message.buf_mut(), masked, header.mask, offset),
+            _ => {
+                if offset == 0 && !last {
+                    // The frame's first bytes, and more to come: make room
+                    // for the rest now rather than growing (and copying)
+                    // read by read.
+                    self.message.reserve_frame(header.payload_len, masked.len());
+                }
+                unmask_into(self.message.buf_mut(), masked, header.mask, offset)
+            }
         }
         self.message.validate_from(from)?;
         if !last {

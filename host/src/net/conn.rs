@@ -382,11 +382,10 @@ impl Conn {
             }
         }
         if self.unwritten() == 0 {
-            self.pending.clear();
+            // Freed, not kept: the next rest to wait arrives in a buffer of
+            // its own (see `write_raw`), so a kept one would never be reused.
+            self.pending = Vec::new();
             self.written = 0;
-            if self.pending.capacity() > WRITE_HIGH_WATER {
-                self.pending = Vec::new();
-            }
         }
         self.update_pressure(turn);
         Ok(())

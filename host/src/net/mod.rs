@@ -232,7 +232,7 @@ impl NetHost {
             }
             let now = Instant::now();
             self.service(now);
-            if self.turn.has_news() && !waited && self.coalesce() {
+            if self.turn.has_input() && !waited && self.coalesce() {
                 // A blocking pause inside the async call: it happens only
                 // while this loop is saturated, when its thread has no
                 // idle time to give to anyone anyway.
@@ -248,7 +248,7 @@ impl NetHost {
             waited = true;
             woke_with_events = self.wait(deadline).await;
         }
-        if waited {
+        if waited || !self.turn.has_input() {
             self.last_turn_busy = false;
         }
         self.turn.take(&self.conns)

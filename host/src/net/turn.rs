@@ -79,6 +79,11 @@ impl Turn {
         self.drained |= !backed_up;
     }
 
+    /// Whether any connection's input was read into this turn.
+    pub fn has_input(&self) -> bool {
+        !self.runs.is_empty()
+    }
+
     /// Whether the guest should get its turn now (`written` and `backed-up`
     /// alone do not end a wait).
     pub fn has_news(&self) -> bool {

@@ -10,10 +10,15 @@ use std::ops::Range;
 pub const RETAINED_CAPACITY: usize = 16 * 1024;
 
 /// A data frame's payload up to this size is given room in full when its
-/// header arrives, so a frame whose bytes come in several reads is not
+/// first bytes arrive, so a frame whose bytes come in several reads is not
 /// copied each time the buffer grows. Larger frames grow as their bytes
-/// arrive: a header alone must not reserve what the peer never sends.
+/// arrive.
 pub const PRESIZE_LIMIT: u64 = 64 * 1024;
+
+/// Room reserved ahead is at most this many times the bytes that arrived: a
+/// frame header and a few bytes must not make a connection hold 64 KiB
+/// (10 000 connections doing that would hold 640 MiB of guest memory).
+pub const PRESIZE_FACTOR: usize = 8;
 
 /// Text or binary, from the opcode of a message's first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,10 +74,11 @@ impl Assembler {
         self.frame_start = 0;
     }
 
-    /// Makes room for a frame of `payload_len` bytes (up to
-    /// [`PRESIZE_LIMIT`]) before its payload arrives.
-    pub fn reserve_frame(&mut self, payload_len: u64) {
-        let want = payload_len.min(PRESIZE_LIMIT) as usize;
+    /// Makes room for a frame of `payload_len` bytes whose first
+    /// `first_chunk` bytes just arrived: up to [`PRESIZE_LIMIT`], and at most
+    /// [`PRESIZE_FACTOR`] times what arrived.
+    pub fn reserve_frame(&mut self, payload_len: u64, first_chunk: usize) {
+        let want = (payload_len.min(PRESIZE_LIMIT) as usize).min(first_chunk.saturating_mul(PRESIZE_FACTOR));
         if self.buf.is_empty() && self.buf.capacity() < want {
             // A fresh buffer: growing the old one would copy its stale bytes.
             self.buf = Vec::with_capacity(want);

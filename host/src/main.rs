@@ -226,14 +226,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let (bound_tx, bound_rx) = std::sync::mpsc::channel::<(usize, String)>();
     let mut threads = vec![worker.spawn_thread(0, bound_tx.clone())?];
     let per_worker = 1 + usize::from(worker.options.tls_listen.is_some());
-    let mut urls = Vec::new();
-    while urls.len() < per_worker {
-        match bound_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((_, url)) => urls.push(url),
-            Err(_) if threads[0].is_finished() => break,
-            Err(_) => {}
-        }
-    }
+    let urls: Vec<String> =
+        await_listening(&bound_rx, &threads, 0..1, per_worker).into_iter().map(|(_, url)| url).collect();
     let port_of = |scheme: &str| {
         urls.iter().find(|u| u.starts_with(scheme)).and_then(|u| u.rsplit(':').next()?.parse::<u16>().ok())
     };
@@ -251,20 +245,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         // "Listening" once every worker listens: a client that connects on
         // that line may be handed to any of them.
-        // (By worker and URL: a worker that restarted reports again.)
-        let mut listening = std::collections::HashSet::new();
         let all = (workers - 1) * per_worker;
-        while listening.len() < all {
-            match bound_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok((index, url)) if index > 0 => {
-                    listening.insert((index, url));
-                }
-                Ok(_) => {}
-                Err(_) if threads.iter().any(|t| t.is_finished()) => break,
-                Err(_) => {}
-            }
-        }
-        if listening.len() == all {
+        if await_listening(&bound_rx, &threads, 1..workers, all).len() == all {
             urls.iter().for_each(|url| announce(url));
         }
     }
@@ -411,6 +393,28 @@ impl Worker {
 /// restarted again: the process exits with an error instead of looping.
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Waits until the workers numbered in `which` have reported `count`
+/// distinct (worker, URL) pairs, or until a worker thread ended; returns
+/// the pairs in the order they came. (Distinct: a worker that restarted
+/// reports again.)
+fn await_listening(
+    reports: &std::sync::mpsc::Receiver<(usize, String)>,
+    threads: &[std::thread::JoinHandle<Result<()>>],
+    which: std::ops::Range<usize>,
+    count: usize,
+) -> Vec<(usize, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        match reports.recv_timeout(Duration::from_millis(100)) {
+            Ok(report) if which.contains(&report.0) && !seen.contains(&report) => seen.push(report),
+            Ok(_) => {}
+            Err(_) if threads.iter().any(|t| t.is_finished()) => break,
+            Err(_) => {}
+        }
+    }
+    seen
+}
 
 /// The line on stdout that says where the echo app listens (one per URL).
 fn announce(url: &str) {

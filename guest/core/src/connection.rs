@@ -712,7 +712,6 @@ impl Connection {
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.control.clear(),
         }
-
         self.frame = Some(header);
         Ok(())
     }

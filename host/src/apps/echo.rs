@@ -198,10 +198,12 @@ async fn serve(
                         queue.push_back((kind, batch.payload[span.start as usize..span.end as usize].to_vec()));
                         continue;
                     }
-                    if !reuse {
+                    let end = if reuse {
+                        span.end
+                    } else {
                         out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
-                    }
-                    let end = if reuse { span.end } else { out.data.len() as u32 };
+                        out.data.len() as u32
+                    };
                     out.messages.push(OutgoingMessage { socket: span.socket, kind, end });
                 }
                 BatchEvent::Other(Event::NewConnection(server_id)) => {

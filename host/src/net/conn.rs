@@ -273,7 +273,7 @@ impl Conn {
     fn tls_failed(&mut self, tls: &mut TlsState, turn: &mut Turn, failure: TlsFailure) -> ReadOutcome {
         let mut records = Vec::new();
         tls.flush_into(&mut records);
-        let _ = self.write_raw(Cow::Borrowed(&records), turn);
+        let _ = self.write_raw(Cow::Owned(records), turn);
         tracing::debug!(conn = self.id, error = %failure.message, "TLS failed");
         turn.tls_failed.push(crate::bindings::net::TlsFailure {
             conn: self.id,
@@ -418,7 +418,7 @@ impl Conn {
             let mut records = Vec::new();
             tls.close_notify(&mut records);
             // A failed write shows again when the output is drained.
-            let _ = self.write_raw(Cow::Borrowed(&records), turn);
+            let _ = self.write_raw(Cow::Owned(records), turn);
         }
         self.phase = Phase::Closing { deadline: now + LINGER };
     }

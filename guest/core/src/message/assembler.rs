@@ -13,12 +13,12 @@ pub const RETAINED_CAPACITY: usize = 16 * 1024;
 /// first bytes arrive, so a frame whose bytes come in several reads is not
 /// copied each time the buffer grows. Larger frames grow as their bytes
 /// arrive.
-pub const PRESIZE_LIMIT: u64 = 64 * 1024;
+const PRESIZE_LIMIT: u64 = 64 * 1024;
 
 /// Room reserved ahead is at most this many times the bytes that arrived: a
 /// frame header and a few bytes must not make a connection hold 64 KiB
 /// (10 000 connections doing that would hold 640 MiB of guest memory).
-pub const PRESIZE_FACTOR: usize = 8;
+const PRESIZE_FACTOR: usize = 8;
 
 /// Text or binary, from the opcode of a message's first frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The command line.
 
 use crate::bindings::api::CompressionOptions;
+use crate::net::AdmissionLimits;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -143,13 +144,13 @@ pub struct ServeArgs {
     /// Decline permessage-deflate (on by default).
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
     pub no_deflate: bool,
-    /// Largest LZ77 window our compressor uses, as a power of two.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    /// Largest LZ77 window our compressor uses, as a power of two; with context takeover each connection keeps this much of what it sent (15 = 32 KiB each: full context takeover).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
     pub deflate_server_window_bits: u8,
-    /// Largest window clients are asked to compress with (when they allow it).
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    /// Largest window clients are asked to compress with (when they allow it); a client that does not allow it is asked not to keep its context unless this is 15.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
     pub deflate_client_window_bits: u8,
-    /// Reset our compressor after every message (saves ~256 KiB per idle connection, compresses worse).
+    /// Reset our compressor after every message (saves the window kept per connection, compresses worse).
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
     pub deflate_server_no_context_takeover: bool,
     /// Ask clients to reset their compressor after every message.
@@ -182,6 +183,19 @@ pub struct ServeArgs {
     /// Open connections at most; past it new ones wait in the OS backlog.
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
     pub max_connections: u64,
+    /// Open connections one client address may hold (0: no cap); past it
+    /// upgrades get 429 with Retry-After. Loopback peers are exempt unless
+    /// --address-limits-on-loopback.
+    #[arg(long, default_value_t = AdmissionLimits::default().max_per_address, value_name = "N", help_heading = "Admission")]
+    pub max_connections_per_address: u32,
+    /// Upgrades one client address may start per second (0: no limit);
+    /// past it they get 429 with Retry-After.
+    #[arg(long, default_value_t = AdmissionLimits::default().handshakes_per_address_per_second, value_name = "N", help_heading = "Admission")]
+    pub max_handshakes_per_address_per_second: u32,
+    /// Apply the per-address limits to loopback peers too (a local proxy's
+    /// clients all share its loopback address, so they are exempt by default).
+    #[arg(long, help_heading = "Admission")]
+    pub address_limits_on_loopback: bool,
     /// A peer that takes none of its output for this long is dropped (a
     /// reader that stopped reading cannot hold memory forever).
     #[arg(long, default_value_t = 30_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
-use wsbox::net::{Interrupter, TransportLimits};
+use wsbox::net::{AdmissionLimits, Interrupter, NetHost, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::tls::{TlsFiles, load_server_config};
@@ -170,6 +170,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let transport = TransportLimits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         write_timeout: Duration::from_millis(args.write_timeout_ms),
+        admission: AdmissionLimits {
+            max_per_address: args.max_connections_per_address,
+            handshakes_per_address_per_second: args.max_handshakes_per_address_per_second,
+            limit_loopback: args.address_limits_on_loopback,
+            ..AdmissionLimits::default()
+        },
         ..TransportLimits::default()
     };
     let options = EchoOptions {
@@ -320,7 +326,7 @@ impl Worker {
     }
 
     /// Serves, and when the guest traps or is stopped, starts a fresh
-    /// instance (at most [`MAX_RESTARTS`] within [`RESTART_WINDOW`]).
+    /// instance (after [`restart_pause`]).
     async fn supervise(&self, index: usize, mut bound: impl FnMut(&str)) -> Result<()> {
         let mut restarts: Vec<Instant> = Vec::new();
         // With several workers sharing a port, a restarted instance listens
@@ -362,37 +368,66 @@ impl Worker {
                     _ => {}
                 }
             }
-            // Dropping the instance closes every connection it held.
             let open = instance.store.data().net.connection_count();
-            drop(instance);
             let error = match result {
                 Ok(()) => return Ok(()),
                 // Before listening it is a setup error (a busy port): no restart.
                 Err(e) if !listened || self.stop.load(Ordering::Acquire) => return Err(e),
                 Err(e) => e,
             };
+            // The failed instance's sockets outlive it: each WebSocket gets a
+            // 1012 Service Restart close frame, every connection a proper end.
+            let spare = NetHost::with_limits(ListenPolicy::new([]), None, TransportLimits::default());
+            let sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
+            drop(instance);
+            let farewell = sockets.farewell(&service_restart_frame(), FAREWELL_GRACE);
+            tokio::spawn(
+                async move {
+                    let told = farewell.await;
+                    tracing::info!(closed_with_1012 = told, "the failed instance's connections are closed");
+                }
+                .in_current_span(),
+            );
             restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
             restarts.push(Instant::now());
-            if restarts.len() > MAX_RESTARTS {
-                anyhow::bail!(
-                    "the guest stopped {} times within {} s; giving up. Last: {error:#}",
-                    restarts.len(),
-                    RESTART_WINDOW.as_secs()
-                );
-            }
+            // Never give up (peers may be what made it fail): back off.
+            let pause = restart_pause(restarts.len());
             tracing::error!(
-                restarts = restarts.len(),
-                closed_connections = open,
-                "the guest stopped ({error:#}); its connections are closed; starting a fresh instance"
+                restarts_within_a_minute = restarts.len(),
+                connections = open,
+                pause_ms = pause.as_millis() as u64,
+                "the guest stopped ({error:#}); its WebSockets get 1012 Service Restart; starting a fresh instance"
             );
+            tokio::time::sleep(pause).await;
         }
     }
 }
 
-/// A guest that stops more than this often within [`RESTART_WINDOW`] is not
-/// restarted again: the process exits with an error instead of looping.
-const MAX_RESTARTS: usize = 5;
+/// Restarts within this window count towards the back-off.
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long a failed instance's connections get to take their close frame.
+const FAREWELL_GRACE: Duration = Duration::from_secs(5);
+/// The close frame a failed instance's WebSockets get: 1012 Service Restart.
+fn service_restart_frame() -> Vec<u8> {
+    let reason = b"instance restarted";
+    let mut frame = vec![0x88, 2 + reason.len() as u8];
+    frame.extend_from_slice(&1012u16.to_be_bytes());
+    frame.extend_from_slice(reason);
+    frame
+}
+
+/// The pause before the `n`th restart within [`RESTART_WINDOW`]: none for
+/// the first few (a fault costs a restart, not an outage), then doubling from
+/// 100 ms up to 30 s, so a guest that fails at once does not spin. The server
+/// never gives up: whatever made the guest fail may be the peers' doing.
+fn restart_pause(n: usize) -> Duration {
+    const FREE: usize = 5;
+    if n <= FREE {
+        return Duration::ZERO;
+    }
+    let doublings = u32::try_from(n - FREE - 1).unwrap_or(u32::MAX).min(9);
+    Duration::from_millis(100 << doublings).min(Duration::from_secs(30))
+}
 
 /// Waits until the workers numbered in `which` have reported `count`
 /// distinct (worker, URL) pairs, or until a worker thread ended; returns

@@ -1,7 +1,7 @@
 //! Loading and instantiating the component in wasmtime.
 
 use crate::bindings::{self, api};
-use crate::net::{NetHost, TransportLimits};
+use crate::net::{AdmissionLimits, NetHost, TransportLimits};
 use crate::sandbox::{self, ListenPolicy, SandboxLimits};
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -235,6 +235,9 @@ impl WsboxComponent {
         limits: SandboxLimits,
         transport: TransportLimits,
     ) -> Result<Instance> {
+        // The admission policy's memory marks are fractions of the sandbox's cap.
+        let admission = AdmissionLimits { memory_cap: limits.max_memory, ..transport.admission };
+        let transport = TransportLimits { admission, ..transport };
         let wasi = match self.binding {
             Binding::HostFed => sandbox::wasi_ctx(),
             Binding::WasiSockets => sandbox::wasi_ctx_with_sockets(&policy),

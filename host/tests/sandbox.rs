@@ -1,8 +1,9 @@
 //! A misbehaving guest under the real host: the component built with its
 //! test-only `faults` feature spins, allocates without bound or traps when a
 //! client sends a magic message. The host must stop it (watchdog, memory
-//! cap), log why, close that instance's connections, start a fresh instance
-//! that serves again, and give up (exit non-zero) after too many restarts.
+//! cap), log why, close every connection of that instance with a 1012
+//! Service Restart close frame, start a fresh instance that serves again,
+//! and never give up (frequent failures only slow the restarts down).
 
 use futures_util::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader, Read};
@@ -93,22 +94,34 @@ impl Drop for Supervised {
     }
 }
 
-/// Echo works; the fault message ends the connection (the instance is gone).
+/// Echo works; the fault message ends the connection (the instance is
+/// gone) with a 1012 close frame from the host.
 async fn echo_then_fault(url: &str, fault: &str) {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
     ws.send(Message::text("hello")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
     ws.send(Message::text(fault)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1012), "the faulty instance's connection");
+}
+
+/// The code of the close frame the server sends next (`None`: the
+/// connection ended without one).
+async fn close_code(ws: &mut support_ws::Ws) -> Option<u16> {
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(_)) => {}
             }
         }
     })
     .await;
-    assert!(ended.is_ok(), "the connection outlived the faulty instance");
+    ended.expect("the connection outlived the faulty instance")
+}
+
+mod support_ws {
+    pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 }
 
 async fn echo(url: &str) {
@@ -127,7 +140,7 @@ async fn a_guest_stuck_in_a_loop_is_stopped_by_the_watchdog_and_replaced() {
     echo(&server.next_url()).await;
     let log = server.stderr();
     assert!(log.contains("stopped by the watchdog"), "{log}");
-    assert!(log.contains("starting a fresh instance") && log.contains("restarts=1"), "{log}");
+    assert!(log.contains("starting a fresh instance") && log.contains("restarts_within_a_minute=1"), "{log}");
 }
 
 #[tokio::test]
@@ -141,17 +154,34 @@ async fn a_guest_that_allocates_without_bound_hits_the_memory_cap_and_is_replace
 }
 
 #[tokio::test]
-async fn a_trapping_guest_is_replaced_and_too_many_restarts_end_the_process() {
+async fn a_trapping_guest_is_replaced_every_time_and_frequent_failures_back_off() {
     let mut server = Supervised::start(&[]);
-    for _ in 0..=5 {
+    for _ in 0..7 {
         echo_then_fault(&server.next_url(), "__wsbox_fault:trap").await;
     }
-    let status = tokio::task::spawn_blocking(move || {
-        let status = server.child.wait().expect("wsbox exits");
-        (status, server.stderr())
-    });
-    let (status, log) = tokio::time::timeout(Duration::from_secs(10), status).await.expect("exits").unwrap();
-    assert!(!status.success(), "giving up is an error exit");
+    echo(&server.next_url()).await;
+    assert!(server.child.try_wait().unwrap().is_none(), "the server never gives up");
+    let log = server.stderr();
     assert!(log.contains("fault injected: trap"), "{log}");
-    assert!(log.contains("stopped 6 times within 60 s; giving up"), "{log}");
+    assert!(log.contains("restarts_within_a_minute=6") && log.contains("pause_ms=100"), "{log}");
+    assert!(log.contains("restarts_within_a_minute=7") && log.contains("pause_ms=200"), "{log}");
+}
+
+#[tokio::test]
+async fn every_websocket_of_a_failed_instance_gets_a_1012_close() {
+    let server = Supervised::start(&[]);
+    let url = server.next_url();
+    let mut bystanders = Vec::new();
+    for i in 0..50 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+        ws.send(Message::text(format!("hi {i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hi {i}")));
+        bystanders.push(ws);
+    }
+    echo_then_fault(&url, "__wsbox_fault:trap").await;
+    for ws in &mut bystanders {
+        assert_eq!(close_code(ws).await, Some(1012), "a bystander of the failed instance");
+    }
+    echo(&server.next_url()).await;
+    assert!(server.stderr().contains("closed_with_1012=51"), "{}", server.stderr());
 }

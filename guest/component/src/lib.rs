@@ -12,6 +12,8 @@
 //! - [`command`]: the echo app behind `wasi:cli/run` (world `echo-command`,
 //!   feature `command`), for `wasmtime run`.
 //! - [`exports`]: the WIT resources `server` and `websocket`.
+//! - `heap`: the allocator, counting the bytes in use for the host-fed
+//!   binding's admission policy.
 
 #[cfg(feature = "command")]
 mod command;
@@ -20,6 +22,8 @@ mod exports;
 mod faults;
 #[cfg(not(feature = "wasi-sockets"))]
 mod fed;
+#[cfg(not(feature = "wasi-sockets"))]
+mod heap;
 mod runtime;
 #[cfg(feature = "wasi-sockets")]
 mod wasi;

@@ -38,7 +38,21 @@ pub struct Opened {
     pub peer_port: u16,
     pub local_address: String,
     pub local_port: u16,
+    pub admission: Admission,
 }
+
+/// The transport's admission decision for a new connection (see
+/// `wsbox:websocket/net.admission`), carried out when its request is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admit,
+    AdmitUncompressed,
+    RefuseBusy,
+    RefuseAddress,
+}
+
+/// Seconds a client refused for load is asked to wait (`Retry-After`).
+const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// Everything to write in one turn (see `wsbox:websocket/net.outgoing`).
 #[derive(Default)]
@@ -48,6 +62,11 @@ pub struct OutBatch {
     pub writes: Vec<(u32, Vec<u8>)>,
     pub close: Vec<u32>,
     pub abort: Vec<u32>,
+    /// Connections that became WebSockets, and WebSockets whose close frame
+    /// went out, this turn: the host closes the rest properly if the
+    /// instance fails.
+    pub upgraded: Vec<u32>,
+    pub closing: Vec<u32>,
     /// Written buffers kept to take the next turns' output into, so a
     /// connection that sends every turn does not allocate every turn.
     spare: Vec<Vec<u8>>,
@@ -81,6 +100,8 @@ impl OutBatch {
         self.writes = writes;
         self.close.clear();
         self.abort.clear();
+        self.upgraded.clear();
+        self.closing.clear();
     }
 }
 
@@ -326,6 +347,11 @@ pub struct Socket {
     backed_up: bool,
     /// A send was refused: later ones are too (order) until `Writable`.
     send_refused: bool,
+    /// What the transport's admission policy decided.
+    admission: Admission,
+    /// The transport was told it upgraded, and that its close frame went out.
+    told_upgraded: bool,
+    told_closing: bool,
 }
 
 impl Socket {
@@ -685,6 +711,9 @@ impl<N: Net> Runtime<N> {
                 max_send_buffer,
                 backed_up: false,
                 send_refused: false,
+                admission: o.admission,
+                told_upgraded: false,
+                told_closing: false,
             };
             self.sockets.insert(o.conn, socket);
             self.after_input(o.conn, now, sink);
@@ -814,6 +843,14 @@ impl<N: Net> Runtime<N> {
             } else {
                 self.out.give_back(bytes);
             }
+            if !s.told_upgraded && matches!(s.conn.state(), State::Open | State::Closing) {
+                s.told_upgraded = true;
+                self.out.upgraded.push(*id);
+            }
+            if !s.told_closing && s.told_upgraded && s.conn.close_sent() {
+                s.told_closing = true;
+                self.out.closing.push(*id);
+            }
             if !s.transport_done {
                 match s.conn.transport() {
                     Transport::Open => {}
@@ -925,6 +962,22 @@ impl<N: Net> Runtime<N> {
             return;
         };
         let server_id = s.server;
+        if let Some((status, message, code)) = match s.admission {
+            Admission::RefuseBusy => {
+                Some((503, "The server is busy: its memory is near its limit.", CloseCode::TRY_AGAIN_LATER))
+            }
+            Admission::RefuseAddress => {
+                Some((429, "Too many connections from this address.", CloseCode::POLICY_VIOLATED))
+            }
+            Admission::Admit | Admission::AdmitUncompressed => None,
+        } {
+            s.conn.refuse_upgrade_retry_after(status, status_phrase(status), message, RETRY_AFTER_SECONDS);
+            defer_server_error(server, server_id, s, code, message, &mut self.deferred);
+            return;
+        }
+        if s.admission == Admission::AdmitUncompressed {
+            s.conn.decline_extensions();
+        }
         let origin = s.conn.request().map_or("", |r| r.origin.as_str());
         if server.waiting_before_turn >= server.max_pending {
             refuse_pending_full(server, server_id, s, &mut self.deferred);

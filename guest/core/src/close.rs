@@ -34,6 +34,11 @@ impl CloseCode {
     pub const MISSING_EXTENSION: Self = Self(1010);
     /// 1011: the server met an unexpected condition.
     pub const BAD_OPERATION: Self = Self(1011);
+    /// 1012: the service is restarting; the client may reconnect (the
+    /// IANA registry; wsbox's host sends it when an instance fails).
+    pub const SERVICE_RESTART: Self = Self(1012);
+    /// 1013: the server is overloaded; try again later (the IANA registry).
+    pub const TRY_AGAIN_LATER: Self = Self(1013);
     /// 1015: the TLS handshake failed; never sent on the wire.
     pub const TLS_HANDSHAKE_FAILED: Self = Self(1015);
 

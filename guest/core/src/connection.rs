@@ -256,6 +256,8 @@ pub struct Connection {
     deflate: Option<Deflate>,
     /// The message being received is compressed (RSV1 on its first frame).
     compressed: bool,
+    /// [`Connection::decline_extensions`] was called.
+    extensions_declined: bool,
     /// Unmasked compressed bytes on their way to the inflater; compressed
     /// bytes on their way out.
     scratch: Vec<u8>,
@@ -295,6 +297,7 @@ impl Connection {
             pending_failure: None,
             deflate: None,
             compressed: false,
+            extensions_declined: false,
             scratch: Vec::new(),
         }
     }
@@ -478,10 +481,16 @@ impl Connection {
         let Some(request) = &self.request else { return };
         let subprotocol = choose_subprotocol(&request.subprotocols, &self.config.subprotocols).map(str::to_string);
         let accept = accept_key(&request.key);
-        let deflate = self.config.deflate.as_ref().and_then(|c| negotiate(&request.extensions, c));
+        let deflate = self
+            .config
+            .deflate
+            .as_ref()
+            .filter(|_| !self.extensions_declined)
+            .and_then(|c| negotiate(&request.extensions, c));
         let extensions = deflate.as_ref().map(|(_, response)| response.as_str());
         write_upgrade_response(&mut self.out, &accept, subprotocol.as_deref(), extensions, &self.config.server_name);
-        self.deflate = deflate.map(|(params, response)| Deflate::new(params, response));
+        let level = self.config.deflate.as_ref().map_or(1, |c| c.level);
+        self.deflate = deflate.map(|(params, response)| Deflate::new(params, response, level));
         self.subprotocol = subprotocol;
         self.state = State::Open;
         self.deadline = None;
@@ -501,6 +510,25 @@ impl Connection {
         }
     }
 
+    /// [`Connection::refuse_upgrade`] with a `Retry-After` header: the
+    /// refusal is for load (503, 429), and the client may retry in `seconds`.
+    pub fn refuse_upgrade_retry_after(&mut self, status: u16, phrase: &str, body: &str, seconds: u32) {
+        if self.state == State::Handshaking {
+            self.refuse(status, phrase, body, Some(&format!("Retry-After: {seconds}")));
+        }
+    }
+
+    /// Makes [`Connection::accept_upgrade`] decline every extension offer
+    /// (the server is short of memory for compression).
+    pub fn decline_extensions(&mut self) {
+        self.extensions_declined = true;
+    }
+
+    /// Whether our close frame has been queued (nothing may follow it).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
     /// Queues a message, fragmented into frames of the outgoing frame size.
     /// Returns the payload bytes queued: 0 unless the connection is open
     /// (Qt's `sendTextMessage` / `sendBinaryMessage`).
@@ -516,15 +544,10 @@ impl Connection {
         let min_size = self.config.deflate.as_ref().map_or(usize::MAX, |c| c.min_size);
         match &mut self.deflate {
             Some(deflate) if payload.len() >= min_size => {
-                let level = self.config.deflate.as_ref().map_or(1, |c| c.level);
-                let deflater = deflate.deflater.get_or_insert_with(|| Deflater::new(&deflate.params, level));
-                deflater.compress_message(payload, &mut self.scratch);
+                deflate.deflater.compress_message(payload, &mut self.scratch);
                 write_message(&mut self.out, first, true, &self.scratch, frame_size);
-                shrink_if_large(&mut self.scratch);
-                if deflate.params.server_no_context_takeover {
-                    // Nothing to keep between messages: free the compressor.
-                    deflate.deflater = None;
-                }
+                // Between messages a compressed connection keeps only its windows.
+                self.scratch = Vec::new();
             }
             _ => write_message(&mut self.out, first, false, payload, frame_size),
         }
@@ -732,14 +755,10 @@ impl Connection {
             (Some(deflate), true) => {
                 self.scratch.clear();
                 unmask_into(&mut self.scratch, masked, header.mask, offset);
-                let params = deflate.params;
-                let inflater = deflate.inflater.get_or_insert_with(|| Inflater::new(&params));
+                let inflater = &mut deflate.inflater;
                 inflater.inflate(&self.scratch, self.message.buf_mut(), limit).map_err(inflate_error)?;
                 if last && header.fin {
                     inflater.finish_message(self.message.buf_mut(), limit).map_err(inflate_error)?;
-                    if params.client_no_context_takeover {
-                        deflate.inflater = None;
-                    }
                 }
             }
             _ => {
@@ -767,7 +786,10 @@ impl Connection {
             self.records.push(Record::Message { kind, bytes });
             self.delivered_this_round += 1;
             self.message.reset();
-            shrink_if_large(&mut self.scratch);
+            if self.compressed {
+                // Between messages a compressed connection keeps only its windows.
+                self.scratch = Vec::new();
+            }
         }
         Ok(())
     }
@@ -904,21 +926,18 @@ fn inflate_error(e: InflateError) -> ProtocolError {
     }
 }
 
-/// permessage-deflate state of one connection. The decompressor and the
-/// compressor are created when first needed, and freed after each message
-/// when the side they serve keeps no context: an idle connection without
-/// context takeover holds neither.
+/// permessage-deflate state of one connection: between messages, only the
+/// windows of the sides that keep their context (see [`crate::deflate`]).
 #[derive(Debug)]
 struct Deflate {
-    params: DeflateParams,
     response: String,
-    inflater: Option<Inflater>,
-    deflater: Option<Deflater>,
+    inflater: Inflater,
+    deflater: Deflater,
 }
 
 impl Deflate {
-    fn new(params: DeflateParams, response: String) -> Self {
-        Self { inflater: None, deflater: None, params, response }
+    fn new(params: DeflateParams, response: String, level: u32) -> Self {
+        Self { inflater: Inflater::new(&params), deflater: Deflater::new(&params, level), response }
     }
 }
 

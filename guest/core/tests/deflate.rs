@@ -40,9 +40,16 @@ fn inflate_server_message(d: &mut Decompress, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn an_offer_is_accepted_in_the_101_response() {
     let o = run(Config::default(), false, &upgrade_offering("permessage-deflate; client_max_window_bits"));
-    assert!(o.http.contains("Sec-WebSocket-Extensions: permessage-deflate\r\n"), "{}", o.http);
+    assert!(
+        o.http.contains("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\n"),
+        "{}",
+        o.http
+    );
+    // A client whose window cannot be limited is asked not to keep its context.
     let o = run(Config::default(), false, &upgrade_offering("permessage-deflate; server_max_window_bits=10"));
-    assert!(o.http.contains("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n"));
+    assert!(o.http.contains(
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_max_window_bits=10\r\n"
+    ));
 }
 
 #[test]
@@ -62,10 +69,11 @@ fn a_bad_offer_is_declined_without_failing_the_handshake() {
 
 #[test]
 fn compressed_messages_are_inflated_at_every_chop_size_with_context_takeover() {
-    let mut c = client_compressor();
+    // The window the server asks for (client_max_window_bits=12).
+    let mut c = Compress::new_with_window_bits(Compression::default(), false, 12);
     let first = "Hello, compressed world! ".repeat(20);
     let second = first.clone(); // compresses to a back-reference into the first
-    let mut script = upgrade_offering("permessage-deflate");
+    let mut script = upgrade_offering("permessage-deflate; client_max_window_bits");
     script.extend(raw_frame(0xC1, &compress(&mut c, first.as_bytes()), true));
     script.extend(raw_frame(0xC2, &compress(&mut c, second.as_bytes()), true));
     let o = run(Config::default(), false, &script);
@@ -132,7 +140,7 @@ fn outgoing_messages_are_compressed_above_the_minimum_size() {
 fn server_no_context_takeover_compresses_each_message_alone() {
     let mut d = Driver::new(Config::default());
     d.feed(0, &upgrade_offering("permessage-deflate; server_no_context_takeover"));
-    assert_eq!(d.conn.extensions(), Some("permessage-deflate; server_no_context_takeover"));
+    assert_eq!(d.conn.extensions(), Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"));
     let big = "compress me ".repeat(100);
     d.conn.send(MessageKind::Binary, big.as_bytes());
     d.conn.send(MessageKind::Binary, big.as_bytes());

@@ -5,7 +5,8 @@
 //! - A decompression bomb: a small compressed frame that would inflate to
 //!   64 MiB, against a 1 MiB message limit. The connection fails with 1009
 //!   and never holds more than a few MiB.
-//! - What an idle connection keeps with context takeover on and off.
+//! - What a compressed connection holds while it handles messages and keeps
+//!   between them, for each kind of offer and setting.
 
 mod peer;
 
@@ -13,7 +14,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use peer::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use wsbox_core::{Config, Limits, State};
+use wsbox_core::{Config, DeflateConfig, Limits, State};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -98,29 +99,53 @@ fn a_decompression_bomb_is_refused_without_allocating_its_size() {
     eprintln!("bomb: {} bytes on the wire, peak {} KiB above baseline", frame.len(), peak_above_baseline / 1024);
 }
 
-/// Bytes a connection holds after one compressed message each way.
-fn idle_bytes_after_a_compressed_exchange(offer: &str) -> usize {
-    let mut c = Compress::new_with_window_bits(Compression::default(), false, 15);
-    let text = "some json-ish text, {\"key\": \"value\"} ".repeat(40);
-    let mut z = Vec::with_capacity(4096);
-    c.compress_vec(text.as_bytes(), &mut z, FlushCompress::Sync).unwrap();
-    z.truncate(z.len() - 4);
+/// What a connection costs around compressed messages: the most it held
+/// while handling them (`active`) and what it keeps afterwards (`idle`).
+struct Cost {
+    active: usize,
+    idle: usize,
+}
+
+/// Eight JSON-ish messages of ~1.5 KB each way, the client compressing with
+/// a `client_bits` window, keeping its context unless `client_resets`.
+fn cost_of_compressed_exchanges(offer: &str, config: Config, client_bits: u8, client_resets: bool) -> Cost {
+    let mut c = Compress::new_with_window_bits(Compression::fast(), false, client_bits);
     let request = String::from_utf8(UPGRADE.to_vec())
         .unwrap()
         .replace("Origin:", &format!("Sec-WebSocket-Extensions: {offer}\r\nOrigin:"));
     let compressed = offer.starts_with("permessage-deflate");
-    let frame = if compressed { raw_frame(0xC1, &z, true) } else { text_frame(&text) };
+    let frames: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| {
+            let text =
+                format!("{{\"user\": \"u{i}\", \"room\": \"lobby\", \"text\": \"message number {i}\"}} ").repeat(25);
+            if !compressed {
+                return (text.clone(), text_frame(&text));
+            }
+            let mut z = Vec::with_capacity(4096);
+            c.compress_vec(text.as_bytes(), &mut z, FlushCompress::Sync).unwrap();
+            z.truncate(z.len() - 4);
+            if client_resets {
+                c.reset();
+            }
+            (text, raw_frame(0xC1, &z, true))
+        })
+        .collect();
     let before = CURRENT.load(Ordering::Relaxed);
-    let mut d = Driver::new(Config::default());
+    PEAK.store(before, Ordering::Relaxed);
+    let mut d = Driver::new(config);
     d.feed(0, request.as_bytes());
-    d.feed(1, &frame);
-    d.conn.send(wsbox_core::MessageKind::Text, text.as_bytes());
-    d.collect(1);
-    d.out = Vec::new();
-    d.events = Vec::new();
-    let held = CURRENT.load(Ordering::Relaxed) - before;
+    for (i, (text, frame)) in frames.iter().enumerate() {
+        d.feed(1 + i as u64, frame);
+        d.conn.send(wsbox_core::MessageKind::Text, text.as_bytes());
+        d.collect(1 + i as u64);
+        assert_eq!(d.outcome().state, State::Open, "message {i} passed");
+        d.out = Vec::new();
+        d.events = Vec::new();
+    }
+    let idle = CURRENT.load(Ordering::Relaxed) - before;
+    let active = PEAK.load(Ordering::Relaxed) - before;
     drop(d);
-    held
+    Cost { active, idle }
 }
 
 fn text_frame(t: &str) -> Vec<u8> {
@@ -128,25 +153,61 @@ fn text_frame(t: &str) -> Vec<u8> {
 }
 
 #[test]
-fn idle_memory_with_and_without_context_takeover() {
+fn compressed_connections_are_small_active_and_smaller_idle() {
     let _one_at_a_time = SERIAL.lock().unwrap();
-    let plain = idle_bytes_after_a_compressed_exchange("x-none");
-    let takeover = idle_bytes_after_a_compressed_exchange("permessage-deflate");
-    let no_takeover = idle_bytes_after_a_compressed_exchange(
+    let browser = "permessage-deflate; client_max_window_bits";
+    // The shared compressors are made once per thread: not a connection's cost.
+    cost_of_compressed_exchanges(browser, Config::default(), 12, false);
+    let full = Config {
+        deflate: Some(DeflateConfig { server_max_window_bits: 15, client_max_window_bits: 15, ..Default::default() }),
+        ..Config::default()
+    };
+    cost_of_compressed_exchanges(browser, full.clone(), 15, false);
+
+    let plain = cost_of_compressed_exchanges("x-none", Config::default(), 15, false);
+    let default = cost_of_compressed_exchanges(browser, Config::default(), 12, false);
+    // Firefox's offer: its window cannot be limited, so it is asked to reset.
+    let bare = cost_of_compressed_exchanges("permessage-deflate", Config::default(), 15, true);
+    let no_takeover = cost_of_compressed_exchanges(
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        Config::default(),
+        15,
+        true,
     );
-    let small_window = idle_bytes_after_a_compressed_exchange(
-        "permessage-deflate; server_max_window_bits=10; client_max_window_bits=10",
-    );
-    eprintln!(
-        "idle connection after one message each way: no deflate {} KiB, context takeover {} KiB, \
-         no context takeover {} KiB, 1 KiB windows {} KiB",
-        plain / 1024,
-        takeover / 1024,
-        no_takeover / 1024,
-        small_window / 1024
-    );
-    assert!(takeover > plain + 100 * 1024, "context takeover keeps a compressor and a decompressor");
-    assert!(no_takeover < plain + 16 * 1024, "without context takeover nothing is kept between messages");
-    assert!(small_window < takeover, "smaller windows hold less");
+    let full = cost_of_compressed_exchanges(browser, full, 15, false);
+    for (name, cost) in [
+        ("no extension", &plain),
+        ("default", &default),
+        ("bare offer", &bare),
+        ("none kept", &no_takeover),
+        ("15-bit", &full),
+    ] {
+        eprintln!(
+            "{name}: active {} KiB, idle {} KiB (over no extension: {} / {} KiB)",
+            cost.active / 1024,
+            cost.idle / 1024,
+            cost.active.saturating_sub(plain.active) / 1024,
+            cost.idle.saturating_sub(plain.idle) / 1024
+        );
+    }
+    for (name, cost) in [("default", &default), ("bare offer", &bare), ("none kept", &no_takeover)] {
+        assert!(
+            cost.active <= plain.active + 64 * 1024,
+            "{name}: an active compressed connection held {} bytes, {} without the extension",
+            cost.active,
+            plain.active
+        );
+        // The windows (at most 8 KiB), plus the message buffer every
+        // connection keeps for its next message, which inflating grows in
+        // steps of 4 KiB where a plain message is sized exactly.
+        assert!(
+            cost.idle <= plain.idle + 8 * 1024 + 4 * 1024,
+            "{name}: an idle compressed connection kept {} bytes over {} without the extension",
+            cost.idle,
+            plain.idle
+        );
+    }
+    assert!(no_takeover.idle + 4 * 1024 < default.idle, "without context takeover no window is kept");
+    // Full context takeover keeps two 32 KiB windows.
+    assert!(full.idle > default.idle + 48 * 1024 && full.idle <= plain.idle + 64 * 1024 + 128);
 }

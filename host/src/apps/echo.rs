@@ -68,8 +68,8 @@ impl EchoOptions {
             tls_listen: None,
             compression: api::CompressionOptions {
                 enabled: true,
-                server_max_window_bits: 15,
-                client_max_window_bits: 15,
+                server_max_window_bits: 12,
+                client_max_window_bits: 12,
                 server_no_context_takeover: false,
                 client_no_context_takeover: false,
                 min_size: 32,

@@ -8,6 +8,7 @@ use crate::tls::{TlsFailure, TlsState};
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Largest single read into the batch.
@@ -63,6 +64,13 @@ pub struct Failed;
 
 pub struct Conn {
     pub id: u32,
+    /// The client's address (admission counts connections by it).
+    pub peer: IpAddr,
+    /// The guest upgraded it (`outgoing.upgraded`) and has not sent its
+    /// close frame (`outgoing.closing`): if the instance fails, the host
+    /// sends one.
+    pub websocket: bool,
+    pub close_sent: bool,
     stream: mio::net::TcpStream,
     /// The TLS session of a connection on a secure listener.
     tls: Option<TlsState>,
@@ -97,9 +105,12 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: u32, stream: mio::net::TcpStream, tls: Option<TlsState>) -> Self {
+    pub fn new(id: u32, stream: mio::net::TcpStream, tls: Option<TlsState>, peer: IpAddr) -> Self {
         Self {
             id,
+            peer,
+            websocket: false,
+            close_sent: false,
             stream,
             tls,
             phase: Phase::Open,

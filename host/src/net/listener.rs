@@ -1,5 +1,6 @@
 //! A listener the guest asked for, and accepting from it.
 
+use super::admission::AdmissionControl;
 use super::conn::Conn;
 use super::turn::Turn;
 use crate::bindings::net;
@@ -64,7 +65,7 @@ impl Listening {
     /// Accepts one connection, numbered `id`, and books its `opened` entry;
     /// `None` when nothing is waiting. A failed accept is reported to the
     /// guest and rests the listener.
-    pub fn accept(&mut self, id: u32, turn: &mut Turn, now: Instant) -> Option<Conn> {
+    pub fn accept(&mut self, id: u32, turn: &mut Turn, now: Instant, admission: &mut AdmissionControl) -> Option<Conn> {
         self.resting_until = None;
         let (stream, peer, session) = loop {
             let (stream, peer) = match self.tcp.accept() {
@@ -97,6 +98,7 @@ impl Listening {
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
+        let admission = admission.decide(peer.ip(), now);
         turn.opened.push(net::Opened {
             conn: id,
             listener: self.id,
@@ -104,7 +106,8 @@ impl Listening {
             peer_port: peer.port(),
             local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
             local_port: local.map_or(0, |a| a.port()),
+            admission,
         });
-        Some(Conn::new(id, stream, session))
+        Some(Conn::new(id, stream, session, peer.ip()))
     }
 }

@@ -13,6 +13,7 @@
 //! turn left unread go first next turn); a connection whose output backs up
 //! past [`WRITE_HIGH_WATER`] is not read until it drains (backpressure).
 
+mod admission;
 mod conn;
 mod listener;
 mod poller;
@@ -20,7 +21,9 @@ mod turn;
 
 use crate::bindings::net;
 use crate::sandbox::ListenPolicy;
-use conn::{Conn, Discarded, ReadOutcome};
+use admission::AdmissionControl;
+pub use admission::AdmissionLimits;
+use conn::{Conn, Discarded, Phase, ReadOutcome};
 use listener::Listening;
 use poller::Poller;
 use std::collections::{HashMap, VecDeque};
@@ -58,11 +61,18 @@ pub struct TransportLimits {
     /// Listen with SO_REUSEPORT, so that several instances (one per worker
     /// thread) share a port and the kernel spreads connections across them.
     pub reuse_port: bool,
+    /// Which new connections are served (memory marks, per-address caps).
+    pub admission: AdmissionLimits,
 }
 
 impl Default for TransportLimits {
     fn default() -> Self {
-        Self { max_connections: 10_000, write_timeout: Duration::from_secs(30), reuse_port: false }
+        Self {
+            max_connections: 10_000,
+            write_timeout: Duration::from_secs(30),
+            reuse_port: false,
+            admission: AdmissionLimits::default(),
+        }
     }
 }
 
@@ -126,6 +136,7 @@ pub struct NetHost {
     interrupt: Arc<Interrupt>,
     /// Raw reads for TLS and for discarding while lingering.
     scratch: Box<[u8]>,
+    admission: AdmissionControl,
 }
 
 impl NetHost {
@@ -155,6 +166,54 @@ impl NetHost {
             at_cap: false,
             interrupt: Arc::default(),
             scratch: vec![0; conn::READ_CHUNK].into_boxed_slice(),
+            admission: AdmissionControl::new(limits.admission),
+        }
+    }
+
+    /// After the instance failed, gives every connection a proper end, as
+    /// a task of its own. Listeners close at once (a fresh instance can
+    /// bind). A WebSocket whose close frame had not gone out gets
+    /// `close_frame` after its pending output (which ends on a frame
+    /// boundary: the guest hands over whole frames); then every connection
+    /// is closed as the guest would close it (output written, TLS
+    /// close_notify, write side shut, lingering for the peer's close). The
+    /// future resolves to the number of close frames sent, once every
+    /// connection ended or `grace` passed.
+    pub fn farewell(mut self, close_frame: &[u8], grace: Duration) -> impl Future<Output = usize> + use<> {
+        self.listeners.clear();
+        let now = Instant::now();
+        let mut told = 0;
+        let ids: Vec<u32> = self.conns.keys().copied().collect();
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(&id) else { continue };
+            if conn.websocket && !conn.close_sent && conn.phase == Phase::Open {
+                if conn.write(close_frame.to_vec(), &mut self.turn).is_err() {
+                    self.fail(id);
+                    continue;
+                }
+                told += 1;
+            }
+            conn.close(&mut self.turn, now);
+            if conn.advance_close(now) {
+                self.remove(id);
+            }
+        }
+        self.timers = true;
+        async move {
+            let end = now + grace;
+            while !self.conns.is_empty() && Instant::now() < end {
+                let nothing = net::Outgoing {
+                    writes: Vec::new(),
+                    close: Vec::new(),
+                    abort: Vec::new(),
+                    upgraded: Vec::new(),
+                    closing: Vec::new(),
+                    heap_bytes: 0,
+                };
+                // What the peers still send goes nowhere: there is no guest.
+                let _ = self.exchange(nothing, 100).await;
+            }
+            told
         }
     }
 
@@ -274,6 +333,17 @@ impl NetHost {
 
     /// Writes each connection's bytes, then closes and aborts as asked.
     fn write(&mut self, out: net::Outgoing, now: Instant) {
+        self.admission.guest_reported(out.heap_bytes);
+        for id in &out.upgraded {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.websocket = true;
+            }
+        }
+        for id in &out.closing {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.close_sent = true;
+            }
+        }
         for net::Write { conn: id, data } in out.writes {
             if let Some(conn) = self.conns.get_mut(&id) {
                 match conn.write(data, &mut self.turn) {
@@ -345,12 +415,15 @@ impl NetHost {
                     }
                     return;
                 }
-                let Some(mut conn) = listening.accept(self.next_conn, &mut self.turn, now) else { break };
+                let Some(mut conn) = listening.accept(self.next_conn, &mut self.turn, now, &mut self.admission) else {
+                    break;
+                };
                 let Some(poller) = self.poller.as_ref() else { return };
                 let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
                 let token = mio::Token(conn.id as usize);
                 if let Err(e) = poller.registry().register(conn.stream_mut(), token, interest) {
                     tracing::warn!(error = %e, "cannot watch an accepted connection");
+                    self.admission.closed(conn.peer);
                     self.turn.gone.push(conn.id);
                 } else {
                     // Registered edge-triggered: whatever the peer sent before
@@ -440,14 +513,17 @@ impl NetHost {
 
     /// The socket failed: drop the connection and tell the guest.
     fn fail(&mut self, id: u32) {
-        if self.conns.remove(&id).is_some() {
+        if let Some(conn) = self.conns.remove(&id) {
+            self.admission.closed(conn.peer);
             self.turn.gone.push(id);
         }
     }
 
     /// The guest is done with the connection (or its close finished): drop it.
     fn remove(&mut self, id: u32) {
-        self.conns.remove(&id);
+        if let Some(conn) = self.conns.remove(&id) {
+            self.admission.closed(conn.peer);
+        }
     }
 
     /// Waits for readiness, an interrupt, `deadline`, or the next deadline

@@ -4,7 +4,9 @@
 //! and come back to be reused, so a steady turn does not allocate here.
 
 use crate::bindings::wsbox::websocket::net;
-use crate::runtime::{AcceptFailed, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo};
+use crate::runtime::{
+    AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
+};
 use std::time::Instant;
 
 /// The `Net` of a component embedded in a host that implements `net`.
@@ -59,13 +61,21 @@ impl Net for FedNet {
         // conversions keep the list's allocation (same layout).
         let writes =
             std::mem::take(&mut out.writes).into_iter().map(|(conn, data)| net::Write { conn, data }).collect();
-        let record =
-            net::Outgoing { writes, close: std::mem::take(&mut out.close), abort: std::mem::take(&mut out.abort) };
+        let record = net::Outgoing {
+            writes,
+            close: std::mem::take(&mut out.close),
+            abort: std::mem::take(&mut out.abort),
+            upgraded: std::mem::take(&mut out.upgraded),
+            closing: std::mem::take(&mut out.closing),
+            heap_bytes: crate::heap::in_use(),
+        };
         let incoming = net::exchange(&record, timeout_ms);
-        let net::Outgoing { writes, close, abort } = record;
+        let net::Outgoing { writes, close, abort, upgraded, closing, .. } = record;
         out.writes = writes.into_iter().map(|w| (w.conn, w.data)).collect();
         out.close = close;
         out.abort = abort;
+        out.upgraded = upgraded;
+        out.closing = closing;
         // Same layout: the collect reuses the lifted list's allocation.
         let runs = incoming.runs.into_iter().map(|r| (r.conn, r.end)).collect();
         let mut batch = InBatch { runs, data: incoming.data, ..InBatch::default() };
@@ -98,6 +108,12 @@ fn fill_transport(batch: &mut InBatch, t: net::TransportEvents) {
             peer_port: o.peer_port,
             local_address: o.local_address,
             local_port: o.local_port,
+            admission: match o.admission {
+                net::Admission::Admit => Admission::Admit,
+                net::Admission::AdmitUncompressed => Admission::AdmitUncompressed,
+                net::Admission::RefuseBusy => Admission::RefuseBusy,
+                net::Admission::RefuseAddress => Admission::RefuseAddress,
+            },
         })
         .collect();
     batch.eof = t.eof;

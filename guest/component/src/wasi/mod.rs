@@ -12,7 +12,7 @@
 //! reading a peer whose output backs up, an 80 MiB hard cap, a 30 s write
 //! timeout, a 2 s linger after our close). TLS is not available here.
 
-use crate::runtime::{AcceptFailed, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
+use crate::runtime::{AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wasip2::clocks::monotonic_clock;
@@ -254,7 +254,16 @@ impl WasiNet {
                     report_written: false,
                 },
             );
-            batch.opened.push(Opened { conn: id, listener, peer_address, peer_port, local_address, local_port });
+            batch.opened.push(Opened {
+                conn: id,
+                listener,
+                peer_address,
+                peer_port,
+                local_address,
+                local_port,
+                // A stock host has no admission policy.
+                admission: Admission::Admit,
+            });
         }
     }
 

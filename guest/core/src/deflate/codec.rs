@@ -1,7 +1,26 @@
 //! The compressor and decompressor of one connection.
+//!
+//! Memory is the design constraint: a browser crowd offers permessage-deflate
+//! on every connection. zlib-rs's compressor holds a 128 KiB hash table
+//! whatever its window, so one compressor per connection would cost over
+//! 200 KiB each. Instead:
+//!
+//! - **Compressing**: every connection of a thread shares one compressor per
+//!   (window, level), reset before each message. A connection that keeps its
+//!   context keeps only the last window of what it sent ([`Window`], 4 KiB
+//!   at the default 12 bits) and hands it to the shared compressor as a preset
+//!   dictionary: the peer's decompressor holds those bytes, so back references
+//!   into them are exactly what context takeover allows.
+//! - **Decompressing**: a decompressor's state must survive a message split
+//!   across reads, so each connection has its own, made when a compressed
+//!   message starts and dropped when it ends. With context takeover it is
+//!   rebuilt from the last window of what it inflated (zlib's preset
+//!   dictionary again), so between messages a connection holds only its two
+//!   windows, whatever the setting.
 
 use super::negotiate::DeflateParams;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use std::cell::RefCell;
 
 /// The four bytes a sync flush ends with; stripped from each compressed
 /// message and added back before inflating (RFC 7692 §7.2.1, §7.2.2).
@@ -11,16 +30,47 @@ const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// caught within one chunk of the limit.
 const INFLATE_CHUNK: usize = 64 * 1024;
 
-/// Compresses outgoing messages.
-pub struct Deflater {
-    compress: Compress,
-    no_context_takeover: bool,
+thread_local! {
+    /// The shared compressors, by (window bits, level). Connections negotiate
+    /// few distinct windows, so this stays a handful of entries.
+    static COMPRESSORS: RefCell<Vec<((u8, u32), Compress)>> = const { RefCell::new(Vec::new()) };
 }
 
-impl std::fmt::Debug for Deflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflater").field("no_context_takeover", &self.no_context_takeover).finish()
+/// The last bytes of a stream, up to a window's size: what a kept context
+/// may refer back to.
+#[derive(Debug)]
+struct Window {
+    bytes: Vec<u8>,
+    size: usize,
+}
+
+impl Window {
+    fn new(bits: u8) -> Self {
+        Self { bytes: Vec::new(), size: 1 << bits }
     }
+
+    /// Appends `data`, keeping only the last `size` bytes.
+    fn push(&mut self, data: &[u8]) {
+        if self.bytes.capacity() == 0 {
+            // Exactly one window, never a doubling past it.
+            self.bytes.reserve_exact(self.size);
+        }
+        let tail = &data[data.len().saturating_sub(self.size)..];
+        let keep = self.size - tail.len();
+        if self.bytes.len() > keep {
+            self.bytes.drain(..self.bytes.len() - keep);
+        }
+        self.bytes.extend_from_slice(tail);
+    }
+}
+
+/// Compresses outgoing messages.
+#[derive(Debug)]
+pub struct Deflater {
+    bits: u8,
+    level: u32,
+    /// What we sent last, when we keep our context.
+    window: Option<Window>,
 }
 
 impl Deflater {
@@ -29,34 +79,57 @@ impl Deflater {
     /// messages are sent as stored blocks: valid deflate, never a back
     /// reference, so any window the peer has is enough.
     pub fn new(params: &DeflateParams, level: u32) -> Self {
+        let stored = params.server_max_window_bits < 9;
         let bits = params.server_max_window_bits.max(9);
-        let level =
-            if params.server_max_window_bits < 9 { Compression::none() } else { Compression::new(level.min(9)) };
-        Self {
-            compress: Compress::new_with_window_bits(level, false, bits),
-            no_context_takeover: params.server_no_context_takeover,
-        }
+        let level = if stored { 0 } else { level.min(9) };
+        let keeps_context = !params.server_no_context_takeover && level > 0;
+        Self { bits, level, window: keeps_context.then(|| Window::new(bits)) }
     }
 
     /// Replaces `out` with the compressed form of `input`, sync tail removed.
     pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        out.clear();
-        let start = self.compress.total_in();
-        loop {
-            out.reserve(input.len() / 2 + 64);
-            let consumed = (self.compress.total_in() - start) as usize;
-            // Compressing into a Vec with spare room cannot fail.
-            let _ = self.compress.compress_vec(&input[consumed..], out, FlushCompress::Sync);
-            let consumed = (self.compress.total_in() - start) as usize;
-            if consumed == input.len() && out.len() < out.capacity() && out.ends_with(&SYNC_TAIL) {
-                break;
+        COMPRESSORS.with(|cell| {
+            let mut compressors = cell.borrow_mut();
+            let key = (self.bits, self.level);
+            let at = match compressors.iter().position(|(k, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    let fresh = Compress::new_with_window_bits(Compression::new(self.level), false, self.bits);
+                    compressors.push((key, fresh));
+                    compressors.len() - 1
+                }
+            };
+            let compress = &mut compressors[at].1;
+            compress.reset();
+            if let Some(window) = self.window.as_ref().filter(|w| !w.bytes.is_empty()) {
+                // Without the dictionary the message is still valid, only
+                // compressed less: an error here (there is none for a raw
+                // stream just reset) must not fail the send.
+                let _ = compress.set_dictionary(&window.bytes);
             }
-        }
-        out.truncate(out.len() - SYNC_TAIL.len());
-        if self.no_context_takeover {
-            self.compress.reset();
+            compress_into(compress, input, out);
+        });
+        if let Some(window) = &mut self.window {
+            window.push(input);
         }
     }
+}
+
+/// Compresses `input` as one sync-flushed piece into `out`, sync tail removed.
+fn compress_into(compress: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let start = compress.total_in();
+    loop {
+        out.reserve(input.len() / 2 + 64);
+        let consumed = (compress.total_in() - start) as usize;
+        // Compressing into a Vec with spare room cannot fail.
+        let _ = compress.compress_vec(&input[consumed..], out, FlushCompress::Sync);
+        let consumed = (compress.total_in() - start) as usize;
+        if consumed == input.len() && out.len() < out.capacity() && out.ends_with(&SYNC_TAIL) {
+            break;
+        }
+    }
+    out.truncate(out.len() - SYNC_TAIL.len());
 }
 
 /// Why inflating failed.
@@ -70,23 +143,41 @@ pub enum InflateError {
 
 /// Decompresses incoming messages, streaming.
 pub struct Inflater {
-    decompress: Decompress,
-    no_context_takeover: bool,
+    bits: u8,
+    /// Present while a message is being inflated.
+    decompress: Option<Box<Decompress>>,
+    /// What the client sent last, when it keeps its context.
+    window: Option<Window>,
 }
 
 impl std::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflater").field("no_context_takeover", &self.no_context_takeover).finish()
+        f.debug_struct("Inflater")
+            .field("bits", &self.bits)
+            .field("inflating", &self.decompress.is_some())
+            .field("window", &self.window)
+            .finish()
     }
 }
 
 impl Inflater {
     /// A decompressor for the client's negotiated window.
     pub fn new(params: &DeflateParams) -> Self {
-        Self {
-            decompress: Decompress::new_with_window_bits(false, params.client_max_window_bits.max(9)),
-            no_context_takeover: params.client_no_context_takeover,
+        let bits = params.client_max_window_bits.max(9);
+        Self { bits, decompress: None, window: (!params.client_no_context_takeover).then(|| Window::new(bits)) }
+    }
+
+    /// The decompressor of the message in progress, made (from the kept
+    /// window) at its first bytes.
+    fn decompressor(&mut self) -> Result<&mut Decompress, InflateError> {
+        if self.decompress.is_none() {
+            let mut fresh = Box::new(Decompress::new_with_window_bits(false, self.bits));
+            if let Some(window) = self.window.as_ref().filter(|w| !w.bytes.is_empty()) {
+                fresh.set_dictionary(&window.bytes).map_err(|_| InflateError::Corrupt)?;
+            }
+            self.decompress = Some(fresh);
         }
+        Ok(self.decompress.as_mut().expect("made above"))
     }
 
     /// Inflates `input` (part of a compressed message) onto `out`, failing
@@ -96,6 +187,7 @@ impl Inflater {
     /// the limit before it is refused.
     pub fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), InflateError> {
         let ceiling = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(INFLATE_CHUNK);
+        let decompress = self.decompressor()?;
         loop {
             if out.capacity() - out.len() < 1024 {
                 // Double (from 4 KiB), but never past the limit plus a chunk.
@@ -103,10 +195,10 @@ impl Inflater {
                 let target = (out.len() + grow).min(ceiling).max(out.len() + 1);
                 out.reserve_exact(target - out.len());
             }
-            let (in_before, out_before) = (self.decompress.total_in(), self.decompress.total_out());
-            let result = self.decompress.decompress_vec(input, out, FlushDecompress::Sync);
-            let read = (self.decompress.total_in() - in_before) as usize;
-            let written = (self.decompress.total_out() - out_before) as usize;
+            let (in_before, out_before) = (decompress.total_in(), decompress.total_out());
+            let result = decompress.decompress_vec(input, out, FlushDecompress::Sync);
+            let read = (decompress.total_in() - in_before) as usize;
+            let written = (decompress.total_out() - out_before) as usize;
             input = &input[read..];
             result.map_err(|_| InflateError::Corrupt)?;
             if out.len() as u64 > limit {
@@ -123,13 +215,40 @@ impl Inflater {
         }
     }
 
-    /// Ends a message: inflates the sync tail, resets when the client does
-    /// not keep its context.
+    /// Ends a message whose inflated bytes are all of `out`: inflates the
+    /// sync tail, keeps the message's last window when the client keeps its
+    /// context, and frees the decompressor.
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), InflateError> {
-        self.inflate(&SYNC_TAIL, out, limit)?;
-        if self.no_context_takeover {
-            self.decompress.reset(false);
+        let result = self.inflate(&SYNC_TAIL, out, limit);
+        self.decompress = None;
+        result?;
+        if let Some(window) = &mut self.window {
+            window.push(out);
         }
         Ok(())
+    }
+
+    /// True while a message is half inflated (its decompressor is held).
+    pub fn is_inflating(&self) -> bool {
+        self.decompress.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_keeps_the_last_bytes_of_everything_pushed() {
+        let mut w = Window::new(9);
+        w.push(&[1; 100]);
+        w.push(&[2; 500]);
+        assert_eq!(w.bytes.len(), 512);
+        assert_eq!((&w.bytes[..12], w.bytes[12]), (&[1; 12][..], 2));
+        w.push(&[3; 10]);
+        assert_eq!((&w.bytes[..2], w.bytes[2], &w.bytes[502..]), (&[1; 2][..], 2, &[3; 10][..]));
+        w.push(&[4; 2000]);
+        assert_eq!(w.bytes, vec![4; 512]);
+        assert_eq!(w.bytes.capacity(), 512);
     }
 }

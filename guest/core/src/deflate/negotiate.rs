@@ -2,19 +2,32 @@
 //! permessage-deflate parameters (RFC 7692 §5, §7.1).
 
 /// What the server is willing to do; the defaults accept any client offer.
+///
+/// Memory per connection (see [`crate::deflate`]): between messages, a
+/// connection keeps one window (2^bits bytes) per side that keeps its
+/// context; while a compressed message is being inflated it also holds a
+/// decompressor (about 2^client bits plus 7 KiB). Compressors are shared.
+/// The defaults (12-bit windows, context kept) cost at most 8 KiB between
+/// messages and compress a corpus of JSON chat messages nearly as well as
+/// 15-bit windows (docs/deflate.md has the ratios).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeflateConfig {
-    /// Largest LZ77 window (as a power of two, 8–15) our compressor uses.
-    /// Default 15 (32 KiB); smaller saves memory per connection.
+    /// Largest LZ77 window (as a power of two, 8–15) our compressor uses;
+    /// with context takeover each connection keeps this much of what it sent.
+    /// Default 12 (4 KiB).
     pub server_max_window_bits: u8,
     /// Largest window we ask clients to compress with (8–15), when they
-    /// allow us to ask. Default 15.
+    /// allow us to ask; with context takeover each connection keeps this much
+    /// of what it received. A client that does not let us limit its window
+    /// (no `client_max_window_bits` in its offer) may use 32 KiB: unless this
+    /// is 15, such a client is asked not to keep its context
+    /// (`client_no_context_takeover`), so its window is never kept. Default 12.
     pub client_max_window_bits: u8,
-    /// Reset our compressor after every message (less memory kept between
+    /// Reset our compressor after every message (nothing kept between
     /// messages, worse compression). Default off.
     pub server_no_context_takeover: bool,
-    /// Ask clients to reset theirs (we can then reset our decompressor).
-    /// Default off.
+    /// Ask every client to reset theirs (nothing of theirs kept between
+    /// messages). Default off.
     pub client_no_context_takeover: bool,
     /// Messages shorter than this many bytes are sent uncompressed. Default
     /// 32: below that, deflate's framing costs more than it saves.
@@ -27,8 +40,8 @@ pub struct DeflateConfig {
 impl Default for DeflateConfig {
     fn default() -> Self {
         Self {
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
+            server_max_window_bits: 12,
+            client_max_window_bits: 12,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
             min_size: 32,
@@ -164,9 +177,12 @@ fn accept(offer: &ExtensionOffer, config: &DeflateConfig) -> Option<(DeflatePara
     }
     let server_cap = config.server_max_window_bits.clamp(8, 15);
     let client_cap = config.client_max_window_bits.clamp(8, 15);
+    // A client whose window we may not limit keeps its context only if the
+    // window it may use (32 KiB) fits what we keep.
+    let unbounded_client_window = client_bits.is_none() && client_cap < 15;
     let params = DeflateParams {
         server_no_context_takeover: server_nct || config.server_no_context_takeover,
-        client_no_context_takeover: client_nct || config.client_no_context_takeover,
+        client_no_context_takeover: client_nct || config.client_no_context_takeover || unbounded_client_window,
         server_max_window_bits: server_bits.map_or(server_cap, |b| b.min(server_cap)),
         client_max_window_bits: match client_bits {
             None => 15,
@@ -202,8 +218,22 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_offer_is_accepted_with_defaults() {
+    fn a_bare_offer_is_accepted_and_the_client_asked_not_to_keep_its_unbounded_window() {
         let (p, r) = offer("permessage-deflate").unwrap();
+        assert_eq!(r, "permessage-deflate; client_no_context_takeover");
+        assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (12, 15));
+        assert!(!p.server_no_context_takeover && p.client_no_context_takeover);
+        // A browser's offer: the client's window is limited, both keep context.
+        let (p, r) = offer("permessage-deflate; client_max_window_bits").unwrap();
+        assert_eq!(r, "permessage-deflate; client_max_window_bits=12");
+        assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (12, 12));
+        assert!(!p.server_no_context_takeover && !p.client_no_context_takeover);
+    }
+
+    #[test]
+    fn full_windows_keep_every_context() {
+        let config = DeflateConfig { server_max_window_bits: 15, client_max_window_bits: 15, ..Default::default() };
+        let (p, r) = negotiate(&["permessage-deflate".into()], &config).unwrap();
         assert_eq!(r, "permessage-deflate");
         assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (15, 15));
         assert!(!p.server_no_context_takeover && !p.client_no_context_takeover);
@@ -214,12 +244,12 @@ mod tests {
         let (p, r) = offer("permessage-deflate; server_no_context_takeover; client_no_context_takeover").unwrap();
         assert!(p.server_no_context_takeover && p.client_no_context_takeover);
         assert_eq!(r, "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
-        let (p, r) = offer("permessage-deflate; server_max_window_bits=10").unwrap();
+        let (p, r) = offer("permessage-deflate; server_max_window_bits=10; client_max_window_bits").unwrap();
         assert_eq!(p.server_max_window_bits, 10);
-        assert_eq!(r, "permessage-deflate; server_max_window_bits=10");
-        let (p, r) = offer("permessage-deflate; client_max_window_bits").unwrap();
-        assert_eq!(p.client_max_window_bits, 15);
-        assert_eq!(r, "permessage-deflate");
+        assert_eq!(r, "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12");
+        let (p, r) = offer("permessage-deflate; server_max_window_bits=15; client_max_window_bits").unwrap();
+        assert_eq!(p.server_max_window_bits, 12);
+        assert_eq!(r, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12");
         let (p, r) = offer("permessage-deflate; client_max_window_bits=\"9\"").unwrap();
         assert_eq!(p.client_max_window_bits, 9);
         assert_eq!(r, "permessage-deflate; client_max_window_bits=9");

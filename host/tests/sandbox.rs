@@ -183,5 +183,10 @@ async fn every_websocket_of_a_failed_instance_gets_a_1012_close() {
         assert_eq!(close_code(ws).await, Some(1012), "a bystander of the failed instance");
     }
     echo(&server.next_url()).await;
+    // Logged when the last of them ended (or the 5 s grace passed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("closed_with_1012=51") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(server.stderr().contains("closed_with_1012=51"), "{}", server.stderr());
 }

@@ -53,6 +53,13 @@ const REFUSE_MARK: f64 = 0.75;
 /// hold: a compressed connection's most while it handles a message (a crowd
 /// that arrives within one turn is counted before the guest reports it).
 const RESERVE_PER_NEW_CONNECTION: usize = 64 * 1024;
+/// What every open connection may add to the heap when it becomes active
+/// at once with all the others (a compressed connection holds ~60 KiB
+/// while it handles a message, ~10 KiB between messages): the heap the guest
+/// reports is that of the moment, and a crowd that goes quiet, then speaks
+/// at once, must still fit. With the default 1 GiB cap this admits ~16 000
+/// connections, past the default connection cap of 10 000.
+const ACTIVE_HEADROOM_PER_CONNECTION: usize = 48 * 1024;
 
 /// The policy's state: the guest's last report and each address's count.
 #[derive(Debug)]
@@ -60,6 +67,8 @@ pub struct AdmissionControl {
     limits: AdmissionLimits,
     heap: usize,
     admitted_since_report: usize,
+    /// Connections decided and not yet closed.
+    open: usize,
     addresses: HashMap<IpAddr, Address>,
 }
 
@@ -72,7 +81,7 @@ struct Address {
 
 impl AdmissionControl {
     pub fn new(limits: AdmissionLimits) -> Self {
-        Self { limits, heap: 0, admitted_since_report: 0, addresses: HashMap::new() }
+        Self { limits, heap: 0, admitted_since_report: 0, open: 0, addresses: HashMap::new() }
     }
 
     /// The guest's allocator holds `heap_bytes` now.
@@ -88,6 +97,7 @@ impl AdmissionControl {
         let rate = f64::from(self.limits.handshakes_per_address_per_second);
         let address = self.addresses.entry(peer).or_insert(Address { open: 0, tokens: rate, refilled: now });
         address.open += 1;
+        self.open += 1;
         if per_address {
             if rate > 0.0 {
                 let elapsed = now.saturating_duration_since(address.refilled).as_secs_f64();
@@ -101,7 +111,10 @@ impl AdmissionControl {
             }
             address.tokens -= 1.0;
         }
-        let projected = self.heap.saturating_add(self.admitted_since_report * RESERVE_PER_NEW_CONNECTION);
+        let projected = self
+            .heap
+            .saturating_add(self.admitted_since_report * RESERVE_PER_NEW_CONNECTION)
+            .saturating_add(self.open * ACTIVE_HEADROOM_PER_CONNECTION);
         let cap = self.limits.memory_cap as f64;
         if projected as f64 >= cap * REFUSE_MARK {
             return Admission::RefuseBusy;
@@ -112,6 +125,7 @@ impl AdmissionControl {
 
     /// A connection from `peer` ended.
     pub fn closed(&mut self, peer: IpAddr) {
+        self.open = self.open.saturating_sub(1);
         if let Some(address) = self.addresses.get_mut(&peer) {
             address.open = address.open.saturating_sub(1);
             if address.open == 0 {
@@ -142,11 +156,21 @@ mod tests {
         assert_eq!(a.decide(ip("10.0.0.2"), now), Admission::AdmitUncompressed);
         a.guest_reported(80 * MIB as u64);
         assert_eq!(a.decide(ip("10.0.0.3"), now), Admission::RefuseBusy);
-        // Connections admitted since the last report count before it comes.
-        a.guest_reported(74 * MIB as u64);
+        // Connections admitted since the last report count before it comes,
+        // and every open one keeps room to become active.
+        a.guest_reported(72 * MIB as u64);
         let decisions: Vec<Admission> = (0..40).map(|i| a.decide(ip(&format!("10.0.1.{i}")), now)).collect();
         assert_eq!(decisions[0], Admission::AdmitUncompressed);
         assert_eq!(decisions[39], Admission::RefuseBusy);
+        let mut idle = AdmissionControl::new(AdmissionLimits { memory_cap: 100 * MIB, ..AdmissionLimits::default() });
+        let admitted = (0..2_000u32)
+            .take_while(|i| {
+                idle.guest_reported(0);
+                idle.decide(IpAddr::from(i.to_be_bytes()), now) != Admission::RefuseBusy
+            })
+            .count();
+        // The deciding connection counts itself: the 1 600th is refused.
+        assert_eq!(admitted, 75 * 1024 / 48 - 1, "an idle crowd is admitted while all of it could become active");
     }
 
     #[test]

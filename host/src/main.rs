@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
-use wsbox::apps::echo::EchoOptions;
+use wsbox::apps::echo::{EchoOptions, Ending};
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::net::{AdmissionLimits, Interrupter, NetHost, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
@@ -195,6 +195,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         keepalive_timeout_ms: args.keepalive_timeout_ms,
         max_send_buffer: args.max_send_buffer,
         max_handshaking_connections: args.max_handshaking_connections,
+        recycle_when_idle: true,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let workers = usize::from(args.workers);
@@ -330,14 +331,19 @@ impl Worker {
     async fn supervise(&self, index: usize, mut bound: impl FnMut(&str)) -> Result<()> {
         let mut restarts: Vec<Instant> = Vec::new();
         // With several workers sharing a port, a restarted instance listens
-        // on the ports the first one got (for port 0); a lone worker binds
-        // afresh (its old listener may not be closed yet).
+        // on the ports the first one got (for port 0).
         let mut options = self.options.clone();
+        // The previous instance's listening sockets: the next one takes them
+        // over, so the port stays open and its backlog waits.
+        let mut listeners = None;
         loop {
             let mut instance = self
                 .component
                 .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport)
                 .await?;
+            if let Some(listeners) = listeners.take() {
+                instance.store.data_mut().net.inherit_listeners(listeners);
+            }
             self.interrupters.lock().expect("interrupter lock")[index] = Some(instance.store.data().net.interrupter());
             let mut listened = false;
             let mut urls = Vec::new();
@@ -370,7 +376,11 @@ impl Worker {
             }
             let open = instance.store.data().net.connection_count();
             let error = match result {
-                Ok(()) => return Ok(()),
+                Ok(Ending::Stopped) => return Ok(()),
+                Ok(Ending::Recycle) => {
+                    listeners = Some(instance.store.data_mut().net.take_listeners());
+                    continue;
+                }
                 // Before listening it is a setup error (a busy port): no restart.
                 Err(e) if !listened || self.stop.load(Ordering::Acquire) => return Err(e),
                 Err(e) => e,
@@ -378,8 +388,9 @@ impl Worker {
             // The failed instance's sockets outlive it: each WebSocket gets a
             // 1012 Service Restart close frame, every connection a proper end.
             let spare = NetHost::with_limits(ListenPolicy::new([]), None, TransportLimits::default());
-            let sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
+            let mut sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
             drop(instance);
+            listeners = Some(sockets.take_listeners());
             let farewell = sockets.farewell(&service_restart_frame(), FAREWELL_GRACE);
             tokio::spawn(
                 async move {

@@ -34,6 +34,12 @@ impl fmt::Display for ListenPolicy {
     }
 }
 
+/// Growth of the guest's linear memory past its size at start after which
+/// an instance that holds no connection is replaced by a fresh one (linear
+/// memory never shrinks: without this, one spike would pin its memory for
+/// the life of the instance).
+pub const RECYCLE_GROWTH: usize = 16 * 1024 * 1024;
+
 /// How much the guest may take before the host stops it. A guest that
 /// passes a limit traps; the host logs why and starts a fresh instance.
 #[derive(Clone, Copy, Debug)]

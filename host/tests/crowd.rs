@@ -1,27 +1,42 @@
 //! Crowds of ordinary clients (Python `websockets`, offering
 //! permessage-deflate as every browser does) against the real binary: the
 //! server must hold any crowd its limits admit, refuse the rest with a
-//! proper HTTP status, and never trap. Bounded: at most 3 500 loopback
+//! proper HTTP status, never trap, and give its memory back once the crowd
+//! has left. Bounded: at most 3 500 loopback
 //! clients, each test under a minute.
 
 mod support;
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use support::Server;
 
-/// Runs `tests/clients/crowd.py` and returns its counts by name.
-fn crowd(url: &str, count: u32) -> std::collections::HashMap<String, String> {
+/// Runs `tests/clients/crowd.py`, calls `held` while the whole crowd is
+/// connected, and returns the crowd's counts by name.
+fn crowd_holding(url: &str, count: u32, held: impl FnOnce()) -> HashMap<String, String> {
     let python = support::bootstrap("host/tests/clients/bootstrap-python-websockets.sh");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/crowd.py");
-    let out = Command::new(python)
+    let mut child = Command::new(python)
         .arg(script)
         .arg(url)
         .arg(count.to_string())
         .arg("--again")
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run the crowd");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("the crowd's first line");
+    held();
+    child.stdin.take().unwrap().write_all(b"go\n").expect("tell the crowd to go on");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("the crowd's output");
+    let out = child.wait_with_output().expect("the crowd ends");
+    let stdout = first + &rest;
     assert!(out.status.success(), "the crowd failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("crowd of {count}: {}", stdout.trim().replace('\n', "; "));
     stdout
@@ -31,22 +46,42 @@ fn crowd(url: &str, count: u32) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-fn count(counts: &std::collections::HashMap<String, String>, key: &str) -> u32 {
+fn crowd(url: &str, count: u32) -> HashMap<String, String> {
+    crowd_holding(url, count, || {})
+}
+
+fn count(counts: &HashMap<String, String>, key: &str) -> u32 {
     counts.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {key} in {counts:?}"))
 }
 
 #[test]
-fn a_crowd_of_3500_deflate_clients_is_held_and_echoed_with_default_flags() {
+fn a_crowd_of_3500_deflate_clients_is_held_and_echoed_with_default_flags_and_its_memory_comes_back() {
     let server = Server::start(&[]);
     let before = server.rss();
-    let counts = crowd(&server.url, 3_500);
-    let during = server.rss();
+    let mut during = 0;
+    let counts = crowd_holding(&server.url, 3_500, || during = server.rss());
     assert_eq!(count(&counts, "echoed"), 3_500, "{counts:?}");
     assert_eq!(count(&counts, "again_echoed"), 3_500, "every held client echoes again: {counts:?}");
     assert_eq!(counts["closed_with"], "", "no held client was closed: {counts:?}");
     let log = server.stderr();
     assert!(!log.contains("the guest stopped"), "the guest failed under the crowd:\n{log}");
-    eprintln!("server RSS: {} MiB idle, {} MiB after the crowd", before >> 20, during >> 20);
+    // The crowd left: the grown instance is recycled, and its memory with it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.rss() > before + (32 << 20) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = server.rss();
+    eprintln!(
+        "server RSS: {} MiB idle, {} MiB with the crowd, {} MiB after it left",
+        before >> 20,
+        during >> 20,
+        after >> 20
+    );
+    assert!(after <= before + (32 << 20), "RSS {after} stayed over {before} + 32 MiB after the crowd left");
+    assert!(server.stderr().contains("recycling the instance"), "{}", server.stderr());
+    // And the fresh instance serves.
+    let counts = crowd(&server.url, 10);
+    assert_eq!(count(&counts, "echoed"), 10, "{counts:?}");
 }
 
 #[test]

@@ -57,6 +57,22 @@ pub struct EchoOptions {
     pub max_send_buffer: u64,
     /// Connections still in the handshake, at most.
     pub max_handshaking_connections: u32,
+    /// End [`run`] with [`Ending::Recycle`] once the instance holds no
+    /// connection and its linear memory grew past its size when it started
+    /// listening by [`crate::sandbox::RECYCLE_GROWTH`] (a spike pins linear
+    /// memory, which never shrinks; a fresh instance starts small). Off in
+    /// [`EchoOptions::new`]; `wsbox serve` turns it on.
+    pub recycle_when_idle: bool,
+}
+
+/// Why [`run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Shut down (the `stop` flag): every connection closed or the grace over.
+    Stopped,
+    /// Idle and grown: the caller should start a fresh instance (handing it
+    /// the listeners: [`crate::net::NetHost::take_listeners`]).
+    Recycle,
 }
 
 impl EchoOptions {
@@ -86,6 +102,7 @@ impl EchoOptions {
             keepalive_timeout_ms: 10_000,
             max_send_buffer: 4 * 1024 * 1024,
             max_handshaking_connections: 1024,
+            recycle_when_idle: false,
         }
     }
 }
@@ -107,7 +124,7 @@ pub async fn run(
     options: &EchoOptions,
     stop: &AtomicBool,
     on_listening: impl FnMut(&str),
-) -> Result<()> {
+) -> Result<Ending> {
     crate::runner::drive(instance.binding, serve(instance, options, stop, on_listening)).await
 }
 
@@ -116,7 +133,7 @@ async fn serve(
     options: &EchoOptions,
     stop: &AtomicBool,
     mut on_listening: impl FnMut(&str),
-) -> Result<()> {
+) -> Result<Ending> {
     let Instance { store, api, .. } = instance;
     let mut servers: HashMap<u32, ResourceAny> = HashMap::new();
     let mut wanted = vec![(options.listen, api::SecureMode::NonSecureMode)];
@@ -150,6 +167,7 @@ async fn serve(
     for url in &urls {
         on_listening(url);
     }
+    let memory_at_start = store.data().guest_memory_bytes();
 
     let debug = tracing::enabled!(tracing::Level::DEBUG);
     let mut sockets: HashMap<u32, Open> = HashMap::new();
@@ -284,6 +302,17 @@ async fn serve(
                 api.websocket().call_close(&mut *store, open.handle, 1001, "Server shutting down").await?;
             }
         }
+        if options.recycle_when_idle
+            && shutting_down.is_none()
+            && store.data().net.connection_count() == 0
+            && store.data().guest_memory_bytes() > memory_at_start + crate::sandbox::RECYCLE_GROWTH
+        {
+            tracing::info!(
+                guest_memory_mib = store.data().guest_memory_bytes() >> 20,
+                "no connection left and the guest's memory grew: recycling the instance"
+            );
+            return Ok(Ending::Recycle);
+        }
         if let Some(since) = shutting_down {
             if sockets.is_empty() {
                 tracing::info!("all connections closed");
@@ -303,7 +332,7 @@ async fn serve(
     for (_, s) in servers.drain() {
         s.resource_drop_async(&mut *store).await?;
     }
-    Ok(())
+    Ok(Ending::Stopped)
 }
 
 /// Moves held echoes of sockets that became writable into `out`, oldest

@@ -49,6 +49,16 @@ impl Listening {
         Ok(Self { id, tcp, tls, accepting: true, acceptable: true, resting_until: None })
     }
 
+    /// A listener taken over from another instance, as listener `id` of
+    /// this one, accepting again.
+    pub fn renumbered(self, id: u32, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        Self { id, tls, accepting: true, acceptable: true, resting_until: None, ..self }
+    }
+
+    pub fn is_secure(&self) -> bool {
+        self.tls.is_some()
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.tcp.local_addr()
     }

@@ -25,6 +25,11 @@ use admission::AdmissionControl;
 pub use admission::AdmissionLimits;
 use conn::{Conn, Discarded, Phase, ReadOutcome};
 use listener::Listening;
+
+/// Listening sockets handed from one instance's sockets to the next (an
+/// instance recycled or replaced after a failure), so the port stays open
+/// and its backlog is kept: no client is refused in between.
+pub struct Listeners(Vec<Listening>);
 use poller::Poller;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -137,6 +142,8 @@ pub struct NetHost {
     /// Raw reads for TLS and for discarding while lingering.
     scratch: Box<[u8]>,
     admission: AdmissionControl,
+    /// Listening sockets of the previous instance, taken over by `listen`.
+    inherited: Vec<Listening>,
 }
 
 impl NetHost {
@@ -167,7 +174,26 @@ impl NetHost {
             interrupt: Arc::default(),
             scratch: vec![0; conn::READ_CHUNK].into_boxed_slice(),
             admission: AdmissionControl::new(limits.admission),
+            inherited: Vec::new(),
         }
+    }
+
+    /// Takes the listening sockets out, for the next instance.
+    pub fn take_listeners(&mut self) -> Listeners {
+        let mut taken: Vec<Listening> = self.listeners.drain().map(|(_, l)| l).collect();
+        if let Some(poller) = self.poller.as_ref() {
+            for listening in &mut taken {
+                let _ = poller.registry().deregister(listening.source());
+            }
+        }
+        Listeners(taken)
+    }
+
+    /// Hands over a previous instance's listening sockets: the component's
+    /// `listen` on the same IP (any port for port 0, else the same port) and
+    /// scheme takes one over instead of binding afresh.
+    pub fn inherit_listeners(&mut self, listeners: Listeners) {
+        self.inherited = listeners.0;
     }
 
     /// After the instance failed, gives every connection a proper end, as
@@ -254,16 +280,22 @@ impl NetHost {
             return Err(denied(format!("the host does not allow listening on {requested} (allowed: {})", self.policy)));
         }
         let id = self.next_listener;
-        let mut listening =
-            Listening::bind(id, requested, self.limits.reuse_port, tls).map_err(|e| net::ListenError {
-                code: match e.kind() {
-                    std::io::ErrorKind::AddrInUse => net::ListenErrorCode::AddressInUse,
-                    std::io::ErrorKind::AddrNotAvailable => net::ListenErrorCode::AddressNotAvailable,
-                    std::io::ErrorKind::PermissionDenied => net::ListenErrorCode::AccessDenied,
-                    _ => net::ListenErrorCode::Other,
-                },
-                message: e.to_string(),
-            })?;
+        let inherited = self.inherited.iter().position(|l| {
+            l.local_addr().is_ok_and(|a| a.ip() == ip && (port == 0 || a.port() == port)) && l.is_secure() == secure
+        });
+        let mut listening = match inherited {
+            Some(at) => Ok(self.inherited.swap_remove(at).renumbered(id, tls)),
+            None => Listening::bind(id, requested, self.limits.reuse_port, tls),
+        }
+        .map_err(|e| net::ListenError {
+            code: match e.kind() {
+                std::io::ErrorKind::AddrInUse => net::ListenErrorCode::AddressInUse,
+                std::io::ErrorKind::AddrNotAvailable => net::ListenErrorCode::AddressNotAvailable,
+                std::io::ErrorKind::PermissionDenied => net::ListenErrorCode::AccessDenied,
+                _ => net::ListenErrorCode::Other,
+            },
+            message: e.to_string(),
+        })?;
         let local = listening.local_addr().map_err(other)?;
         self.poller()
             .map_err(other)?

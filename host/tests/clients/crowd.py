@@ -6,7 +6,8 @@ then, when asked, every held client echoes once more and the crowd leaves.
 Usage: crowd.py URL COUNT [--again]. Prints one line of counts:
   echoed=N refused_503=N refused_429=N refused_other=N failed=N
   closed_with=CODE:N,... (closes the server sent while the crowd was held)
-and with --again, again_echoed=N after the second round.
+and with --again, after a line on stdin (the caller measures the server
+while the crowd is held), again_echoed=N after the second round.
 """
 import asyncio
 import json
@@ -88,6 +89,9 @@ async def main(url, count, twice):
         flush=True,
     )
     if twice:
+        # The caller measures the server with the whole crowd held, then
+        # says go on (a line on stdin).
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         await asyncio.gather(*(again(ws, counts) for ws in held))
         print(f"again_echoed={counts['again_echoed']}", flush=True)
     await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)

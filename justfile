@@ -32,9 +32,11 @@ fuzz SECS="60":
     for t in handshake frame_decoder connection inflate; do cargo +nightly fuzz run $t -- -max_total_time={{SECS}} || exit 1; done
 
 # The hostile-peer tests at full size (1 000 peers × 1 000 messages, 100
-# reset rounds): minutes instead of seconds.
+# reset rounds) and a crowd of 10 000 plain and compressed clients (the
+# default connection cap; needs `ulimit -n` above 10 000): minutes instead
+# of seconds.
 soak:
-    WSBOX_SOAK=1 cargo test --release -p wsbox --test hostile -- --test-threads 1
+    WSBOX_SOAK=1 cargo test --release -p wsbox --test hostile --test crowd -- --test-threads 1
 
 # One component under every host: the wsbox host with each binding, stock
 # `wasmtime run`, Node + jco, beside tokio-tungstenite (a few minutes; the

@@ -15,7 +15,7 @@ use support::Server;
 
 /// Runs `tests/clients/crowd.py`, calls `held` while the whole crowd is
 /// connected, and returns the crowd's counts by name.
-fn crowd_holding(url: &str, count: u32, held: impl FnOnce()) -> HashMap<String, String> {
+fn crowd_holding(url: &str, count: u32, flags: &[&str], held: impl FnOnce()) -> HashMap<String, String> {
     let python = support::bootstrap("host/tests/clients/bootstrap-python-websockets.sh");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/crowd.py");
     let mut child = Command::new(python)
@@ -23,6 +23,7 @@ fn crowd_holding(url: &str, count: u32, held: impl FnOnce()) -> HashMap<String, 
         .arg(url)
         .arg(count.to_string())
         .arg("--again")
+        .args(flags)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -47,7 +48,7 @@ fn crowd_holding(url: &str, count: u32, held: impl FnOnce()) -> HashMap<String, 
 }
 
 fn crowd(url: &str, count: u32) -> HashMap<String, String> {
-    crowd_holding(url, count, || {})
+    crowd_holding(url, count, &[], || {})
 }
 
 fn count(counts: &HashMap<String, String>, key: &str) -> u32 {
@@ -59,7 +60,7 @@ fn a_crowd_of_3500_deflate_clients_is_held_and_echoed_with_default_flags_and_its
     let server = Server::start(&[]);
     let before = server.rss();
     let mut during = 0;
-    let counts = crowd_holding(&server.url, 3_500, || during = server.rss());
+    let counts = crowd_holding(&server.url, 3_500, &[], || during = server.rss());
     assert_eq!(count(&counts, "echoed"), 3_500, "{counts:?}");
     assert_eq!(count(&counts, "again_echoed"), 3_500, "every held client echoes again: {counts:?}");
     assert_eq!(counts["closed_with"], "", "no held client was closed: {counts:?}");
@@ -112,3 +113,24 @@ fn one_address_past_its_cap_gets_429() {
     assert_eq!((count(&counts, "echoed"), count(&counts, "refused_429")), (50, 30), "{counts:?}");
     assert_eq!(count(&counts, "again_echoed"), 50, "{counts:?}");
 }
+
+/// The default connection cap, plain and compressed clients mixed, under
+/// `just soak` (`WSBOX_SOAK=1`); 2 000 of them otherwise.
+#[test]
+fn a_mixed_crowd_of_plain_and_deflate_clients_is_held() {
+    let size = if std::env::var_os("WSBOX_SOAK").is_some() { 10_000 } else { 2_000 };
+    let server = Server::start(&[]);
+    let before = server.rss();
+    let mut during = 0;
+    let counts = crowd_holding(&server.url, size, &["--mixed"], || during = server.rss());
+    assert_eq!(count(&counts, "echoed"), size, "{counts:?}");
+    assert_eq!(count(&counts, "again_echoed"), size, "{counts:?}");
+    assert!(!server.stderr().contains("the guest stopped"), "{}", server.stderr());
+    eprintln!(
+        "{size} mixed: RSS {} MiB idle, {} MiB held ({} KiB a connection)",
+        before >> 20,
+        during >> 20,
+        (during - before) / 1024 / u64::from(size)
+    );
+}
+

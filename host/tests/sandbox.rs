@@ -190,3 +190,35 @@ async fn every_websocket_of_a_failed_instance_gets_a_1012_close() {
     }
     assert!(server.stderr().contains("closed_with_1012=51"), "{}", server.stderr());
 }
+
+#[tokio::test]
+async fn with_several_workers_a_fault_costs_only_its_own_instances_connections() {
+    let server = Supervised::start(&["--workers", "4"]);
+    let url = server.next_url();
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+        ws.send(Message::text(format!("hi {i}"))).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(format!("hi {i}")));
+        clients.push(ws);
+    }
+    // The kernel spreads connections over the workers' listeners; one of
+    // these clients makes its worker's instance trap.
+    let mut faulty = clients.pop().unwrap();
+    faulty.send(Message::text("__wsbox_fault:trap")).await.unwrap();
+    assert_eq!(close_code(&mut faulty).await, Some(1012));
+    let (mut closed, mut alive) = (0, 0);
+    for ws in &mut clients {
+        ws.send(Message::text("still there?")).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer or a close");
+        match reply {
+            Some(Ok(Message::Text(t))) if t.as_str() == "still there?" => alive += 1,
+            Some(Ok(Message::Close(Some(f)))) if u16::from(f.code) == 1012 => closed += 1,
+            other => panic!("neither an echo nor a 1012 close: {other:?}"),
+        }
+    }
+    eprintln!("of 199 bystanders: {closed} closed with 1012 (the failed worker's), {alive} still echo");
+    assert!(alive > 0 && closed + alive == 199, "only the failed instance's connections were closed");
+    assert!(closed < 150, "a fault cost about a quarter of the connections, not {closed} of 199");
+}
+

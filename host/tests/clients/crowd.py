@@ -3,7 +3,9 @@ as browsers do: every client connects, sends one JSON chat message of about
 1.8 KB, waits for its echo, and stays connected until the whole crowd is in;
 then, when asked, every held client echoes once more and the crowd leaves.
 
-Usage: crowd.py URL COUNT [--again]. Prints one line of counts:
+Usage: crowd.py URL COUNT [--again] [--plain | --mixed]. --plain: no client
+offers compression; --mixed: every other one does not. A wss:// URL is
+reached without verifying the certificate. Prints one line of counts:
   echoed=N refused_503=N refused_429=N refused_other=N failed=N
   closed_with=CODE:N,... (closes the server sent while the crowd was held)
 and with --again, after a line on stdin (the caller measures the server
@@ -12,6 +14,7 @@ while the crowd is held), again_echoed=N after the second round.
 import asyncio
 import json
 import resource
+import ssl
 import sys
 from collections import Counter
 
@@ -31,10 +34,16 @@ MESSAGE = json.dumps(
 )
 
 
-async def one(url, held, counts, closes, start):
+async def one(url, held, counts, closes, start, plain):
     await start.wait()
+    options = {"compression": None} if plain else {}
+    if url.startswith("wss://"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        options["ssl"] = context
     try:
-        ws = await connect(url, max_size=None, open_timeout=60, ping_interval=None)
+        ws = await connect(url, max_size=None, open_timeout=60, ping_interval=None, **options)
     except InvalidStatus as e:
         status = e.response.status_code
         counts[f"refused_{status}" if status in (429, 503) else "refused_other"] += 1
@@ -66,17 +75,17 @@ async def again(ws, counts):
         pass
 
 
-async def main(url, count, twice):
+async def main(url, count, twice, plain, mixed):
     held, counts, closes = [], Counter(), Counter()
     start = asyncio.Event()
     # At most a few hundred handshakes at once, as browsers arriving.
     gate = asyncio.Semaphore(300)
 
-    async def gated():
+    async def gated(i):
         async with gate:
-            await one(url, held, counts, closes, start)
+            await one(url, held, counts, closes, start, plain or (mixed and i % 2 == 1))
 
-    tasks = [asyncio.create_task(gated()) for _ in range(count)]
+    tasks = [asyncio.create_task(gated(i)) for i in range(count)]
     start.set()
     await asyncio.gather(*tasks)
     for ws in held:
@@ -97,4 +106,5 @@ async def main(url, count, twice):
     await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)
 
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), "--again" in sys.argv[3:]))
+flags = sys.argv[3:]
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), "--again" in flags, "--plain" in flags, "--mixed" in flags))

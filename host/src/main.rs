@@ -336,6 +336,7 @@ impl Worker {
         // The previous instance's listening sockets: the next one takes them
         // over, so the port stays open and its backlog waits.
         let mut listeners = None;
+        let mut first_instance = true;
         loop {
             let mut instance = self
                 .component
@@ -375,14 +376,16 @@ impl Worker {
                 }
             }
             let open = instance.store.data().net.connection_count();
+            let first = std::mem::replace(&mut first_instance, false);
             let error = match result {
                 Ok(Ending::Stopped) => return Ok(()),
                 Ok(Ending::Recycle) => {
                     listeners = Some(instance.store.data_mut().net.take_listeners());
                     continue;
                 }
-                // Before listening it is a setup error (a busy port): no restart.
-                Err(e) if !listened || self.stop.load(Ordering::Acquire) => return Err(e),
+                // The first instance failing before it listens is a setup
+                // error (a busy port): no restart.
+                Err(e) if (!listened && first) || self.stop.load(Ordering::Acquire) => return Err(e),
                 Err(e) => e,
             };
             // The failed instance's sockets outlive it: each WebSocket gets a

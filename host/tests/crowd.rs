@@ -133,4 +133,3 @@ fn a_mixed_crowd_of_plain_and_deflate_clients_is_held() {
         (during - before) / 1024 / u64::from(size)
     );
 }
-

@@ -221,4 +221,3 @@ async fn with_several_workers_a_fault_costs_only_its_own_instances_connections()
     assert!(alive > 0 && closed + alive == 199, "only the failed instance's connections were closed");
     assert!(closed < 150, "a fault cost about a quarter of the connections, not {closed} of 199");
 }
-

@@ -69,8 +69,15 @@ pub struct AdmissionControl {
     admitted_since_report: usize,
     /// Connections decided and not yet closed.
     open: usize,
+    /// Per address: kept while it holds a connection or its bucket is
+    /// refilling (so opening and closing one connection at a time still
+    /// spends the bucket); pruned every [`PRUNE_EVERY`] decisions.
     addresses: HashMap<IpAddr, Address>,
+    decisions: u32,
 }
+
+/// How often idle addresses with a full bucket are forgotten.
+const PRUNE_EVERY: u32 = 1024;
 
 #[derive(Debug)]
 struct Address {
@@ -81,7 +88,7 @@ struct Address {
 
 impl AdmissionControl {
     pub fn new(limits: AdmissionLimits) -> Self {
-        Self { limits, heap: 0, admitted_since_report: 0, open: 0, addresses: HashMap::new() }
+        Self { limits, heap: 0, admitted_since_report: 0, open: 0, addresses: HashMap::new(), decisions: 0 }
     }
 
     /// The guest's allocator holds `heap_bytes` now.
@@ -93,6 +100,13 @@ impl AdmissionControl {
     /// Decides for a connection just accepted from `peer`; every decided
     /// connection is counted until [`AdmissionControl::closed`].
     pub fn decide(&mut self, peer: IpAddr, now: Instant) -> Admission {
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
+        let peer = peer.to_canonical();
+        self.decisions = self.decisions.wrapping_add(1);
+        if self.decisions % PRUNE_EVERY == 0 {
+            // A bucket refills completely within a second.
+            self.addresses.retain(|_, a| a.open > 0 || now.saturating_duration_since(a.refilled).as_secs() < 1);
+        }
         let per_address = self.limits.limit_loopback || !peer.is_loopback();
         let rate = f64::from(self.limits.handshakes_per_address_per_second);
         let address = self.addresses.entry(peer).or_insert(Address { open: 0, tokens: rate, refilled: now });
@@ -126,11 +140,8 @@ impl AdmissionControl {
     /// A connection from `peer` ended.
     pub fn closed(&mut self, peer: IpAddr) {
         self.open = self.open.saturating_sub(1);
-        if let Some(address) = self.addresses.get_mut(&peer) {
+        if let Some(address) = self.addresses.get_mut(&peer.to_canonical()) {
             address.open = address.open.saturating_sub(1);
-            if address.open == 0 {
-                self.addresses.remove(&peer);
-            }
         }
     }
 }
@@ -193,5 +204,18 @@ mod tests {
         assert_eq!(d[4], Admission::Admit);
         assert_eq!(d[5], Admission::RefuseAddress, "a burst past the rate is refused");
         assert_eq!(a.decide(peer, now + Duration::from_millis(250)), Admission::Admit, "the bucket refills");
+        // Opening and closing one at a time spends the bucket too.
+        let mut a = AdmissionControl::new(limits);
+        let d: Vec<Admission> = (0..6)
+            .map(|_| {
+                let d = a.decide(peer, now);
+                a.closed(peer);
+                d
+            })
+            .collect();
+        assert_eq!(d[5], Admission::RefuseAddress, "one at a time, still too fast");
+        // A mapped IPv4 loopback peer is loopback.
+        let mut a = AdmissionControl::new(AdmissionLimits { max_per_address: 1, ..Default::default() });
+        assert!((0..3).all(|_| a.decide(ip("::ffff:127.0.0.1"), now) == Admission::Admit));
     }
 }

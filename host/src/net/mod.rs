@@ -311,6 +311,9 @@ impl NetHost {
     /// Writes the guest's output, then runs the event loop until there is
     /// something to hand over (or `timeout_ms` passed), and hands it over.
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> net::Incoming {
+        // A saturated instance never waits: let the thread's other tasks (a
+        // failed instance's farewell) run now and then.
+        tokio::task::consume_budget().await;
         let now = Instant::now();
         self.write(out, now);
         let deadline = now + Duration::from_millis(timeout_ms as u64);

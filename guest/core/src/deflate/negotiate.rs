@@ -6,7 +6,8 @@
 /// Memory per connection (see [`crate::deflate`]): between messages, a
 /// connection keeps one window (2^bits bytes) per side that keeps its
 /// context; while a compressed message is being inflated it also holds a
-/// decompressor (about 2^client bits plus 7 KiB). Compressors are shared.
+/// decompressor (~40 KiB: zlib-rs allocates a 32 KiB window whatever the
+/// bits). Compressors are shared.
 /// The defaults (12-bit windows, context kept) cost at most 8 KiB between
 /// messages and compress a corpus of JSON chat messages nearly as well as
 /// 15-bit windows (docs/deflate.md has the ratios).

@@ -258,6 +258,9 @@ pub struct Connection {
     compressed: bool,
     /// [`Connection::decline_extensions`] was called.
     extensions_declined: bool,
+    /// When the decompressor, held since the last compressed message, is
+    /// freed if no other came ([`INFLATER_QUIET_MS`]).
+    inflater_quiet_at: Option<u64>,
     /// Unmasked compressed bytes on their way to the inflater; compressed
     /// bytes on their way out.
     scratch: Vec<u8>,
@@ -298,6 +301,7 @@ impl Connection {
             deflate: None,
             compressed: false,
             extensions_declined: false,
+            inflater_quiet_at: None,
             scratch: Vec::new(),
         }
     }
@@ -445,6 +449,12 @@ impl Connection {
     /// Acts on a deadline from [`Connection::poll_timeout`] that has passed.
     pub fn handle_timeout(&mut self, now: u64) {
         self.keepalive_tick(now);
+        if self.inflater_quiet_at.is_some_and(|at| now >= at) {
+            self.inflater_quiet_at = None;
+            if let Some(deflate) = &mut self.deflate {
+                deflate.inflater.release();
+            }
+        }
         let Some(deadline) = self.deadline else { return };
         if now < deadline {
             return;
@@ -643,7 +653,7 @@ impl Connection {
 
     /// The next deadline (handshake, stall, close or keepalive), if any.
     pub fn poll_timeout(&self) -> Option<u64> {
-        [self.deadline, self.keepalive_at, self.keepalive_due].into_iter().flatten().min()
+        [self.deadline, self.keepalive_at, self.keepalive_due, self.inflater_quiet_at].into_iter().flatten().min()
     }
 
     /// Any input from an open connection restarts the keepalive clock.
@@ -759,6 +769,7 @@ impl Connection {
                 inflater.inflate(&self.scratch, self.message.buf_mut(), limit).map_err(inflate_error)?;
                 if last && header.fin {
                     inflater.finish_message(self.message.buf_mut(), limit).map_err(inflate_error)?;
+                    self.inflater_quiet_at = Some(now.saturating_add(INFLATER_QUIET_MS));
                 }
             }
             _ => {
@@ -925,6 +936,11 @@ fn inflate_error(e: InflateError) -> ProtocolError {
         InflateError::Corrupt => ProtocolError::InvalidCompressedData,
     }
 }
+
+/// A connection's decompressor (~40 KiB) is kept while compressed messages
+/// keep coming, and freed after this long without one: a busy connection
+/// does not rebuild it per message, a quiet one holds only its windows.
+pub const INFLATER_QUIET_MS: u64 = 2_000;
 
 /// permessage-deflate state of one connection: between messages, only the
 /// windows of the sides that keep their context (see [`crate::deflate`]).

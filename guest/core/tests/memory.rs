@@ -142,6 +142,8 @@ fn cost_of_compressed_exchanges(offer: &str, config: Config, client_bits: u8, cl
         d.out = Vec::new();
         d.events = Vec::new();
     }
+    // A few quiet seconds: the decompressor is freed.
+    d.conn.handle_timeout(10 + wsbox_core::connection::INFLATER_QUIET_MS);
     let idle = CURRENT.load(Ordering::Relaxed) - before;
     let active = PEAK.load(Ordering::Relaxed) - before;
     drop(d);

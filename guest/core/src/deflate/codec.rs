@@ -6,16 +6,19 @@
 //! 200 KiB each. Instead:
 //!
 //! - **Compressing**: every connection of a thread shares one compressor per
-//!   (window, level), reset before each message. A connection that keeps its
-//!   context keeps only the last window of what it sent ([`Window`], 4 KiB
-//!   at the default 12 bits) and hands it to the shared compressor as a preset
-//!   dictionary: the peer's decompressor holds those bytes, so back references
-//!   into them are exactly what context takeover allows.
+//!   (window, level). A connection that keeps its context keeps only the last
+//!   window of what it sent ([`Window`], 4 KiB at the default 12 bits); when
+//!   another connection used the compressor since its last message, the
+//!   compressor is reset and given that window as a preset dictionary: the
+//!   peer's decompressor holds those bytes, so back references into them are
+//!   exactly what context takeover allows. When it was the last user, its
+//!   stream simply goes on (a busy connection pays no reset).
 //! - **Decompressing**: a decompressor's state must survive a message split
 //!   across reads, so each connection has its own, made when a compressed
-//!   message starts and dropped when it ends. With context takeover it is
-//!   rebuilt from the last window of what it inflated (zlib's preset
-//!   dictionary again), so between messages a connection holds only its two
+//!   message starts and kept while messages keep coming; the connection
+//!   frees it ([`Inflater::release`]) after a quiet spell. With context
+//!   takeover it is rebuilt from the last window of what it inflated (zlib's
+//!   preset dictionary again), so an idle connection holds only its two
 //!   windows, whatever the setting.
 
 use super::negotiate::DeflateParams;
@@ -31,9 +34,18 @@ const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 const INFLATE_CHUNK: usize = 64 * 1024;
 
 thread_local! {
-    /// The shared compressors, by (window bits, level). Connections negotiate
-    /// few distinct windows, so this stays a handful of entries.
-    static COMPRESSORS: RefCell<Vec<((u8, u32), Compress)>> = const { RefCell::new(Vec::new()) };
+    /// The shared compressors, by (window bits, level), each with the id of
+    /// the connection whose stream it holds (if one keeps its context).
+    /// Connections negotiate few distinct windows: a handful of entries.
+    static COMPRESSORS: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
+    /// The next [`Deflater`]'s id.
+    static NEXT_ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+struct Shared {
+    key: (u8, u32),
+    compress: Compress,
+    owner: Option<u64>,
 }
 
 /// The last bytes of a stream, up to a window's size: what a kept context
@@ -67,6 +79,7 @@ impl Window {
 /// Compresses outgoing messages.
 #[derive(Debug)]
 pub struct Deflater {
+    id: u64,
     bits: u8,
     level: u32,
     /// What we sent last, when we keep our context.
@@ -83,7 +96,8 @@ impl Deflater {
         let bits = params.server_max_window_bits.max(9);
         let level = if stored { 0 } else { level.min(9) };
         let keeps_context = !params.server_no_context_takeover && level > 0;
-        Self { bits, level, window: keeps_context.then(|| Window::new(bits)) }
+        let id = NEXT_ID.with(|next| next.replace(next.get() + 1));
+        Self { id, bits, level, window: keeps_context.then(|| Window::new(bits)) }
     }
 
     /// Replaces `out` with the compressed form of `input`, sync tail removed.
@@ -91,23 +105,27 @@ impl Deflater {
         COMPRESSORS.with(|cell| {
             let mut compressors = cell.borrow_mut();
             let key = (self.bits, self.level);
-            let at = match compressors.iter().position(|(k, _)| *k == key) {
+            let at = match compressors.iter().position(|s| s.key == key) {
                 Some(at) => at,
                 None => {
-                    let fresh = Compress::new_with_window_bits(Compression::new(self.level), false, self.bits);
-                    compressors.push((key, fresh));
+                    let compress = Compress::new_with_window_bits(Compression::new(self.level), false, self.bits);
+                    compressors.push(Shared { key, compress, owner: None });
                     compressors.len() - 1
                 }
             };
-            let compress = &mut compressors[at].1;
-            compress.reset();
-            if let Some(window) = self.window.as_ref().filter(|w| !w.bytes.is_empty()) {
-                // Without the dictionary the message is still valid, only
-                // compressed less: an error here (there is none for a raw
-                // stream just reset) must not fail the send.
-                let _ = compress.set_dictionary(&window.bytes);
+            let shared = &mut compressors[at];
+            let continues = self.window.is_some() && shared.owner == Some(self.id);
+            if !continues {
+                shared.compress.reset();
+                if let Some(window) = self.window.as_ref().filter(|w| !w.bytes.is_empty()) {
+                    // Without the dictionary the message is still valid, only
+                    // compressed less: an error here (there is none for a raw
+                    // stream just reset) must not fail the send.
+                    let _ = shared.compress.set_dictionary(&window.bytes);
+                }
             }
-            compress_into(compress, input, out);
+            compress_into(&mut shared.compress, input, out);
+            shared.owner = self.window.is_some().then_some(self.id);
         });
         if let Some(window) = &mut self.window {
             window.push(input);
@@ -144,8 +162,10 @@ pub enum InflateError {
 /// Decompresses incoming messages, streaming.
 pub struct Inflater {
     bits: u8,
-    /// Present while a message is being inflated.
+    /// Made at a message's first bytes, kept until [`Inflater::release`].
     decompress: Option<Box<Decompress>>,
+    /// A message is half inflated.
+    mid_message: bool,
     /// What the client sent last, when it keeps its context.
     window: Option<Window>,
 }
@@ -154,7 +174,7 @@ impl std::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inflater")
             .field("bits", &self.bits)
-            .field("inflating", &self.decompress.is_some())
+            .field("held", &self.decompress.is_some())
             .field("window", &self.window)
             .finish()
     }
@@ -164,7 +184,8 @@ impl Inflater {
     /// A decompressor for the client's negotiated window.
     pub fn new(params: &DeflateParams) -> Self {
         let bits = params.client_max_window_bits.max(9);
-        Self { bits, decompress: None, window: (!params.client_no_context_takeover).then(|| Window::new(bits)) }
+        let window = (!params.client_no_context_takeover).then(|| Window::new(bits));
+        Self { bits, decompress: None, mid_message: false, window }
     }
 
     /// The decompressor of the message in progress, made (from the kept
@@ -187,6 +208,7 @@ impl Inflater {
     /// the limit before it is refused.
     pub fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), InflateError> {
         let ceiling = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(INFLATE_CHUNK);
+        self.mid_message = true;
         let decompress = self.decompressor()?;
         loop {
             if out.capacity() - out.len() < 1024 {
@@ -216,20 +238,33 @@ impl Inflater {
     }
 
     /// Ends a message whose inflated bytes are all of `out`: inflates the
-    /// sync tail, keeps the message's last window when the client keeps its
-    /// context, and frees the decompressor.
+    /// sync tail, and keeps the message's last window when the client keeps
+    /// its context (else resets the decompressor for the next message).
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), InflateError> {
         let result = self.inflate(&SYNC_TAIL, out, limit);
-        self.decompress = None;
-        result?;
-        if let Some(window) = &mut self.window {
-            window.push(out);
+        self.mid_message = false;
+        if result.is_err() {
+            self.decompress = None;
+            return result;
+        }
+        match (&mut self.window, &mut self.decompress) {
+            (Some(window), _) => window.push(out),
+            (None, Some(decompress)) => decompress.reset(false),
+            (None, None) => {}
         }
         Ok(())
     }
 
-    /// True while a message is half inflated (its decompressor is held).
-    pub fn is_inflating(&self) -> bool {
+    /// Frees the decompressor between messages (the connection went quiet);
+    /// the next message rebuilds it from the kept window.
+    pub fn release(&mut self) {
+        if !self.mid_message {
+            self.decompress = None;
+        }
+    }
+
+    /// True while the decompressor is held.
+    pub fn holds_decompressor(&self) -> bool {
         self.decompress.is_some()
     }
 }

@@ -55,7 +55,7 @@ const REFUSE_MARK: f64 = 0.75;
 const RESERVE_PER_NEW_CONNECTION: usize = 64 * 1024;
 /// What every open connection may add to the heap when it becomes active
 /// at once with all the others (a compressed connection holds ~60 KiB
-/// while it handles a message, ~10 KiB between messages): the heap the guest
+/// while it handles a message, ~10 KiB once quiet): the heap the guest
 /// reports is that of the moment, and a crowd that goes quiet, then speaks
 /// at once, must still fit. With the default 1 GiB cap this admits ~16 000
 /// connections, past the default connection cap of 10 000.

@@ -103,7 +103,7 @@ impl AdmissionControl {
         // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
         let peer = peer.to_canonical();
         self.decisions = self.decisions.wrapping_add(1);
-        if self.decisions % PRUNE_EVERY == 0 {
+        if self.decisions.is_multiple_of(PRUNE_EVERY) {
             // A bucket refills completely within a second.
             self.addresses.retain(|_, a| a.open > 0 || now.saturating_duration_since(a.refilled).as_secs() < 1);
         }

@@ -61,7 +61,8 @@ pub struct EchoOptions {
     /// connection and its linear memory grew past its size when it started
     /// listening by [`crate::sandbox::RECYCLE_GROWTH`] (a spike pins linear
     /// memory, which never shrinks; a fresh instance starts small). Off in
-    /// [`EchoOptions::new`]; `wsbox serve` turns it on.
+    /// [`EchoOptions::new`]; `wsbox serve` turns it on. Ignored under the
+    /// WASI binding, whose guest holds sockets the host cannot count.
     pub recycle_when_idle: bool,
 }
 
@@ -134,6 +135,9 @@ async fn serve(
     stop: &AtomicBool,
     mut on_listening: impl FnMut(&str),
 ) -> Result<Ending> {
+    // Only where the host holds the sockets can it tell that none is left:
+    // a WASI-binding guest holds its own, which recycling would drop.
+    let may_recycle = options.recycle_when_idle && instance.binding == crate::runner::Binding::HostFed;
     let Instance { store, api, .. } = instance;
     let mut servers: HashMap<u32, ResourceAny> = HashMap::new();
     let mut wanted = vec![(options.listen, api::SecureMode::NonSecureMode)];
@@ -302,7 +306,7 @@ async fn serve(
                 api.websocket().call_close(&mut *store, open.handle, 1001, "Server shutting down").await?;
             }
         }
-        if options.recycle_when_idle
+        if may_recycle
             && shutting_down.is_none()
             && store.data().net.connection_count() == 0
             && store.data().guest_memory_bytes() > memory_at_start + crate::sandbox::RECYCLE_GROWTH

@@ -14,10 +14,10 @@ conformance:
     cargo build --release -p wsbox -p wsbox-conformance
     ./target/release/wsbox-conformance
 
-# Lints as CI wants them.
+# Lints as CI runs them: fmt and clippy over every crate, the guest's
+# feature sets included.
 lint:
-    cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    .ci/lint
 
 # Benchmark wsbox against a raw TCP echo and tokio-tungstenite (a few minutes);
 # rewrites the results section of docs/benchmarks.md.

@@ -1,8 +1,7 @@
 //! The Markdown report: the machine, the command, a table per cell, the
 //! ratios to the native baselines and the targets.
 
-use crate::load::LoadReport;
-use crate::run::{Results, RunOptions};
+use crate::load::{IdleReport, LoadReport};
 use anyhow::Result;
 use std::fmt::Write;
 use std::path::Path;
@@ -50,16 +49,26 @@ fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 { format!("{:.2}×", a / b) } else { "n/a".into() }
 }
 
-pub fn markdown(results: &Results, opts: &RunOptions) -> String {
+/// What `wsbox-bench run` measured, and how.
+pub struct Results {
+    pub cells: Vec<(String, Vec<(&'static str, LoadReport)>)>,
+    pub idle: Vec<(&'static str, IdleReport)>,
+    pub cold_start_ms: f64,
+    /// The same with the compile cache warm.
+    pub cached_start_ms: f64,
+    pub pinned: bool,
+    /// The command and its settings, as the report states them.
+    pub command: String,
+    pub markdown: String,
+}
+
+pub fn markdown(results: &Results) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "Measured {} on {} (commit {}).", date(), machine(), commit());
     let _ = writeln!(
         md,
-        "Command: `cargo run --release -p wsbox-bench -- run{}` — {} round(s) per cell, {} s measured after {} s warm-up, interleaved; {}.\n",
-        if opts.quick { " --quick" } else { "" },
-        opts.rounds,
-        opts.duration,
-        opts.warmup,
+        "Command: {}, interleaved; {}.\n",
+        results.command,
         if results.pinned { "servers pinned to core 0, load generator to core 1" } else { "unpinned" }
     );
     let _ = writeln!(md, "### Ratios\n");

@@ -3,6 +3,7 @@
 //! the rounds; a Markdown report of ratios to the native baselines.
 
 use crate::load::{IdleReport, Kind, LoadReport};
+use crate::report::Results;
 use crate::servers::{self, Running};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -200,17 +201,6 @@ pub(crate) fn median(runs: &[LoadReport]) -> LoadReport {
     }
 }
 
-/// Everything one `run` measured.
-pub struct Results {
-    pub cells: Vec<(String, Vec<(&'static str, LoadReport)>)>,
-    pub idle: Vec<(&'static str, IdleReport)>,
-    pub cold_start_ms: f64,
-    /// The same with the compile cache warm.
-    pub cached_start_ms: f64,
-    pub pinned: bool,
-    pub markdown: String,
-}
-
 /// What every measuring command starts from: the options with `--quick`
 /// applied, the wsbox binary, and the cores for servers and generators.
 pub(crate) struct Setup {
@@ -305,9 +295,16 @@ pub fn run(mut opts: RunOptions) -> Result<Results> {
         cold_start_ms,
         cached_start_ms,
         pinned,
+        command: format!(
+            "`cargo run --release -p wsbox-bench -- run{}` — {} round(s) per cell, {} s measured after {} s warm-up",
+            if opts.quick { " --quick" } else { "" },
+            opts.rounds,
+            opts.duration,
+            opts.warmup
+        ),
         markdown: String::new(),
     };
-    results.markdown = crate::report::markdown(&results, &opts);
+    results.markdown = crate::report::markdown(&results);
     if let Some(out) = &opts.out {
         crate::report::write_section(out, &results.markdown)?;
     }

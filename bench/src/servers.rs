@@ -1,18 +1,19 @@
 //! Starting the servers under test as child processes pinned to one core,
 //! and reading the URL each prints once it listens.
 
-use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
+use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use wsbox_testkit::process::Process;
 
 /// A server under test.
 pub struct Running {
     pub name: &'static str,
     pub url: String,
     pub pid: u32,
-    child: Child,
+    /// Stopped (by PID) when dropped.
+    _process: Process,
 }
 
 impl Running {
@@ -33,32 +34,18 @@ impl Running {
             }
             None => Command::new(program),
         };
-        let mut child = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {name} ({})", program.display()))?;
-        let pid = child.id();
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let prefix = format!("listening on {scheme}://");
+        command.args(args);
+        let process = Process::spawn(command).map_err(|e| anyhow!("starting {name} ({}): {e}", program.display()))?;
+        let prefix = format!("{scheme}://");
+        let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(at) = line.find(&prefix) {
-                        break line[at + "listening on ".len()..].trim().to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("{name} exited before listening on {scheme}://");
-                }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let url = process.next_url(left).map_err(|e| anyhow!("{name} did not listen on {prefix}: {e}"))?;
+            if url.starts_with(&prefix) {
+                break url;
             }
         };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Self { name, url, pid, child })
+        Ok(Self { name, url, pid: process.pid(), _process: process })
     }
 }
 
@@ -68,13 +55,6 @@ impl Running {
         let me = std::env::current_exe()?;
         let args = ["serve", "tungstenite", "--listen", "127.0.0.1:0"].map(String::from);
         Self::start("tungstenite", &me, &args, core, "ws")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -51,10 +51,14 @@ impl Transport {
     }
 }
 
-/// Starts `bin` (the wsbox binary), runs the fuzzing client for `cases` over
-/// `transport` with its raw reports in `workdir`, checks the server survived,
-/// parses the results.
-pub fn run(bin: &Path, wstest: &Path, cases: &[String], workdir: &Path, transport: Transport) -> Result<Run> {
+/// Starts `bin` (the wsbox binary), runs one fuzzing client per shard (a
+/// list of case patterns) against it at once, with each shard's raw reports
+/// in `workdir/shard-N` (or `workdir` itself for a single shard), checks the
+/// server survived, and merges the results.
+///
+/// `wstest` is a single-threaded Python program and, on every case group
+/// but a few, the bottleneck: shards let a run use every core.
+pub fn run(bin: &Path, wstest: &Path, shards: &[Vec<String>], workdir: &Path, transport: Transport) -> Result<Run> {
     std::fs::create_dir_all(workdir)?;
     let mut args: Vec<String> = Vec::new();
     if transport == Transport::Tls {
@@ -72,17 +76,34 @@ pub fn run(bin: &Path, wstest: &Path, cases: &[String], workdir: &Path, transpor
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = EchoServer::start(bin, &args, transport == Transport::Tls)?;
+    let outdirs: Vec<PathBuf> = match shards.len() {
+        1 => vec![workdir.to_path_buf()],
+        n => (0..n).map(|i| workdir.join(format!("shard-{i}"))).collect(),
+    };
     let started = Instant::now();
-    let ran = wstest::run_fuzzingclient(wstest, &server.url, cases, &[], workdir);
+    let ran: Vec<Result<()>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = shards
+            .iter()
+            .zip(&outdirs)
+            .map(|(cases, outdir)| scope.spawn(|| wstest::run_fuzzingclient(wstest, &server.url, cases, &[], outdir)))
+            .collect();
+        clients.into_iter().map(|c| c.join().expect("a wstest thread")).collect()
+    });
     let wall = started.elapsed();
     let alive = server.is_running();
     let server_log = server.log();
     drop(server);
-    ran.with_context(|| format!("wstest run failed; server log:\n{server_log}"))?;
+    for outcome in ran {
+        outcome.with_context(|| format!("wstest run failed; server log:\n{server_log}"))?;
+    }
     if !alive {
         bail!("the wsbox server died during the run; its log:\n{server_log}");
     }
-    let results = Results::load(&workdir.join("index.json"), "wsbox")?;
+    let mut results = Results { cases: Vec::new() };
+    for outdir in &outdirs {
+        results.cases.extend(Results::load(&outdir.join("index.json"), "wsbox")?.cases);
+    }
+    results.cases.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(Run { results, wall, server_log })
 }
 
@@ -96,13 +117,32 @@ pub struct Report {
 /// `summary.md`, and under `ws/` and `wss/` the raw `index.json`, the
 /// per-case JSON and the HTML report.
 pub fn run_into_reports(bin: &Path, wstest: &Path, cases: &[String], reports: &Path) -> Result<Report> {
+    // The two transports run at once (one wstest each, a core each); each
+    // keeps one shard so that its `index.json` and HTML report are whole.
+    let transports = [Transport::Plain, Transport::Tls];
+    let runs: Vec<Result<(Transport, PathBuf, Run)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = transports
+            .iter()
+            .map(|&transport| {
+                scope.spawn(move || {
+                    let work = std::env::temp_dir().join(format!(
+                        "wsbox-autobahn-{}-{}",
+                        std::process::id(),
+                        transport.scheme()
+                    ));
+                    let _ = std::fs::remove_dir_all(&work);
+                    let run = run(bin, wstest, &[cases.to_vec()], &work, transport)?;
+                    Ok((transport, work, run))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a transport's thread")).collect()
+    });
     let mut sections = Vec::new();
     let mut all = None;
-    for transport in [Transport::Plain, Transport::Tls] {
+    for outcome in runs {
+        let (transport, work, run) = outcome?;
         let scheme = transport.scheme();
-        let work = std::env::temp_dir().join(format!("wsbox-autobahn-{}-{scheme}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&work);
-        let run = run(bin, wstest, cases, &work, transport)?;
         let raw = reports.join(scheme);
         let _ = std::fs::remove_dir_all(&raw);
         std::fs::create_dir_all(&raw)?;
@@ -115,8 +155,8 @@ pub fn run_into_reports(bin: &Path, wstest: &Path, cases: &[String], reports: &P
         }
         let context = format!(
             "Autobahn|Testsuite 25.10.1 `fuzzingclient` against the wsbox echo app over `{scheme}://`{}, cases `{}`. \
-             Run on {} at wsbox commit `{}`; wstest wall time {:.0} s. Raw results: [`{scheme}/index.json`]({scheme}/index.json), \
-             HTML: [`{scheme}/index.html`]({scheme}/index.html).",
+             Run on {} at wsbox commit `{}`; wstest wall time {:.0} s (both transports at once). Raw results: \
+             [`{scheme}/index.json`]({scheme}/index.json), HTML: [`{scheme}/index.html`]({scheme}/index.html).",
             if transport == Transport::Tls { " (TLS 1.3 terminated by the host)" } else { "" },
             cases.join(" "),
             today_utc(),

@@ -1,4 +1,4 @@
 #![no_main]
-//! `wsbox_core::fuzzing::frame_decoder`; the corpus in fuzz/corpus/frame_decoder is replayed by `cargo test`.
+//! `wsbox_testkit::fuzzing::frame_decoder`; the corpus in fuzz/corpus/frame_decoder is replayed by `cargo test`.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_core::fuzzing::frame_decoder(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_testkit::fuzzing::frame_decoder(data));

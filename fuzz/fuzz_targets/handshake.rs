@@ -1,4 +1,4 @@
 #![no_main]
-//! `wsbox_core::fuzzing::handshake`; the corpus in fuzz/corpus/handshake is replayed by `cargo test`.
+//! `wsbox_testkit::fuzzing::handshake`; the corpus in fuzz/corpus/handshake is replayed by `cargo test`.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_core::fuzzing::handshake(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_testkit::fuzzing::handshake(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! `wsbox_core::fuzzing::inflate`; the corpus in fuzz/corpus/inflate is replayed by `cargo test`.
+//! `wsbox_testkit::fuzzing::inflate`; the corpus in fuzz/corpus/inflate is replayed by `cargo test`.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_core::fuzzing::inflate(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wsbox_testkit::fuzzing::inflate(data));

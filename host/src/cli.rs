@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use wsbox_defaults as defaults;
 
 /// Qt's QWebSocketServer as a sandboxed WebAssembly component.
 #[derive(Debug, Parser)]
@@ -96,14 +97,14 @@ pub struct ServeArgs {
     /// Milliseconds a client has to complete its upgrade request (the TLS
     /// handshake included on wss://); -1 disables the deadline (Qt's
     /// `handshakeTimeout`).
-    #[arg(long, default_value_t = 10_000, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..))]
+    #[arg(long, default_value_t = defaults::HANDSHAKE_TIMEOUT_MS as i32, value_name = "MS", allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1..))]
     pub handshake_timeout_ms: i32,
     /// The `Server:` header of handshake responses.
     #[arg(long, default_value = "wsbox", value_name = "NAME")]
     pub server_name: String,
     /// Upgraded connections that may wait for the app at once (Qt's
     /// `maxPendingConnections`); past it clients get 503.
-    #[arg(long, default_value_t = 30, value_name = "N", help_heading = "Handshake policy")]
+    #[arg(long, default_value_t = defaults::MAX_PENDING_CONNECTIONS as u32, value_name = "N", help_heading = "Handshake policy")]
     pub max_pending_connections: u32,
     /// A subprotocol the server accepts (repeat the flag for several; the
     /// client's first offer on the list is chosen, Qt's rule).
@@ -115,13 +116,13 @@ pub struct ServeArgs {
     pub allowed_origins: Vec<String>,
     /// Largest frame payload accepted; a larger frame is refused with 1009
     /// from its header (Qt's `maxAllowedIncomingFrameSize`).
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    #[arg(long, default_value_t = defaults::MAX_FRAME_SIZE, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=defaults::MAX_CONFIGURABLE_SIZE), help_heading = "Sizes")]
     pub max_frame_size: u64,
     /// Largest message accepted (after inflation), closed with 1009 past it.
-    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    #[arg(long, default_value_t = defaults::MAX_MESSAGE_SIZE, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=defaults::MAX_CONFIGURABLE_SIZE), help_heading = "Sizes")]
     pub max_message_size: u64,
     /// Payload bytes per outgoing frame; longer messages are fragmented.
-    #[arg(long, default_value_t = 512 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=2_147_483_646), help_heading = "Sizes")]
+    #[arg(long, default_value_t = defaults::OUTGOING_FRAME_SIZE, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=defaults::MAX_CONFIGURABLE_SIZE), help_heading = "Sizes")]
     pub outgoing_frame_size: u64,
     /// Certificate chain (PEM, leaf first; RSA, ECDSA or Ed25519) for `wss://`.
     #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS (wss://, terminated by the host)")]
@@ -145,10 +146,10 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
     pub no_deflate: bool,
     /// Largest LZ77 window our compressor uses, as a power of two; with context takeover each connection keeps this much of what it sent (15 = 32 KiB each: full context takeover).
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    #[arg(long, default_value_t = defaults::DEFLATE_SERVER_WINDOW_BITS, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
     pub deflate_server_window_bits: u8,
     /// Largest window clients are asked to compress with (when they allow it); a client that does not allow it is asked not to keep its context unless this is 15.
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
+    #[arg(long, default_value_t = defaults::DEFLATE_CLIENT_WINDOW_BITS, value_parser = clap::value_parser!(u8).range(8..=15), value_name = "8-15", help_heading = "Compression (permessage-deflate)")]
     pub deflate_client_window_bits: u8,
     /// Reset our compressor after every message (saves the window kept per connection, compresses worse).
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
@@ -157,22 +158,22 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Compression (permessage-deflate)")]
     pub deflate_client_no_context_takeover: bool,
     /// Messages shorter than this are sent uncompressed.
-    #[arg(long, default_value_t = 32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
+    #[arg(long, default_value_t = defaults::DEFLATE_MIN_SIZE as u32, value_name = "BYTES", help_heading = "Compression (permessage-deflate)")]
     pub deflate_min_size: u32,
     /// Ping a connection after this many ms without input (0: never); a
     /// peer that answers nothing within --keepalive-timeout-ms is closed with 1001.
     #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Transport")]
     pub keepalive_interval_ms: u32,
     /// How long a keepalive ping may go unanswered.
-    #[arg(long, default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
+    #[arg(long, default_value_t = defaults::KEEPALIVE_TIMEOUT_MS as u32, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
     pub keepalive_timeout_ms: u32,
     /// Per connection, output not yet written past which sends are refused
     /// and the peer is not read until it has taken half of it (64 KiB to 8 MiB).
-    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(65_536..=8_388_608), help_heading = "Transport")]
+    #[arg(long, default_value_t = defaults::MAX_SEND_BUFFER, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(defaults::SEND_BUFFER_MIN..=defaults::SEND_BUFFER_MAX), help_heading = "Transport")]
     pub max_send_buffer: u64,
     /// Connections still in the opening handshake at most; a new one past
     /// it drops the oldest unfinished one (slowloris cannot lock clients out).
-    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
+    #[arg(long, default_value_t = defaults::MAX_HANDSHAKING as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
     pub max_handshaking_connections: u32,
     /// Event loops, each a thread with its own sandboxed instance, sharing
     /// the listening port (SO_REUSEPORT: the kernel spreads connections).
@@ -181,7 +182,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), help_heading = "Transport")]
     pub workers: u16,
     /// Open connections at most; past it new ones wait in the OS backlog.
-    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
+    #[arg(long, default_value_t = wsbox_transport::MAX_CONNECTIONS as u64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Transport")]
     pub max_connections: u64,
     /// Open connections one client address may hold (0: no cap); past it
     /// upgrades get 429 with Retry-After. Loopback peers are exempt unless
@@ -198,7 +199,7 @@ pub struct ServeArgs {
     pub address_limits_on_loopback: bool,
     /// A peer that takes none of its output for this long is dropped (a
     /// reader that stopped reading cannot hold memory forever).
-    #[arg(long, default_value_t = 30_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
+    #[arg(long, default_value_t = wsbox_transport::WRITE_TIMEOUT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
     pub write_timeout_ms: u64,
     /// Where compiled components are cached, so later starts skip compiling
     /// (default: wasmtime's cache directory, ~/.cache/wasmtime).

@@ -153,8 +153,7 @@ async fn resets_mid_handshake_and_mid_frame_leave_nothing_behind() {
                     if i % 2 == 0 {
                         s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nUpgr").unwrap();
                     } else {
-                        let request = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                        let request = wsbox_testkit::upgrade::request("/", "h", &[]);
                         s.write_all(request.as_bytes()).unwrap();
                         // Half of a 1 000-byte masked binary frame.
                         let mut frame = vec![0x82, 0x80 | 126, 0x03, 0xE8, 1, 2, 3, 4];
@@ -189,11 +188,7 @@ async fn keepalive_closes_a_silent_peer_with_1001_and_keeps_an_answering_one() {
     let port = server.port;
     let silent = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(
-            b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .unwrap();
+        s.write_all(wsbox_testkit::upgrade::request("/", "h", &[]).as_bytes()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let started = Instant::now();
         let mut got = Vec::new();
@@ -255,8 +250,7 @@ async fn a_peer_that_floods_after_our_close_is_dropped_after_the_linger_while_ot
     let flood = std::thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let request = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let request = wsbox_testkit::upgrade::request("/", "h", &[]);
         s.write_all(request.as_bytes()).unwrap();
         let mut head = Vec::new();
         let mut byte = [0u8; 1];

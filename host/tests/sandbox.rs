@@ -6,91 +6,44 @@
 //! and never give up (frequent failures only slow the restarts down).
 
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+use wsbox_testkit::process::Process;
 
 /// The component with faults built in (once per test binary).
 fn faulty_component() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faulty-guest");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(root.join("guest/component"))
-            .args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--features", "faults"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .expect("run cargo to build the faulty component");
-        assert!(status.success(), "building guest/component with --features faults failed");
-        target_dir.join("wasm32-wasip2/release/wsbox_component.wasm")
+        wsbox_testkit::guest::build(root, &target_dir, Some("faults")).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
-struct Supervised {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
+/// wsbox serving the faulty component, with a tight watchdog and memory cap.
+struct Supervised(Process);
 
 impl Supervised {
     fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsbox"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsbox"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--component"])
             .arg(faulty_component())
             .args(["--max-guest-run-ms", "300", "--max-guest-memory-mib", "64"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wsbox");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (sink, mut pipe) = (Arc::clone(&stderr), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { child, lines, stderr }
+            .args(extra);
+        Self(Process::spawn(command).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// The URL of the next "listening on" line (30 s: the first start compiles).
     fn next_url(&self) -> String {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no listening line; stderr:\n{}", self.stderr.lock().unwrap()));
-        line.rsplit(' ').next().unwrap().to_string()
+        self.0.next_url(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Supervised {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.log()
     }
 }
 
@@ -160,7 +113,7 @@ async fn a_trapping_guest_is_replaced_every_time_and_frequent_failures_back_off(
         echo_then_fault(&server.next_url(), "__wsbox_fault:trap").await;
     }
     echo(&server.next_url()).await;
-    assert!(server.child.try_wait().unwrap().is_none(), "the server never gives up");
+    assert!(server.0.is_running(), "the server never gives up");
     let log = server.stderr();
     assert!(log.contains("fault injected: trap"), "{log}");
     assert!(log.contains("restarts_within_a_minute=6") && log.contains("pause_ms=100"), "{log}");

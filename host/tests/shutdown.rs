@@ -51,12 +51,7 @@ fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
     // Grace far longer than the core's 5 s close timeout: the exit must come from the timeout.
     let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
     let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    silent
-        .write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .unwrap();
+    silent.write_all(wsbox_testkit::upgrade::request("/", "x", &[]).as_bytes()).unwrap();
     let mut head = [0u8; 12];
     silent.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");

@@ -5,10 +5,10 @@
 
 use crate::bindings::exports::wasi::cli::run::Guest as Run;
 use crate::exports::{Component, rt};
-use crate::runtime::{AppEvent, Sent, Sink};
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use wsbox_core::MessageKind;
+use wsbox_runtime::{AppEvent, Sent, Sink};
 
 const USAGE: &str = "usage: wsbox-echo [--listen ADDRESS:PORT] (default 127.0.0.1:1234)";
 

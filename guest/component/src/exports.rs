@@ -3,10 +3,10 @@
 
 use crate::Binding;
 use crate::bindings::exports::wsbox::websocket::websocket_server as api;
-use crate::runtime::{AppEvent, Runtime, SEND_BUFFER_RANGE, Sent, Sink};
 use std::cell::RefCell;
 use wsbox_core::limits::MAX_CONFIGURABLE_SIZE;
 use wsbox_core::{CloseCode, DeflateConfig, Limits, MessageKind, SocketError, State};
+use wsbox_runtime::{AppEvent, Runtime, SEND_BUFFER_RANGE, Sent, Sink};
 
 thread_local! {
     static RUNTIME: RefCell<Option<Runtime<Binding>>> = const { RefCell::new(None) };
@@ -315,7 +315,7 @@ pub struct SocketHandle {
 }
 
 impl SocketHandle {
-    fn read<R: Default>(&self, f: impl FnOnce(&crate::runtime::Socket) -> R) -> R {
+    fn read<R: Default>(&self, f: impl FnOnce(&wsbox_runtime::Socket) -> R) -> R {
         rt(|rt| rt.socket(self.id).map(f).unwrap_or_default())
     }
 

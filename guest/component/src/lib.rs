@@ -2,8 +2,9 @@
 //! I/O binding, exporting Qt's `QWebSocketServer` API as
 //! `wsbox:websocket/websocket-server`.
 //!
-//! - [`runtime`]: the event loop shared by every binding: servers, sockets,
-//!   pending queues, timers, and the mapping from core events to Qt's signals.
+//! - `wsbox-runtime` (a crate of its own, tested natively): the event loop
+//!   shared by every binding: servers, sockets, pending queues, timers, and
+//!   the mapping from core events to Qt's signals.
 //! - [`fed`]: the host-fed binding (world `server`, the default): sockets are
 //!   the host's, reached through the `wsbox:websocket/net` import, one flat
 //!   batch each way per turn.
@@ -24,7 +25,6 @@ mod faults;
 mod fed;
 #[cfg(not(feature = "wasi-sockets"))]
 mod heap;
-mod runtime;
 #[cfg(feature = "wasi-sockets")]
 mod wasi;
 

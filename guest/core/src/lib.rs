@@ -40,9 +40,6 @@ pub mod connection;
 pub mod deflate;
 pub mod error;
 pub mod frame;
-#[cfg(feature = "fuzzing")]
-#[allow(missing_docs)]
-pub mod fuzzing;
 pub mod handshake;
 pub mod limits;
 pub mod message;

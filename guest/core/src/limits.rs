@@ -1,9 +1,7 @@
 //! Every limit the core enforces, with its default and the reason for it.
 
-/// The ceiling of the frame, message and outgoing frame size settings
-/// (Qt's `maxIncomingFrameSize` and friends: `INT_MAX - 1`); larger values
-/// are ignored, as Qt ignores them.
-pub const MAX_CONFIGURABLE_SIZE: u64 = 2_147_483_646;
+use wsbox_defaults as defaults;
+pub use wsbox_defaults::MAX_CONFIGURABLE_SIZE;
 
 /// Limits and timeouts of one connection. The defaults are what a public
 /// production server can ship; each states why.
@@ -53,15 +51,15 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_request_head: 64 * 1024,
-            max_frame_size: 16 * 1024 * 1024,
-            max_message_size: 64 * 1024 * 1024,
-            outgoing_frame_size: 512 * 1024,
-            handshake_timeout_ms: Some(10_000),
-            close_timeout_ms: 5_000,
-            stalled_frame_timeout_ms: Some(5_000),
+            max_request_head: defaults::MAX_REQUEST_HEAD,
+            max_frame_size: defaults::MAX_FRAME_SIZE,
+            max_message_size: defaults::MAX_MESSAGE_SIZE,
+            outgoing_frame_size: defaults::OUTGOING_FRAME_SIZE,
+            handshake_timeout_ms: Some(defaults::HANDSHAKE_TIMEOUT_MS),
+            close_timeout_ms: defaults::CLOSE_TIMEOUT_MS,
+            stalled_frame_timeout_ms: Some(defaults::STALLED_FRAME_TIMEOUT_MS),
             keepalive_interval_ms: None,
-            keepalive_timeout_ms: 10_000,
+            keepalive_timeout_ms: defaults::KEEPALIVE_TIMEOUT_MS,
         }
     }
 }

@@ -1,16 +1,20 @@
 //! The closing handshake (RFC 6455 §5.5.1, §7).
 
-mod peer;
-
-use peer::*;
 use wsbox_core::{CloseCode, Config, Limits, SocketError, State, Transport};
+use wsbox_testkit::driver::*;
 
 #[test]
 fn a_peer_close_is_echoed_with_its_code_and_reason() {
     let o = run_default(&close(4000, "bye now"));
     assert_eq!(
         o.frames,
-        [ServerFrame { fin: true, rsv: 0, opcode: 0x8, payload: [&4000u16.to_be_bytes()[..], b"bye now"].concat() }]
+        [ServerFrame {
+            fin: true,
+            rsv: 0,
+            masked: false,
+            opcode: 0x8,
+            payload: [&4000u16.to_be_bytes()[..], b"bye now"].concat()
+        }]
     );
     assert_eq!((o.close_code, o.close_reason.as_str()), (CloseCode(4000), "bye now"));
     assert_eq!((o.transport, o.state), (Transport::Close, State::Closed));

@@ -2,11 +2,9 @@
 //! compressed frames at every chop size, context takeover, the bounded
 //! inflate.
 
-mod peer;
-
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use peer::*;
 use wsbox_core::{Config, DeflateConfig, Limits, MessageKind, State};
+use wsbox_testkit::driver::*;
 
 fn upgrade_offering(offer: &str) -> Vec<u8> {
     String::from_utf8(UPGRADE.to_vec())

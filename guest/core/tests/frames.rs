@@ -1,9 +1,7 @@
 //! Frame-level rules (RFC 6455 §5), each fed at every chop size.
 
-mod peer;
-
-use peer::*;
 use wsbox_core::{Config, Limits, State, Transport};
+use wsbox_testkit::driver::*;
 
 /// Asserts the server failed the connection with `code` and closes TCP.
 fn assert_failed(o: &Outcome, code: u16) {
@@ -45,7 +43,7 @@ fn control_frames_may_come_between_fragments() {
     script.extend(frame(true, 0x0, b"cd"));
     let o = run_default(&script);
     assert_eq!(o.messages(), [Ev::Binary(b"abcd".to_vec())]);
-    assert_eq!(o.frames[0], ServerFrame { fin: true, rsv: 0, opcode: 0xA, payload: b"ping!".to_vec() });
+    assert_eq!(o.frames[0], ServerFrame { fin: true, rsv: 0, masked: false, opcode: 0xA, payload: b"ping!".to_vec() });
     assert!(o.events.contains(&Ev::Pong(0, b"unsolicited".to_vec())));
 }
 
@@ -53,7 +51,7 @@ fn control_frames_may_come_between_fragments() {
 fn a_ping_is_answered_with_a_pong_of_the_same_payload() {
     let payload: Vec<u8> = (0..125).collect();
     let o = run_default(&frame(true, 0x9, &payload));
-    assert_eq!(o.frames, [ServerFrame { fin: true, rsv: 0, opcode: 0xA, payload }]);
+    assert_eq!(o.frames, [ServerFrame { fin: true, rsv: 0, masked: false, opcode: 0xA, payload }]);
     assert_eq!(o.messages(), []);
 }
 

@@ -3,7 +3,7 @@
 //! fuzzer found and the crashes it once found stay fixed.
 
 use std::path::Path;
-use wsbox_core::fuzzing;
+use wsbox_testkit::fuzzing;
 
 fn replay(target: &str, body: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);

@@ -3,10 +3,8 @@
 //! commands and timer ticks. (Coverage-guided fuzzing belongs to `cargo
 //! fuzz`; this keeps a fast, deterministic version in the normal test run.)
 
-mod peer;
-
-use peer::*;
 use wsbox_core::{CloseCode, Config, Limits, MessageKind, State, Transport};
+use wsbox_testkit::driver::*;
 
 struct Rng(u64);
 

@@ -1,9 +1,7 @@
 //! The opening handshake, through the connection (RFC 6455 §4.2).
 
-mod peer;
-
-use peer::*;
 use wsbox_core::{Config, Limits, State, Transport};
+use wsbox_testkit::driver::*;
 
 #[test]
 fn upgrade_is_answered_with_101_and_the_accept_key() {

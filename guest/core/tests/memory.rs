@@ -8,13 +8,11 @@
 //! - What a compressed connection holds while it handles messages and keeps
 //!   between them, for each kind of offer and setting.
 
-mod peer;
-
 use flate2::{Compress, Compression, FlushCompress};
-use peer::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wsbox_core::{Config, DeflateConfig, Limits, State};
+use wsbox_testkit::driver::*;
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);

@@ -2,10 +2,8 @@
 //! bytes arrive; text validation (RFC 6455 §8.1): UTF-8 checked as bytes
 //! arrive.
 
-mod peer;
-
-use peer::*;
 use wsbox_core::{Config, State, Transport};
+use wsbox_testkit::driver::*;
 
 #[test]
 fn utf8_split_across_fragments_is_accepted() {

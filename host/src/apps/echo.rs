@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
+use wsbox_defaults as defaults;
 
 /// How long one turn may wait when nothing happens.
 const IDLE_TURN_MS: u32 = 1000;
@@ -85,24 +86,24 @@ impl EchoOptions {
             tls_listen: None,
             compression: api::CompressionOptions {
                 enabled: true,
-                server_max_window_bits: 12,
-                client_max_window_bits: 12,
+                server_max_window_bits: defaults::DEFLATE_SERVER_WINDOW_BITS,
+                client_max_window_bits: defaults::DEFLATE_CLIENT_WINDOW_BITS,
                 server_no_context_takeover: false,
                 client_no_context_takeover: false,
-                min_size: 32,
+                min_size: defaults::DEFLATE_MIN_SIZE as u32,
             },
-            handshake_timeout_ms: 10_000,
+            handshake_timeout_ms: defaults::HANDSHAKE_TIMEOUT_MS as i32,
             shutdown_grace: Duration::from_secs(5),
-            max_pending_connections: 30,
+            max_pending_connections: defaults::MAX_PENDING_CONNECTIONS as u32,
             subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
-            max_frame_size: 16 * 1024 * 1024,
-            max_message_size: 64 * 1024 * 1024,
-            outgoing_frame_size: 512 * 1024,
+            max_frame_size: defaults::MAX_FRAME_SIZE,
+            max_message_size: defaults::MAX_MESSAGE_SIZE,
+            outgoing_frame_size: defaults::OUTGOING_FRAME_SIZE,
             keepalive_interval_ms: 0,
-            keepalive_timeout_ms: 10_000,
-            max_send_buffer: 4 * 1024 * 1024,
-            max_handshaking_connections: 1024,
+            keepalive_timeout_ms: defaults::KEEPALIVE_TIMEOUT_MS as u32,
+            max_send_buffer: defaults::MAX_SEND_BUFFER,
+            max_handshaking_connections: defaults::MAX_HANDSHAKING as u32,
             recycle_when_idle: false,
         }
     }

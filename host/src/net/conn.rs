@@ -3,16 +3,23 @@
 //! ([`super::NetHost`]), which tells it when the socket is ready.
 
 use super::turn::Turn;
-use super::{CONN_SHARE, LINGER, WRITE_HARD_CAP, WRITE_HIGH_WATER};
 use crate::tls::{TlsFailure, TlsState};
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use wsbox_transport::{LINGER_MS, Output, OverCap, Pressure, READ_CHUNK, read_share};
 
-/// Largest single read into the batch.
-pub const READ_CHUNK: usize = 64 * 1024;
+/// How long a closing connection may take, then how long it lingers.
+const LINGER: Duration = Duration::from_millis(LINGER_MS);
+
+/// `at` in milliseconds on the process's clock (the transport policy's time).
+fn millis(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_millis() as u64
+}
 
 /// How a read attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,20 +95,12 @@ pub struct Conn {
     /// This connection's share of the current turn.
     share_epoch: u32,
     share_used: usize,
-    /// Most bytes read per turn (0: [`CONN_SHARE`]); Qt's `readBufferSize`.
+    /// Most bytes read per turn (0: the transport's share); Qt's `readBufferSize`.
     pub read_limit: usize,
     /// Whether the guest wants to hear of bytes written (`bytesWritten`).
     pub report_written: bool,
-    /// Unwritten output past which the connection is not read and is
-    /// reported `backed-up` (0: [`WRITE_HIGH_WATER`]).
-    pub write_limit: usize,
-    /// Reported `backed-up` and not yet `drained`: not read meanwhile.
-    backed_up: bool,
-    /// Output the socket has not taken yet: `pending[written..]`.
-    pending: Vec<u8>,
-    written: usize,
-    /// When output last made progress (or became pending).
-    progress: Instant,
+    /// Output the socket has not taken yet, and its backpressure.
+    output: Output,
 }
 
 impl Conn {
@@ -122,11 +121,7 @@ impl Conn {
             share_used: 0,
             read_limit: 0,
             report_written: false,
-            write_limit: 0,
-            backed_up: false,
-            pending: Vec::new(),
-            written: 0,
-            progress: Instant::now(),
+            output: Output::default(),
         }
     }
 
@@ -140,17 +135,23 @@ impl Conn {
     }
 
     pub fn unwritten(&self) -> usize {
-        self.pending.len() - self.written
+        self.output.unwritten()
     }
 
     /// Whether the output is over its limit (reported `backed-up`).
     pub fn backed_up(&self) -> bool {
-        self.backed_up
+        self.output.backed_up()
+    }
+
+    /// Unwritten output past which the connection is not read and is
+    /// reported `backed-up` (0: the transport's default).
+    pub fn set_write_limit(&mut self, bytes: usize) {
+        self.output.set_limit(bytes);
     }
 
     /// Whether input should be read into the batch now.
     pub fn wants_input(&self) -> bool {
-        self.phase == Phase::Open && !self.peer_done && !self.backed_up
+        self.phase == Phase::Open && !self.peer_done && !self.output.backed_up()
     }
 
     /// Whether the event loop should read this socket when it is readable:
@@ -170,18 +171,7 @@ impl Conn {
             self.share_epoch = epoch;
             self.share_used = 0;
         }
-        let share = match self.read_limit {
-            0 => CONN_SHARE,
-            limit => limit.min(CONN_SHARE),
-        };
-        share.saturating_sub(self.share_used)
-    }
-
-    fn write_limit(&self) -> usize {
-        match self.write_limit {
-            0 => WRITE_HIGH_WATER,
-            limit => limit,
-        }
+        read_share(self.read_limit).saturating_sub(self.share_used)
     }
 
     /// Reads straight into the batch until the socket would block, the
@@ -344,29 +334,10 @@ impl Conn {
             }
             self.wrote(done, turn);
         }
-        if done == bytes.len() {
-            return Ok(());
-        }
-        let was_idle = self.unwritten() == 0;
-        if self.unwritten() + bytes.len() - done > WRITE_HARD_CAP {
+        if done < bytes.len() && self.output.keep(bytes, done, millis(Instant::now())) == Err(OverCap) {
             // The peer does not read: drop it rather than grow without bound.
             tracing::debug!(conn = self.id, "output over its cap; dropping the connection");
             return Err(Failed);
-        }
-        if was_idle {
-            // Nothing else waits: an owned buffer becomes the pending output
-            // as it is, its written head skipped.
-            self.pending = bytes.into_owned();
-            self.written = done;
-        } else {
-            if self.written > self.pending.len() / 2 {
-                self.pending.drain(..self.written);
-                self.written = 0;
-            }
-            self.pending.extend_from_slice(&bytes[done..]);
-        }
-        if was_idle {
-            self.progress = Instant::now();
         }
         self.update_pressure(turn);
         Ok(())
@@ -380,11 +351,10 @@ impl Conn {
 
     /// Writes what is pending, as far as the socket takes it.
     pub fn drain(&mut self, turn: &mut Turn) -> Result<(), Failed> {
-        while self.unwritten() > 0 {
-            match self.stream.write(&self.pending[self.written..]) {
+        while self.output.unwritten() > 0 {
+            match self.stream.write(self.output.waiting()) {
                 Ok(n) => {
-                    self.written += n;
-                    self.progress = Instant::now();
+                    self.output.wrote(n, millis(Instant::now()));
                     self.wrote(n, turn);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -392,30 +362,15 @@ impl Conn {
                 Err(_) => return Err(Failed),
             }
         }
-        if self.unwritten() == 0 {
-            // Freed, not kept: the next rest to wait arrives in a buffer of
-            // its own (see `write_raw`), so a kept one would never be reused.
-            self.pending = Vec::new();
-            self.written = 0;
-        }
         self.update_pressure(turn);
         Ok(())
     }
 
-    /// Backpressure: past the write limit the connection is not read (and
-    /// is reported `backed-up`) until its output drains to half the limit
-    /// (reported `drained`).
+    /// Reports a change of backpressure (past the write limit the
+    /// connection is not read until its output drains to half of it).
     fn update_pressure(&mut self, turn: &mut Turn) {
-        let (unwritten, limit) = (self.unwritten(), self.write_limit());
-        let changed = if unwritten > limit {
-            !std::mem::replace(&mut self.backed_up, true)
-        } else if unwritten <= limit / 2 {
-            std::mem::replace(&mut self.backed_up, false)
-        } else {
-            false
-        };
-        if changed {
-            turn.record_pressure(self.id, self.backed_up);
+        if let Some(change) = self.output.pressure() {
+            turn.record_pressure(self.id, change == Pressure::BackedUp);
         }
     }
 
@@ -456,7 +411,7 @@ impl Conn {
         match self.phase {
             Phase::Closing { deadline } => Ok(now >= deadline),
             Phase::Lingering { until } => Ok(now >= until),
-            Phase::Open if self.unwritten() > 0 && now.duration_since(self.progress) >= write_timeout => {
+            Phase::Open if self.output.stalled(millis(now), write_timeout.as_millis() as u64) => {
                 tracing::debug!(conn = self.id, "output stalled past the write timeout; dropping the connection");
                 Err(Failed)
             }

@@ -11,7 +11,7 @@
 //! nothing yet. A turn stops growing near [`TURN_CAP`] bytes and gives each
 //! connection at most [`CONN_SHARE`] of it (fairness: connections the full
 //! turn left unread go first next turn); a connection whose output backs up
-//! past [`WRITE_HIGH_WATER`] is not read until it drains (backpressure).
+//! past [`WRITE_LIMIT`] is not read until it drains (backpressure).
 
 mod admission;
 mod conn;
@@ -39,20 +39,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use turn::Turn;
 
-/// A turn stops taking input near this many bytes, so the batch stays
-/// cache-sized (measured: 35 MB turns fell to 0.48× native throughput).
-pub const TURN_CAP: usize = 1024 * 1024;
-/// Most bytes one connection may add to one turn.
-pub const CONN_SHARE: usize = 256 * 1024;
-/// Unwritten output above which a connection is not read any more.
-pub const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
-/// Unwritten output above which the connection is dropped (reported `gone`):
-/// a peer that does not read cannot grow the host's memory past this. It
-/// leaves room for one largest message (64 MiB) in flight.
-pub const WRITE_HARD_CAP: usize = 80 * 1024 * 1024;
-/// How long a closed connection keeps draining what the peer still sends,
-/// so that our close frame is not destroyed by a reset.
-pub const LINGER: Duration = Duration::from_secs(2);
+// The transport policy's numbers are `wsbox-transport`'s, shared with the
+// component's WASI binding. A turn stops taking input near `TURN_CAP`
+// (measured: 35 MB turns fell to 0.48x native throughput).
+pub use wsbox_transport::{CONN_SHARE, TURN_CAP, WRITE_HARD_CAP, WRITE_LIMIT};
 
 /// The operator's transport limits for one instance.
 #[derive(Clone, Copy, Debug)]
@@ -73,8 +63,8 @@ pub struct TransportLimits {
 impl Default for TransportLimits {
     fn default() -> Self {
         Self {
-            max_connections: 10_000,
-            write_timeout: Duration::from_secs(30),
+            max_connections: wsbox_transport::MAX_CONNECTIONS,
+            write_timeout: Duration::from_millis(wsbox_transport::WRITE_TIMEOUT_MS),
             reuse_port: false,
             admission: AdmissionLimits::default(),
         }
@@ -172,7 +162,7 @@ impl NetHost {
             last_turn_busy: false,
             at_cap: false,
             interrupt: Arc::default(),
-            scratch: vec![0; conn::READ_CHUNK].into_boxed_slice(),
+            scratch: vec![0; wsbox_transport::READ_CHUNK].into_boxed_slice(),
             admission: AdmissionControl::new(limits.admission),
             inherited: Vec::new(),
         }
@@ -261,7 +251,7 @@ impl NetHost {
         Ok(self.poller.as_mut().expect("just made"))
     }
 
-    fn listen(&mut self, address: String, port: u16, secure: bool) -> Result<net::Listener, net::ListenError> {
+    pub fn listen(&mut self, address: String, port: u16, secure: bool) -> Result<net::Listener, net::ListenError> {
         let denied = |message: String| net::ListenError { code: net::ListenErrorCode::AccessDenied, message };
         let other = |e: std::io::Error| net::ListenError { code: net::ListenErrorCode::Other, message: e.to_string() };
         let tls = match (secure, &self.tls) {
@@ -310,7 +300,7 @@ impl NetHost {
 
     /// Writes the guest's output, then runs the event loop until there is
     /// something to hand over (or `timeout_ms` passed), and hands it over.
-    async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> net::Incoming {
+    pub async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> net::Incoming {
         // A saturated instance never waits: let the thread's other tasks (a
         // failed instance's farewell) run now and then.
         tokio::task::consume_budget().await;
@@ -345,7 +335,8 @@ impl NetHost {
         if waited || !self.turn.has_input() {
             self.last_turn_busy = false;
         }
-        self.turn.take(&self.conns)
+        let conns = &self.conns;
+        self.turn.take(|id| conns.get(&id).map(Conn::backed_up))
     }
 
     /// Whether to let input gather for [`COALESCE_PAUSE`] before handing
@@ -608,6 +599,41 @@ impl NetHost {
     }
 }
 
+impl NetHost {
+    /// Closes a listener (`net.unlisten`).
+    pub fn unlisten(&mut self, listener: u32) {
+        self.listeners.remove(&listener);
+    }
+
+    /// Pauses or resumes accepting on a listener (`net.set-accepting`).
+    pub fn set_accepting(&mut self, listener: u32, accepting: bool) {
+        if let Some(listening) = self.listeners.get_mut(&listener) {
+            listening.accepting = accepting;
+        }
+    }
+
+    /// Caps the bytes read for a connection per turn (0: the default share).
+    pub fn set_read_limit(&mut self, conn: u32, bytes: u32) {
+        if let Some(conn) = self.conns.get_mut(&conn) {
+            conn.read_limit = bytes as usize;
+        }
+    }
+
+    /// Sets a connection's write limit (0: the default).
+    pub fn set_write_limit(&mut self, conn: u32, bytes: u32) {
+        if let Some(conn) = self.conns.get_mut(&conn) {
+            conn.set_write_limit(bytes as usize);
+        }
+    }
+
+    /// Whether bytes written to a connection are reported.
+    pub fn report_written(&mut self, conn: u32, enabled: bool) {
+        if let Some(conn) = self.conns.get_mut(&conn) {
+            conn.report_written = enabled;
+        }
+    }
+}
+
 /// Queues a readable connection to be read, unless it is queued already
 /// or is not to be read now (it is queued again when that changes).
 fn enqueue_if_readable(conn: &mut Conn, to_read: &mut VecDeque<u32>) {
@@ -645,56 +671,5 @@ fn mark_ready(
         if (event.is_writable() || event.is_write_closed() || event.is_error()) && conn.unwritten() > 0 {
             to_drain.push(conn.id);
         }
-    }
-}
-
-impl net::Host for crate::runner::HostState {
-    async fn listen(
-        &mut self,
-        address: String,
-        port: u16,
-        secure: bool,
-    ) -> wasmtime::Result<Result<net::Listener, net::ListenError>> {
-        Ok(self.net.listen(address, port, secure))
-    }
-
-    async fn unlisten(&mut self, listener: u32) -> wasmtime::Result<()> {
-        self.net.listeners.remove(&listener);
-        Ok(())
-    }
-
-    async fn set_accepting(&mut self, listener: u32, accepting: bool) -> wasmtime::Result<()> {
-        if let Some(listening) = self.net.listeners.get_mut(&listener) {
-            listening.accepting = accepting;
-        }
-        Ok(())
-    }
-
-    async fn set_read_limit(&mut self, conn: u32, bytes: u32) -> wasmtime::Result<()> {
-        if let Some(conn) = self.net.conns.get_mut(&conn) {
-            conn.read_limit = bytes as usize;
-        }
-        Ok(())
-    }
-
-    async fn set_write_limit(&mut self, conn: u32, bytes: u32) -> wasmtime::Result<()> {
-        if let Some(conn) = self.net.conns.get_mut(&conn) {
-            conn.write_limit = bytes as usize;
-        }
-        Ok(())
-    }
-
-    async fn report_written(&mut self, conn: u32, enabled: bool) -> wasmtime::Result<()> {
-        if let Some(conn) = self.net.conns.get_mut(&conn) {
-            conn.report_written = enabled;
-        }
-        Ok(())
-    }
-
-    async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
-        let incoming = self.net.exchange(out, timeout_ms).await;
-        // The guest runs again from here (the watchdog's clock).
-        self.restarted = true;
-        Ok(incoming)
     }
 }

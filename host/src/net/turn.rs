@@ -3,9 +3,7 @@
 //! byte list).
 
 use super::TURN_CAP;
-use super::conn::Conn;
 use crate::bindings::net;
-use std::collections::HashMap;
 
 /// What arrived since the last turn.
 #[derive(Default)]
@@ -101,8 +99,9 @@ impl Turn {
             && self.accept_failed.is_empty())
     }
 
-    /// Hands the batch over and starts the next turn.
-    pub fn take(&mut self, conns: &HashMap<u32, Conn>) -> net::Incoming {
+    /// Hands the batch over and starts the next turn; `backed_up` tells
+    /// whether a connection is backed up now (`None`: it is gone).
+    pub fn take(&mut self, backed_up_now: impl Fn(u32) -> Option<bool>) -> net::Incoming {
         self.epoch = self.epoch.wrapping_add(1);
         self.drained = false;
         let rare = self.has_connection_events() || !self.written.is_empty() || !self.pressure.is_empty();
@@ -110,9 +109,9 @@ impl Turn {
             let (written_conns, written_bytes) = self.written.drain(..).unzip();
             let (mut backed_up, mut drained) = (Vec::new(), Vec::new());
             for id in self.pressure.drain(..) {
-                match conns.get(&id) {
-                    Some(conn) if conn.backed_up() => backed_up.push(id),
-                    Some(_) => drained.push(id),
+                match backed_up_now(id) {
+                    Some(true) => backed_up.push(id),
+                    Some(false) => drained.push(id),
                     None => {}
                 }
             }

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-/// `Sec-WebSocket-Accept` for [`KEY`] (RFC 6455 §1.3).
-pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+pub use wsbox_testkit::frames::ServerFrame as Frame;
+use wsbox_testkit::frames::{parse_frame, raw_frame};
+pub use wsbox_testkit::upgrade::ACCEPT;
 
 pub struct Raw {
     pub stream: TcpStream,
@@ -16,68 +16,15 @@ pub struct Raw {
 
 /// A request head with the usual upgrade headers plus `extra` lines.
 pub fn request(target: &str, extra: &[&str]) -> String {
-    let mut head = format!(
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for line in extra {
-        head.push_str(line);
-        head.push_str("\r\n");
-    }
-    head.push_str("\r\n");
-    head
+    wsbox_testkit::upgrade::request(target, "127.0.0.1", extra)
 }
 
-/// A client frame (masked with a fixed key unless `masked` is false).
+/// A client frame, masked unless `masked` is false.
 pub fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        let key = [0x11, 0x22, 0x33, 0x44];
-        out.extend_from_slice(&key);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
+    raw_frame(u8::from(fin) << 7 | opcode, payload, masked)
 }
 
-pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    frame(true, 0x8, &payload, true)
-}
-
-/// A frame the server sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    pub fin: bool,
-    pub masked: bool,
-    pub opcode: u8,
-    pub payload: Vec<u8>,
-}
-
-impl Frame {
-    pub fn close(&self) -> Option<(u16, String)> {
-        (self.opcode == 0x8 && self.payload.len() >= 2).then(|| {
-            (
-                u16::from_be_bytes([self.payload[0], self.payload[1]]),
-                String::from_utf8_lossy(&self.payload[2..]).into_owned(),
-            )
-        })
-    }
-}
+pub use wsbox_testkit::frames::close as close_frame;
 
 impl Raw {
     pub fn connect(port: u16) -> Self {
@@ -133,7 +80,7 @@ impl Raw {
     /// The next frame, or `None` when the connection ends.
     pub fn frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some((frame, used)) = parse(&self.buf) {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
                 self.buf.drain(..used);
                 return Some(frame);
             }
@@ -168,21 +115,4 @@ impl Raw {
             }
         }
     }
-}
-
-fn parse(buf: &[u8]) -> Option<(Frame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let (fin, opcode, masked) = (buf[0] & 0x80 != 0, buf[0] & 0x0F, buf[1] & 0x80 != 0);
-    let (len, mut at) = match buf[1] & 0x7F {
-        126 => (u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize, 4),
-        127 => (u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize, 10),
-        n => (n as usize, 2),
-    };
-    if masked {
-        at += 4;
-    }
-    let payload = buf.get(at..at + len)?.to_vec();
-    Some((Frame { fin, masked, opcode, payload }, at + len))
 }

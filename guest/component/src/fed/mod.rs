@@ -4,10 +4,10 @@
 //! and come back to be reused, so a steady turn does not allocate here.
 
 use crate::bindings::wsbox::websocket::net;
-use crate::runtime::{
+use std::time::Instant;
+use wsbox_runtime::{
     AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
 };
-use std::time::Instant;
 
 /// The `Net` of a component embedded in a host that implements `net`.
 pub struct FedNet {

@@ -7,12 +7,13 @@
 //! `poll` over every listener, every connection that may be read and every
 //! connection with output waiting, plus a timer; read each ready connection
 //! until it is empty or its share of the turn is used; loop until something
-//! arrived or the timeout passed. The limits are the wsbox host's (a turn
-//! of ~1 MiB, 256 KiB per connection, a 4 MiB write limit that stops
-//! reading a peer whose output backs up, an 80 MiB hard cap, a 30 s write
-//! timeout, a 2 s linger after our close). TLS is not available here.
+//! arrived or the timeout passed. The transport policy is `wsbox-transport`,
+//! the wsbox host's own (a turn of ~1 MiB, 256 KiB per connection, a 4 MiB
+//! write limit that stops reading a peer whose output backs up, an 80 MiB
+//! hard cap, a 30 s write timeout, a 2 s linger after our close). TLS is not
+//! available here.
 
-use crate::runtime::{AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wasip2::clocks::monotonic_clock;
@@ -24,27 +25,11 @@ use wasip2::sockets::network::{
 };
 use wasip2::sockets::tcp::{ShutdownType, TcpSocket};
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+use wsbox_runtime::{AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch};
+use wsbox_transport::{
+    BACKLOG, LINGER_MS, MAX_CONNECTIONS, Output, Pressure, READ_CHUNK, TURN_CAP, WRITE_TIMEOUT_MS, read_share,
+};
 
-/// Input per turn at most (keeps a turn cache-sized).
-const TURN_CAP: usize = 1024 * 1024;
-/// One connection's share of a turn.
-const CONN_SHARE: usize = 256 * 1024;
-/// Largest single read.
-const READ_CHUNK: u64 = 64 * 1024;
-/// Default unwritten output past which a connection is not read.
-const WRITE_LIMIT: usize = 4 * 1024 * 1024;
-/// Unwritten output past which the connection is dropped.
-const WRITE_HARD_CAP: usize = 80 * 1024 * 1024;
-/// Output without progress for this long: the peer stopped reading.
-const WRITE_TIMEOUT_MS: u64 = 30_000;
-/// How long a closed connection drains the peer before it is dropped.
-const LINGER_MS: u64 = 2_000;
-/// Open connections at most; past it new ones wait in the backlog.
-const MAX_CONNECTIONS: usize = 10_000;
-/// The listen backlog asked for.
-const BACKLOG: u64 = 1024;
-/// Output buffer a connection keeps once its output is written.
-const IDLE_BUFFER: usize = 64 * 1024;
 /// After a failed accept (out of descriptors), the listener rests this long.
 const ACCEPT_BACKOFF_MS: u64 = 50;
 
@@ -64,28 +49,20 @@ struct Conn {
     input: InputStream,
     output: OutputStream,
     socket: TcpSocket,
-    /// Output the socket has not taken yet; `written` of it is gone.
-    pending: Vec<u8>,
-    written: usize,
-    /// When output last made progress (or became pending).
-    progress_ms: u64,
+    /// Output the socket has not taken yet, and its backpressure.
+    pending: Output,
     /// The peer finished sending.
     eof: bool,
     /// The runtime closed it: write what is pending, shut down, linger.
     close: bool,
     /// Shut down at this time; dropped at `linger_until`.
     linger_until: Option<u64>,
+    /// Qt's `readBufferSize` (0: the transport's share).
     read_limit: usize,
-    write_limit: usize,
-    backed_up: bool,
     report_written: bool,
 }
 
 impl Conn {
-    fn unwritten(&self) -> usize {
-        self.pending.len() - self.written
-    }
-
     /// Writes `bytes` as far as the stream takes them; returns how many.
     fn write_now(&self, bytes: &[u8]) -> Result<usize, StreamError> {
         let mut done = 0;
@@ -142,7 +119,7 @@ impl WasiNet {
     fn queue(&mut self, id: u32, bytes: &[u8], now: u64, batch: &mut InBatch) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         let mut done = 0;
-        if c.unwritten() == 0 {
+        if c.pending.unwritten() == 0 {
             match c.write_now(bytes) {
                 Ok(n) => done = n,
                 Err(_) => return self.lose(id, batch),
@@ -151,56 +128,24 @@ impl WasiNet {
                 batch.written.push((id, done as u64));
             }
         }
-        if done == bytes.len() {
-            return;
-        }
-        if c.unwritten() + bytes.len() - done > WRITE_HARD_CAP {
+        if c.pending.keep(Cow::Borrowed(bytes), done, now).is_err() {
             return self.lose(id, batch);
         }
-        if c.unwritten() == 0 {
-            c.pending.clear();
-            c.written = 0;
-            c.progress_ms = now;
-        } else if c.written > c.pending.len() / 2 {
-            // Drop what is written, so the buffer holds only what is not.
-            c.pending.drain(..c.written);
-            c.written = 0;
-        }
-        c.pending.extend_from_slice(&bytes[done..]);
-        if c.unwritten() > c.write_limit && !c.backed_up {
-            c.backed_up = true;
-            batch.backed_up.push(id);
-        }
+        report_pressure(id, c.pending.pressure(), batch);
     }
 
     /// Writes what `id` has pending; reports written bytes and a drain.
     fn flush(&mut self, id: u32, now: u64, batch: &mut InBatch) {
         let Some(c) = self.conns.get_mut(&id) else { return };
-        let n = match c.write_now(&c.pending[c.written..]) {
+        let n = match c.write_now(c.pending.waiting()) {
             Ok(n) => n,
             Err(_) => return self.lose(id, batch),
         };
-        if n > 0 {
-            c.written += n;
-            c.progress_ms = now;
-            if c.report_written {
-                batch.written.push((id, n as u64));
-            }
+        c.pending.wrote(n, now);
+        if n > 0 && c.report_written {
+            batch.written.push((id, n as u64));
         }
-        if c.unwritten() == 0 {
-            c.pending.clear();
-            c.written = 0;
-            if c.pending.capacity() > IDLE_BUFFER {
-                c.pending = Vec::new();
-            }
-        } else if c.written > c.pending.len() / 2 {
-            c.pending.drain(..c.written);
-            c.written = 0;
-        }
-        if c.backed_up && c.unwritten() <= c.write_limit / 2 {
-            c.backed_up = false;
-            batch.drained.push(id);
-        }
+        report_pressure(id, c.pending.pressure(), batch);
     }
 
     /// The connection failed or timed out: drop it, and report it `gone`
@@ -233,7 +178,6 @@ impl WasiNet {
             let (peer_address, peer_port) = socket.remote_address().map(split).unwrap_or_default();
             let (local_address, local_port) = socket.local_address().map(split).unwrap_or_default();
             let id = self.id();
-            let now = self.now_ms();
             self.conns.insert(
                 id,
                 Conn {
@@ -242,15 +186,11 @@ impl WasiNet {
                     input,
                     output,
                     socket,
-                    pending: Vec::new(),
-                    written: 0,
-                    progress_ms: now,
+                    pending: Output::default(),
                     eof: false,
                     close: false,
                     linger_until: None,
-                    read_limit: CONN_SHARE,
-                    write_limit: WRITE_LIMIT,
-                    backed_up: false,
+                    read_limit: 0,
                     report_written: false,
                 },
             );
@@ -271,10 +211,10 @@ impl WasiNet {
     fn read(&mut self, id: u32, batch: &mut InBatch) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         let start = batch.data.len();
-        let share = c.read_limit.min(CONN_SHARE);
+        let share = read_share(c.read_limit);
         let mut failed = false;
         while batch.data.len() - start < share && batch.data.len() < TURN_CAP {
-            let want = READ_CHUNK.min((share - (batch.data.len() - start)) as u64);
+            let want = READ_CHUNK.min(share - (batch.data.len() - start)) as u64;
             match c.input.read(want) {
                 Ok(bytes) if bytes.is_empty() => break,
                 Ok(bytes) => batch.data.extend_from_slice(&bytes),
@@ -312,8 +252,8 @@ impl WasiNet {
         let mut lost = Vec::new();
         let mut done = Vec::new();
         for (&id, c) in &mut self.conns {
-            if c.unwritten() > 0 {
-                if now.saturating_sub(c.progress_ms) > WRITE_TIMEOUT_MS {
+            if c.pending.unwritten() > 0 {
+                if c.pending.stalled(now, WRITE_TIMEOUT_MS) {
                     lost.push(id);
                 }
                 continue;
@@ -349,8 +289,8 @@ impl WasiNet {
             if let Some(until) = c.linger_until {
                 wake_at = wake_at.min(until);
             }
-            if c.unwritten() > 0 {
-                wake_at = wake_at.min(c.progress_ms + WRITE_TIMEOUT_MS + 1);
+            if let Some(stall) = c.pending.stall_deadline(WRITE_TIMEOUT_MS) {
+                wake_at = wake_at.min(stall);
             }
         }
         for l in self.listeners.values().filter(|l| l.resting_until > now) {
@@ -369,11 +309,11 @@ impl WasiNet {
             }
         }
         for (&id, c) in &self.conns {
-            if !c.eof && !c.backed_up {
+            if !c.eof && !c.pending.backed_up() {
                 pollables.push(&c.readable);
                 what.push(Ready::Read(id));
             }
-            if c.unwritten() > 0 {
+            if c.pending.unwritten() > 0 {
                 pollables.push(&c.writable);
                 what.push(Ready::Write(id));
             }
@@ -451,7 +391,7 @@ impl Net for WasiNet {
         let ready = socket.subscribe();
         socket.start_bind(&self.network, local).map_err(fail)?;
         finish(&ready, || socket.finish_bind()).map_err(fail)?;
-        let _ = socket.set_listen_backlog_size(BACKLOG);
+        let _ = socket.set_listen_backlog_size(u64::from(BACKLOG));
         socket.start_listen().map_err(fail)?;
         finish(&ready, || socket.finish_listen()).map_err(fail)?;
         let (bound, port) = socket.local_address().map(split).map_err(fail)?;
@@ -472,7 +412,7 @@ impl Net for WasiNet {
 
     fn set_read_limit(&mut self, conn: u32, bytes: u32) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.read_limit = if bytes == 0 { CONN_SHARE } else { bytes as usize };
+            c.read_limit = bytes as usize;
         }
     }
 
@@ -484,7 +424,7 @@ impl Net for WasiNet {
 
     fn set_write_limit(&mut self, conn: u32, bytes: u32) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.write_limit = if bytes == 0 { WRITE_LIMIT } else { bytes as usize };
+            c.pending.set_limit(bytes as usize);
         }
     }
 
@@ -518,6 +458,15 @@ impl Net for WasiNet {
 
     fn now_ms(&self) -> u64 {
         monotonic_clock::now().saturating_sub(self.start_ns) / 1_000_000
+    }
+}
+
+/// Reports a change of backpressure in the batch.
+fn report_pressure(id: u32, change: Option<Pressure>, batch: &mut InBatch) {
+    match change {
+        Some(Pressure::BackedUp) => batch.backed_up.push(id),
+        Some(Pressure::Drained) => batch.drained.push(id),
+        None => {}
     }
 }
 

@@ -41,12 +41,12 @@ pub struct DeflateConfig {
 impl Default for DeflateConfig {
     fn default() -> Self {
         Self {
-            server_max_window_bits: 12,
-            client_max_window_bits: 12,
+            server_max_window_bits: wsbox_defaults::DEFLATE_SERVER_WINDOW_BITS,
+            client_max_window_bits: wsbox_defaults::DEFLATE_CLIENT_WINDOW_BITS,
             server_no_context_takeover: false,
             client_no_context_takeover: false,
-            min_size: 32,
-            level: 1,
+            min_size: wsbox_defaults::DEFLATE_MIN_SIZE,
+            level: wsbox_defaults::DEFLATE_LEVEL,
         }
     }
 }

@@ -1,60 +1,10 @@
-//! A scripted client for driving the sans-io core: builds masked frames
-//! (valid and invalid), feeds a script at every chop size, and decodes what
-//! the server sent back.
+//! A scripted client for driving the sans-io core: feeds a script at every
+//! chop size and collects what the server sent back and signalled.
 
-#![allow(dead_code)]
-
+pub use crate::frames::*;
+pub use crate::upgrade::UPGRADE;
 use std::sync::Arc;
 use wsbox_core::{CloseCode, Config, Connection, Event, State, Transport};
-
-pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-pub const UPGRADE: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: server.example:1234\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-Origin: http://example.com\r\n\r\n";
-
-/// A masked client frame.
-pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    raw_frame((fin as u8) << 7 | opcode, payload, true)
-}
-
-/// A frame with a chosen first byte (RSV bits, reserved opcodes), masked or not.
-pub fn raw_frame(b0: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mut out = vec![b0];
-    let mask_bit = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(mask_bit | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
-}
-
-pub fn text(payload: &str) -> Vec<u8> {
-    frame(true, 0x1, payload.as_bytes())
-}
-
-pub fn binary(payload: &[u8]) -> Vec<u8> {
-    frame(true, 0x2, payload)
-}
-
-pub fn close(code: u16, reason: &str) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    frame(true, 0x8, &payload)
-}
 
 /// An event with owned payloads.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,21 +22,6 @@ pub enum Ev {
     ReadChannelFinished,
     Disconnected,
     Error(wsbox_core::SocketError),
-}
-
-/// A frame the server sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerFrame {
-    pub fin: bool,
-    pub rsv: u8,
-    pub opcode: u8,
-    pub payload: Vec<u8>,
-}
-
-impl ServerFrame {
-    pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == 0x8 && self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
-    }
 }
 
 /// Everything the server did for one script.
@@ -235,33 +170,4 @@ pub fn run(config: Config, with_upgrade: bool, script: &[u8]) -> Outcome {
 
 pub fn run_default(script: &[u8]) -> Outcome {
     run(Config::default(), true, script)
-}
-
-/// Splits server output into the HTTP head and the frames after it.
-pub fn decode_server_output(out: &[u8]) -> (String, Vec<ServerFrame>) {
-    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(0);
-    let http = String::from_utf8_lossy(&out[..head_end]).into_owned();
-    if !http.starts_with("HTTP/1.1 101") {
-        return (String::from_utf8_lossy(out).into_owned(), Vec::new());
-    }
-    let mut frames = Vec::new();
-    let mut rest = &out[head_end..];
-    while rest.len() >= 2 {
-        let (b0, b1) = (rest[0], rest[1]);
-        assert_eq!(b1 & 0x80, 0, "server frames are never masked");
-        let (len, at) = match b1 & 0x7F {
-            126 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize, 10),
-            n => (n as usize, 2),
-        };
-        frames.push(ServerFrame {
-            fin: b0 & 0x80 != 0,
-            rsv: (b0 >> 4) & 0x7,
-            opcode: b0 & 0xF,
-            payload: rest[at..at + len].to_vec(),
-        });
-        rest = &rest[at + len..];
-    }
-    assert!(rest.is_empty(), "trailing bytes after the last server frame");
-    (http, frames)
 }

@@ -1,18 +1,16 @@
 //! The fuzz targets' bodies, shared by `fuzz/` (libFuzzer, `just fuzz`) and
-//! by `tests/fuzz_corpus.rs`, which replays the committed corpus natively in
+//! by the core's `tests/fuzz_corpus.rs`, which replays the committed corpus natively in
 //! every `cargo test`. Each takes arbitrary bytes and checks the invariants
 //! that must hold for any input: no panic, no output past a limit, text
 //! events that are UTF-8, server frames that are well-formed and unmasked.
 
-use crate::CloseCode;
-use crate::connection::{Config, Connection, Event, State, Transport};
-use crate::deflate::{DeflateConfig, DeflateParams, Inflater};
-use crate::frame::{Chunk, Decoder};
-use crate::handshake::parse_request;
-use crate::limits::Limits;
-use crate::message::MessageKind;
+use crate::frames::{decode_server_output, raw_frame};
 use arbitrary::{Arbitrary, Unstructured};
 use std::sync::Arc;
+use wsbox_core::deflate::{DeflateConfig, DeflateParams, Inflater};
+use wsbox_core::frame::{Chunk, Decoder};
+use wsbox_core::handshake::parse_request;
+use wsbox_core::{CloseCode, Config, Connection, Event, Limits, MessageKind, State, Transport};
 
 /// The upgrade request parser on any bytes.
 pub fn handshake(data: &[u8]) {
@@ -205,41 +203,9 @@ fn settle(conn: &mut Connection, now: u64, wire: &mut Vec<u8>) {
 
 /// Everything after the 101 response parses as unmasked server frames.
 fn check_server_frames(wire: &[u8]) {
-    let Some(end) = wire.windows(4).position(|w| w == b"\r\n\r\n") else { return };
-    if !wire.starts_with(b"HTTP/1.1 101") {
-        return;
-    }
-    let mut rest = &wire[end + 4..];
-    while rest.len() >= 2 {
-        assert_eq!(rest[1] & 0x80, 0, "server frames are never masked");
-        let (len, header) = match rest[1] & 0x7F {
-            126 if rest.len() >= 4 => (u64::from(u16::from_be_bytes([rest[2], rest[3]])), 4),
-            127 if rest.len() >= 10 => (u64::from_be_bytes(rest[2..10].try_into().expect("8 bytes")), 10),
-            126 | 127 => panic!("a truncated server frame header"),
-            n => (u64::from(n), 2),
-        };
-        let total = header + usize::try_from(len).expect("fits");
-        assert!(rest.len() >= total, "a truncated server frame");
-        rest = &rest[total..];
-    }
-    assert!(rest.is_empty(), "trailing bytes after the last server frame");
+    let _ = decode_server_output(wire);
 }
 
 fn client_frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![u8::from(fin) << 7 | u8::from(rsv1) << 6 | (opcode & 0x0F)];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let key = [0x37, 0xfa, 0x21, 0x3d];
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
+    raw_frame(u8::from(fin) << 7 | u8::from(rsv1) << 6 | (opcode & 0x0F), payload, true)
 }

@@ -18,7 +18,7 @@ fn a_peer_close_is_echoed_with_its_code_and_reason() {
     );
     assert_eq!((o.close_code, o.close_reason.as_str()), (CloseCode(4000), "bye now"));
     assert_eq!((o.transport, o.state), (Transport::Close, State::Closed));
-    // Qt's order (QT-API.md §4.5, 27).
+    // Qt's order (its behaviour 27 in host/tests/qt_behaviours).
     let tail = [
         Ev::AboutToClose,
         Ev::State(State::Closing),

@@ -1,4 +1,4 @@
-//! wsbox's own limits where Qt has none (QT-API.md §4.7, issue 8): a send
+//! wsbox's own limits where Qt has none (where Qt has a known defect): a send
 //! buffer that refuses sends to a peer that does not read and says when it
 //! has room again, and a cap on connections still in the handshake.
 

@@ -1,4 +1,4 @@
-//! QT-API.md §4.5–§4.6, closing and the accessors: behaviours 24–31.
+//! Qt's behaviours in closing and the accessors (24–31).
 
 use crate::app::App;
 use crate::raw::{Raw, close_frame, frame};

@@ -1,4 +1,4 @@
-//! QT-API.md §4.2–§4.3, frames and messages: behaviours 13–20.
+//! Qt's behaviours with frames and messages (13–20).
 
 use crate::app::App;
 use crate::raw::{Raw, frame};

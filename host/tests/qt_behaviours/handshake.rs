@@ -1,4 +1,4 @@
-//! QT-API.md §4.1, the opening handshake: behaviours 1–12.
+//! Qt's behaviours in the opening handshake (1–12).
 
 use crate::app::App;
 use crate::raw::{self, ACCEPT, Raw};

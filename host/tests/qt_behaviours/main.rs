@@ -1,4 +1,5 @@
-//! Every behaviour of QT-API.md §4.1–§4.6, numbered as there, through the
+//! Every documented behaviour of Qt's `QWebSocketServer` and `QWebSocket`
+//! (numbered 1–31 by area), through the
 //! real host and component: the test is the app (it drives the exported API
 //! as a Qt program drives `QWebSocketServer`) and its clients are raw
 //! sockets, so each byte on the wire is the test's. Where wsbox deliberately

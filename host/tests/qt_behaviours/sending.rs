@@ -1,4 +1,4 @@
-//! QT-API.md §4.4, sending: behaviours 21–23.
+//! Qt's behaviours in sending (21–23).
 
 use crate::app::App;
 use crate::raw::{Raw, frame};

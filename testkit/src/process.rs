@@ -116,8 +116,8 @@ impl Drop for Process {
     }
 }
 
-/// The `ws://` or `wss://` URL a "listening on URL" line ends with.
+/// The URL (`ws://`, `wss://`, `tcp://`…) a "listening on URL" line ends with.
 pub fn listening_url(line: &str) -> Option<&str> {
     let url = line.split_whitespace().last()?;
-    (line.contains("listening on ") && (url.starts_with("ws://") || url.starts_with("wss://"))).then_some(url)
+    (line.contains("listening on ") && url.contains("://")).then_some(url)
 }

@@ -1,6 +1,6 @@
 //! `wsbox`: serves the echo app through the sandboxed component.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,13 +202,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // Each worker's running instance's interrupter (a new one after each restart).
     let interrupters: Arc<Mutex<Vec<Option<Interrupter>>>> = Arc::new(Mutex::new(vec![None; workers]));
     let (flag, interrupting) = (Arc::clone(&stop), Arc::clone(&interrupters));
+    // Registered here, before anything listens: a signal that comes as soon
+    // as the listening line is out must find the handler, not the default
+    // action (which would reset every connection without a close).
+    let mut signals = ShutdownSignals::register()?;
     tokio::spawn(async move {
-        let signal = wait_for_shutdown_signal().await;
-        tracing::info!(signal, "shutdown requested");
+        let signal = signals.next().await;
+        tracing::info!(signal, "shutdown requested (a second Ctrl-C or SIGTERM exits at once)");
         flag.store(true, Ordering::Release);
         for interrupter in interrupting.lock().expect("interrupter lock").iter().flatten() {
             interrupter.interrupt();
         }
+        let signal = signals.next().await;
+        tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
+        std::process::exit(130);
     });
     let worker = Worker {
         component: Arc::new(component),
@@ -471,17 +478,25 @@ fn announce(url: &str) {
     let _ = std::io::stdout().flush();
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM.
-async fn wait_for_shutdown_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+/// Ctrl-C (SIGINT) and SIGTERM, each registered once at start.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
     }
 }

@@ -63,3 +63,24 @@ fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
     assert!(waited >= Duration::from_secs(4) && waited < Duration::from_secs(12), "{waited:?}");
     drop(silent);
 }
+
+#[test]
+fn a_second_signal_exits_at_once_without_waiting_for_connections() {
+    use std::io::{Read, Write};
+    let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    silent.write_all(wsbox_testkit::upgrade::request("/", "x", &[]).as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    silent.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    server.signal("INT");
+    // The first signal starts the graceful shutdown: the silent peer holds it open.
+    assert!(server.wait_exit(Duration::from_millis(500)).is_none(), "the first signal must not end the process");
+    let started = std::time::Instant::now();
+    server.signal("INT");
+    let status = server.wait_exit(Duration::from_secs(3)).expect("the second signal ends the process");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(status.code(), Some(130), "log:\n{}", server.stderr());
+    assert!(server.stderr().contains("second shutdown signal"), "{}", server.stderr());
+    drop(silent);
+}

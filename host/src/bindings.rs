@@ -50,7 +50,7 @@ impl net::Host for crate::runner::HostState {
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
         let incoming = self.net.exchange(out, timeout_ms).await;
         // The guest runs again from here (the watchdog's clock).
-        self.restarted = true;
+        self.watchdog.guest_resumed();
         Ok(incoming)
     }
 }

@@ -61,4 +61,5 @@ pub mod cli;
 pub mod net;
 pub mod runner;
 pub mod sandbox;
+pub mod serve;
 pub mod tls;

@@ -3,15 +3,14 @@
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tracing::Instrument;
-use wsbox::apps::echo::{EchoOptions, Ending};
+use std::sync::Arc;
+use std::time::Duration;
+use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
-use wsbox::net::{AdmissionLimits, Interrupter, NetHost, TransportLimits};
+use wsbox::net::{AdmissionLimits, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
+use wsbox::serve::{ServeConfig, Shutdown};
 use wsbox::tls::{TlsFiles, load_server_config};
 
 /// mimalloc instead of glibc's malloc: the flat per-turn batches are up to
@@ -197,279 +196,30 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_handshaking_connections: args.max_handshaking_connections,
         recycle_when_idle: true,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers = usize::from(args.workers);
-    // Each worker's running instance's interrupter (a new one after each restart).
-    let interrupters: Arc<Mutex<Vec<Option<Interrupter>>>> = Arc::new(Mutex::new(vec![None; workers]));
-    let (flag, interrupting) = (Arc::clone(&stop), Arc::clone(&interrupters));
+    let shutdown = Shutdown::default();
     // Registered here, before anything listens: a signal that comes as soon
     // as the listening line is out must find the handler, not the default
     // action (which would reset every connection without a close).
     let mut signals = ShutdownSignals::register()?;
+    let requested = shutdown.clone();
     tokio::spawn(async move {
         let signal = signals.next().await;
         tracing::info!(signal, "shutdown requested (a second Ctrl-C or SIGTERM exits at once)");
-        flag.store(true, Ordering::Release);
-        for interrupter in interrupting.lock().expect("interrupter lock").iter().flatten() {
-            interrupter.interrupt();
-        }
+        requested.request();
         let signal = signals.next().await;
         tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
         std::process::exit(130);
     });
-    let worker = Worker {
+    let config = ServeConfig {
         component: Arc::new(component),
         component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
         options,
         policy,
         tls,
         limits,
-        transport: TransportLimits { reuse_port: workers > 1, ..transport },
-        stop,
-        interrupters,
-        deflate: !args.no_deflate,
-        handshake_timeout_ms: args.handshake_timeout_ms,
-        max_guest_memory_mib: args.max_guest_memory_mib,
+        transport,
     };
-    if workers == 1 {
-        // One worker logs without a worker field, as before workers existed.
-        return worker.supervise(0, announce).await;
-    }
-    // Worker 0 binds first, so that a port 0 becomes the port all share
-    // (SO_REUSEPORT: the kernel spreads connections across the workers).
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<(usize, String)>();
-    let mut threads = vec![worker.spawn_thread(0, bound_tx.clone())?];
-    let per_worker = 1 + usize::from(worker.options.tls_listen.is_some());
-    let urls: Vec<String> =
-        await_listening(&bound_rx, &threads, 0..1, per_worker).into_iter().map(|(_, url)| url).collect();
-    let port_of = |scheme: &str| {
-        urls.iter().find(|u| u.starts_with(scheme)).and_then(|u| u.rsplit(':').next()?.parse::<u16>().ok())
-    };
-    let mut rest = worker.clone();
-    if let Some(port) = port_of("ws://") {
-        rest.options.listen.set_port(port);
-    }
-    if let (Some(tls_listen), Some(port)) = (rest.options.tls_listen.as_mut(), port_of("wss://")) {
-        tls_listen.set_port(port);
-    }
-    rest.policy = ListenPolicy::new(std::iter::once(rest.options.listen).chain(rest.options.tls_listen));
-    if !threads[0].is_finished() {
-        for index in 1..workers {
-            threads.push(rest.spawn_thread(index, bound_tx.clone())?);
-        }
-        // "Listening" once every worker listens: a client that connects on
-        // that line may be handed to any of them.
-        let all = (workers - 1) * per_worker;
-        if await_listening(&bound_rx, &threads, 1..workers, all).len() == all {
-            urls.iter().for_each(|url| announce(url));
-        }
-    }
-    drop(bound_tx);
-    // Whichever worker ends first (an error, or the shutdown) ends them all.
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<()>>();
-    let done_rx = Arc::new(Mutex::new(done_rx));
-    let count = threads.len();
-    for thread in threads {
-        let done = done_tx.clone();
-        std::thread::spawn(move || {
-            let outcome = thread.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked")));
-            let _ = done.send(outcome);
-        });
-    }
-    drop(done_tx);
-    let mut result = Ok(());
-    for _ in 0..count {
-        let outcome = tokio::task::spawn_blocking({
-            let done_rx = std::sync::Arc::clone(&done_rx);
-            move || done_rx.lock().expect("done lock").recv()
-        })
-        .await?;
-        let Ok(outcome) = outcome else { break };
-        worker.stop.store(true, Ordering::Release);
-        for interrupter in worker.interrupters.lock().expect("interrupter lock").iter().flatten() {
-            interrupter.interrupt();
-        }
-        if let (Err(e), Ok(())) = (outcome, &result) {
-            result = Err(e);
-        }
-    }
-    result
-}
-
-/// What every worker needs: each runs its own instance of the one compiled
-/// component on its own thread and event loop.
-#[derive(Clone)]
-struct Worker {
-    component: Arc<WsboxComponent>,
-    component_name: String,
-    options: EchoOptions,
-    policy: ListenPolicy,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    limits: SandboxLimits,
-    transport: TransportLimits,
-    stop: Arc<AtomicBool>,
-    interrupters: Arc<Mutex<Vec<Option<Interrupter>>>>,
-    deflate: bool,
-    handshake_timeout_ms: i32,
-    max_guest_memory_mib: u64,
-}
-
-impl Worker {
-    /// Runs worker `index` on a thread of its own with its own event loop;
-    /// `bound` receives its URLs once it listens.
-    fn spawn_thread(
-        &self,
-        index: usize,
-        bound: std::sync::mpsc::Sender<(usize, String)>,
-    ) -> Result<std::thread::JoinHandle<Result<()>>> {
-        let worker = self.clone();
-        Ok(std::thread::Builder::new().name(format!("wsbox-worker-{index}")).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let serving = worker.supervise(index, |url| {
-                // Nobody listens after start-up (a restart listens again).
-                let _ = bound.send((index, url.to_string()));
-            });
-            runtime.block_on(serving.instrument(tracing::info_span!("worker", index)))
-        })?)
-    }
-
-    /// Serves, and when the guest traps or is stopped, starts a fresh
-    /// instance (after [`restart_pause`]).
-    async fn supervise(&self, index: usize, mut bound: impl FnMut(&str)) -> Result<()> {
-        let mut restarts: Vec<Instant> = Vec::new();
-        // With several workers sharing a port, a restarted instance listens
-        // on the ports the first one got (for port 0).
-        let mut options = self.options.clone();
-        // The previous instance's listening sockets: the next one takes them
-        // over, so the port stays open and its backlog waits.
-        let mut listeners = None;
-        let mut first_instance = true;
-        loop {
-            let mut instance = self
-                .component
-                .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport)
-                .await?;
-            if let Some(listeners) = listeners.take() {
-                instance.store.data_mut().net.inherit_listeners(listeners);
-            }
-            self.interrupters.lock().expect("interrupter lock")[index] = Some(instance.store.data().net.interrupter());
-            let mut listened = false;
-            let mut urls = Vec::new();
-            let result = wsbox::apps::echo::run(&mut instance, &options, &self.stop, |url| {
-                listened = true;
-                urls.push(url.to_string());
-                tracing::info!(
-                    %url,
-                    component = self.component_name,
-                    binding = ?self.component.binding(),
-                    deflate = self.deflate,
-                    handshake_timeout_ms = self.handshake_timeout_ms,
-                    max_guest_memory_mib = self.max_guest_memory_mib,
-                    "listening"
-                );
-                bound(url);
-            })
-            .await;
-            for url in urls.iter().filter(|_| self.transport.reuse_port) {
-                let port = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-                match (url.starts_with("wss://"), port) {
-                    (false, Some(port)) => options.listen.set_port(port),
-                    (true, Some(port)) => {
-                        if let Some(tls) = options.tls_listen.as_mut() {
-                            tls.set_port(port);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let open = instance.store.data().net.connection_count();
-            let first = std::mem::replace(&mut first_instance, false);
-            let error = match result {
-                Ok(Ending::Stopped) => return Ok(()),
-                Ok(Ending::Recycle) => {
-                    listeners = Some(instance.store.data_mut().net.take_listeners());
-                    continue;
-                }
-                // The first instance failing before it listens is a setup
-                // error (a busy port): no restart.
-                Err(e) if (!listened && first) || self.stop.load(Ordering::Acquire) => return Err(e),
-                Err(e) => e,
-            };
-            // The failed instance's sockets outlive it: each WebSocket gets a
-            // 1012 Service Restart close frame, every connection a proper end.
-            let spare = NetHost::with_limits(ListenPolicy::new([]), None, TransportLimits::default());
-            let mut sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
-            drop(instance);
-            listeners = Some(sockets.take_listeners());
-            let farewell = sockets.farewell(&service_restart_frame(), FAREWELL_GRACE);
-            tokio::spawn(
-                async move {
-                    let told = farewell.await;
-                    tracing::info!(closed_with_1012 = told, "the failed instance's connections are closed");
-                }
-                .in_current_span(),
-            );
-            restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
-            restarts.push(Instant::now());
-            // Never give up (peers may be what made it fail): back off.
-            let pause = restart_pause(restarts.len());
-            tracing::error!(
-                restarts_within_a_minute = restarts.len(),
-                connections = open,
-                pause_ms = pause.as_millis() as u64,
-                "the guest stopped ({error:#}); its WebSockets get 1012 Service Restart; starting a fresh instance"
-            );
-            tokio::time::sleep(pause).await;
-        }
-    }
-}
-
-/// Restarts within this window count towards the back-off.
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
-/// How long a failed instance's connections get to take their close frame.
-const FAREWELL_GRACE: Duration = Duration::from_secs(5);
-/// The close frame a failed instance's WebSockets get: 1012 Service Restart.
-fn service_restart_frame() -> Vec<u8> {
-    let reason = b"instance restarted";
-    let mut frame = vec![0x88, 2 + reason.len() as u8];
-    frame.extend_from_slice(&1012u16.to_be_bytes());
-    frame.extend_from_slice(reason);
-    frame
-}
-
-/// The pause before the `n`th restart within [`RESTART_WINDOW`]: none for
-/// the first few (a fault costs a restart, not an outage), then doubling from
-/// 100 ms up to 30 s, so a guest that fails at once does not spin. The server
-/// never gives up: whatever made the guest fail may be the peers' doing.
-fn restart_pause(n: usize) -> Duration {
-    const FREE: usize = 5;
-    if n <= FREE {
-        return Duration::ZERO;
-    }
-    let doublings = u32::try_from(n - FREE - 1).unwrap_or(u32::MAX).min(9);
-    Duration::from_millis(100 << doublings).min(Duration::from_secs(30))
-}
-
-/// Waits until the workers numbered in `which` have reported `count`
-/// distinct (worker, URL) pairs, or until a worker thread ended; returns
-/// the pairs in the order they came. (Distinct: a worker that restarted
-/// reports again.)
-fn await_listening(
-    reports: &std::sync::mpsc::Receiver<(usize, String)>,
-    threads: &[std::thread::JoinHandle<Result<()>>],
-    which: std::ops::Range<usize>,
-    count: usize,
-) -> Vec<(usize, String)> {
-    let mut seen = Vec::new();
-    while seen.len() < count {
-        match reports.recv_timeout(Duration::from_millis(100)) {
-            Ok(report) if which.contains(&report.0) && !seen.contains(&report) => seen.push(report),
-            Ok(_) => {}
-            Err(_) if threads.iter().any(|t| t.is_finished()) => break,
-            Err(_) => {}
-        }
-    }
-    seen
+    wsbox::serve::serve(config, usize::from(args.workers), &shutdown, announce).await
 }
 
 /// The line on stdout that says where the echo app listens (one per URL).

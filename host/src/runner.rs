@@ -2,14 +2,14 @@
 
 use crate::bindings::{self, api};
 use crate::net::{AdmissionLimits, NetHost, TransportLimits};
+use crate::sandbox::limits::MemoryCap;
+use crate::sandbox::watchdog::{EpochTicker, Watchdog};
 use crate::sandbox::{self, ListenPolicy, SandboxLimits};
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{CallHook, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{CallHook, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The guest component built by `build.rs` and embedded in the binary
@@ -39,68 +39,15 @@ pub struct HostState {
     pub net: NetHost,
     /// The memory cap, and what the guest's memories hold now.
     limits: MemoryCap,
-    /// The guest started running again since the watchdog last looked:
-    /// it entered an export, or got control back from `net.exchange` (where
-    /// it waits). Calls to WASI in between are short and do not count as
-    /// waiting. A flag rather than a time: it is set on every entry into
-    /// wasm (the canonical ABI's `realloc` calls too), where reading the
-    /// clock cost 3% of the server's CPU; the watchdog stamps the time at
-    /// its next look, at most one tick later.
-    pub(crate) restarted: bool,
-    /// When the guest last started running, as the watchdog saw it.
-    running_since: Instant,
-    /// When the watchdog last looked (it looks every tick while wasm runs).
-    last_epoch_check: Instant,
+    /// When the guest started running, for the watchdog.
+    pub(crate) watchdog: Watchdog,
 }
-
-/// How often the engine's epoch advances: the watchdog's resolution.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 impl HostState {
     /// Bytes of linear memory the guest holds (wasm memories only grow: this
     /// is also its high-water mark).
     pub fn guest_memory_bytes(&self) -> usize {
-        self.limits.memory_bytes
-    }
-}
-
-/// wasmtime's [`StoreLimits`], recording how large the guest's memories grew.
-struct MemoryCap {
-    limits: StoreLimits,
-    memory_bytes: usize,
-}
-
-impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if allowed {
-            self.memory_bytes += desired - current;
-        }
-        Ok(allowed)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-
-    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.limits.memory_grow_failed(error)
-    }
-
-    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.limits.table_grow_failed(error)
-    }
-
-    fn instances(&self) -> usize {
-        self.limits.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.limits.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.limits.memories()
+        self.limits.memory_bytes()
     }
 }
 
@@ -116,14 +63,8 @@ pub struct WsboxComponent {
     component: Component,
     linker: Linker<HostState>,
     binding: Binding,
-    /// Stops the epoch ticker thread when the component is dropped.
-    ticker_stop: Arc<AtomicBool>,
-}
-
-impl Drop for WsboxComponent {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
+    /// Advances the engine's epoch for the watchdog while the component lives.
+    _ticker: EpochTicker,
 }
 
 impl WsboxComponent {
@@ -206,15 +147,8 @@ impl WsboxComponent {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticking, stop) = (engine.clone(), Arc::clone(&ticker_stop));
-        std::thread::Builder::new().name("wsbox-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                ticking.increment_epoch();
-            }
-        })?;
-        Ok(Self { engine, component, linker, binding, ticker_stop })
+        let _ticker = EpochTicker::start(&engine)?;
+        Ok(Self { engine, component, linker, binding, _ticker })
     }
 
     /// A fresh instance whose sockets follow `policy`; secure listeners use `tls`.
@@ -289,13 +223,8 @@ impl WsboxComponent {
             wasi,
             table: ResourceTable::new(),
             net: NetHost::with_limits(policy, tls, transport),
-            limits: MemoryCap {
-                limits: StoreLimitsBuilder::new().memory_size(limits.max_memory).build(),
-                memory_bytes: 0,
-            },
-            restarted: true,
-            running_since: Instant::now(),
-            last_epoch_check: Instant::now(),
+            limits: MemoryCap::new(&limits),
+            watchdog: Watchdog::new(limits.max_run),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -305,32 +234,16 @@ impl WsboxComponent {
         // wasmtime's call hook, so `exchange` stamps its own return.)
         store.call_hook(|mut ctx, hook| {
             if matches!(hook, CallHook::CallingWasm) {
-                ctx.data_mut().restarted = true;
+                ctx.data_mut().watchdog.guest_resumed();
             }
             Ok(())
         });
-        let max_run = limits.max_run;
         // A WASI-binding guest under load may not wait for long (its poll
         // keeps finding something ready); yielding at each tick lets the
         // writes wasmtime-wasi runs as tasks make progress meanwhile.
         let binding = self.binding;
         store.epoch_deadline_callback(move |mut ctx| {
-            // Running wasm reaches this every tick. A longer gap means the
-            // guest was waiting in a host call (wasi:io/poll, say): it
-            // starts running again now.
-            let state = ctx.data_mut();
-            let now = Instant::now();
-            if state.restarted || now.duration_since(state.last_epoch_check) > 5 * EPOCH_TICK {
-                state.restarted = false;
-                state.running_since = now;
-            }
-            state.last_epoch_check = now;
-            if state.running_since.elapsed() > max_run {
-                return Err(wasmtime::format_err!(
-                    "the guest ran for more than {} ms without returning or waiting (stopped by the watchdog)",
-                    max_run.as_millis()
-                ));
-            }
+            ctx.data_mut().watchdog.check(Instant::now())?;
             Ok(match binding {
                 Binding::HostFed => UpdateDeadline::Continue(1),
                 Binding::WasiSockets => UpdateDeadline::Yield(1),

@@ -78,6 +78,22 @@ pub enum Ending {
 }
 
 impl EchoOptions {
+    /// Takes the ports of `urls` (where an instance listened) as this
+    /// app's: a port 0 becomes the port the kernel gave, so that the next
+    /// instance, or a worker sharing it, listens on the same one.
+    pub fn adopt_ports(&mut self, urls: &[String]) {
+        for url in urls {
+            let Some(port) = url.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) else { continue };
+            if url.starts_with("wss://") {
+                if let Some(tls) = self.tls_listen.as_mut() {
+                    tls.set_port(port);
+                }
+            } else {
+                self.listen.set_port(port);
+            }
+        }
+    }
+
     /// Qt's defaults (and wsbox's limits) on `listen`, without TLS.
     pub fn new(listen: SocketAddr) -> Self {
         Self {

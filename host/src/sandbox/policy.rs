@@ -1,10 +1,9 @@
-//! Policy: what the host lets the component do. The component gets no
+//! Where the component may listen, and the narrow WASI it gets: no
 //! filesystem, no environment, no network of its own (its sockets are the
-//! host's, through `net`), and may listen only where the operator allowed.
+//! host's, through `net`, or TCP listeners where the operator allowed).
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 
@@ -31,32 +30,6 @@ impl fmt::Display for ListenPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let list: Vec<String> = self.allowed.iter().map(ToString::to_string).collect();
         f.write_str(&list.join(", "))
-    }
-}
-
-/// Growth of the guest's linear memory past its size at start after which
-/// an instance that holds no connection is replaced by a fresh one (linear
-/// memory never shrinks: without this, one spike would pin its memory for
-/// the life of the instance).
-pub const RECYCLE_GROWTH: usize = 16 * 1024 * 1024;
-
-/// How much the guest may take before the host stops it. A guest that
-/// passes a limit traps; the host logs why and starts a fresh instance.
-#[derive(Clone, Copy, Debug)]
-pub struct SandboxLimits {
-    /// Largest linear memory the guest may grow to, in bytes. Default 1 GiB:
-    /// room for several maximal (64 MiB) messages in flight, far from what a
-    /// host should lose to one tenant.
-    pub max_memory: usize,
-    /// Longest the guest may run without returning or waiting (one call,
-    /// one stretch between host calls). Default 2 s: a turn of a full 1 MiB
-    /// batch takes milliseconds, so only a guest stuck in a loop gets there.
-    pub max_run: Duration,
-}
-
-impl Default for SandboxLimits {
-    fn default() -> Self {
-        Self { max_memory: 1 << 30, max_run: Duration::from_secs(2) }
     }
 }
 

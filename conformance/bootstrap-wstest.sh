@@ -4,7 +4,7 @@
 # Idempotent: a working install is reused. The cache is
 # $WSBOX_CACHE_DIR (default: <repo>/.cache), gitignored.
 #
-# Recipe (verified on these machines): a Python 3 venv holding
+# Recipe: a Python 3 venv holding
 # virtualenv==20.21.1 creates the 2.7 venv from pyenv's 2.7.18, then pip
 # installs autobahntestsuite==25.10.1 with the pins in
 # wstest-constraints-py27.txt.

@@ -2,7 +2,7 @@
 
 use crate::bindings::api::CompressionOptions;
 use crate::net::AdmissionLimits;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +29,53 @@ pub enum Command {
     /// Run an app component (server logic in any language, world `app`,
     /// composed with a server component) in the sandbox.
     Run(RunArgs),
+    /// Print a shell completion script for wsbox (e.g. `wsbox completions
+    /// bash > /etc/bash_completion.d/wsbox`).
+    Completions(CompletionsArgs),
+    /// Write wsbox's man pages (wsbox.1 and one per subcommand) to a directory.
+    Man(ManArgs),
+}
+
+/// Options of `wsbox man`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages to (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "man")]
+    pub out: PathBuf,
+}
+
+/// Options of `wsbox completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes `shell`'s completion script for the whole command line to `out`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "wsbox", out);
+}
+
+/// Writes `wsbox.1` and a page per subcommand (`wsbox-serve.1`, …) into
+/// `dir`; returns the paths written.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let command = Cli::command();
+    let mut written = Vec::new();
+    let mut page = |name: String, command: clap::Command| -> std::io::Result<()> {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path)?;
+        clap_mangen::Man::new(command).render(&mut file)?;
+        written.push(path);
+        Ok(())
+    };
+    page("wsbox".into(), command.clone())?;
+    for sub in command.get_subcommands() {
+        let name = format!("wsbox-{}", sub.get_name());
+        page(name.clone(), sub.clone().name(name))?;
+    }
+    Ok(written)
 }
 
 /// Options of `wsbox run`.
@@ -324,7 +371,9 @@ impl Cli {
     pub fn serve_args(&self) -> &ServeArgs {
         match &self.command {
             Some(Command::Serve(args)) => args.as_ref(),
-            Some(Command::Components(_) | Command::Run(_)) | None => &self.serve,
+            Some(Command::Components(_) | Command::Run(_) | Command::Completions(_) | Command::Man(_)) | None => {
+                &self.serve
+            }
         }
     }
 }

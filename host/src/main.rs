@@ -26,6 +26,19 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => *args,
         Some(Command::Components(args)) => return write_components(&args.out),
         Some(Command::Run(args)) => return run_app(&args),
+        Some(Command::Completions(args)) => {
+            wsbox::cli::write_completions(args.shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man(args)) => {
+            return match wsbox::cli::write_man_pages(&args.out) {
+                Ok(pages) => {
+                    pages.iter().for_each(|page| println!("{}", page.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot write the man pages to {}: {e}", args.out.display())),
+            };
+        }
         None => cli.serve,
     };
     // A bare level applies to wsbox; other crates (wasmtime, cranelift) stay at warn.
@@ -206,6 +219,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         let signal = signals.next().await;
         tracing::info!(signal, "shutdown requested (a second Ctrl-C or SIGTERM exits at once)");
         requested.request();
+        // systemd (Type=notify): the service is stopping.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         let signal = signals.next().await;
         tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
         std::process::exit(130);
@@ -222,10 +237,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
     wsbox::serve::serve(config, usize::from(args.workers), &shutdown, announce).await
 }
 
-/// The line on stdout that says where the echo app listens (one per URL).
+/// The line on stdout that says where the echo app listens (one per URL,
+/// once every worker listens on it), and under systemd (`Type=notify`,
+/// `NOTIFY_SOCKET` set) READY=1 at the same moment.
 fn announce(url: &str) {
     println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
     let _ = std::io::stdout().flush();
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, each registered once at start.

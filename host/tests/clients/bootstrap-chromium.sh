@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure Debian's Chromium is installed (for the echoclient.html test)
 # and prints its path. Installs the `chromium` package with apt when missing
-# (as root, or through passwordless sudo); a test tool's own browser
-# download fails on these machines. Idempotent.
+# (as root, or through passwordless sudo). Debian's package, not a test
+# tool's own browser download: the package registry is reachable where a
+# browser vendor's download site may not be. Idempotent.
 set -euo pipefail
 for candidate in "${WSBOX_CHROMIUM:-}" /usr/bin/chromium /usr/bin/chromium-browser; do
   if [ -n "$candidate" ] && [ -x "$candidate" ]; then

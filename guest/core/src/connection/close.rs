@@ -13,7 +13,7 @@ impl Connection {
     /// wire (1005, 1006, 1015, out of range) sends a close frame without a
     /// code, which `close_code` then reports as 1005. Does nothing unless open.
     pub fn close(&mut self, now: u64, code: CloseCode, reason: &str) {
-        if self.state != State::Open {
+        if self.state() != State::Open {
             return;
         }
         let reason = truncate_reason(reason);
@@ -27,16 +27,15 @@ impl Connection {
             self.close_reason.clear();
         }
         self.records.push(Record::AboutToClose);
-        self.set_state(State::Closing);
-        self.deadline = Some(now.saturating_add(self.config.limits.close_timeout_ms));
+        self.enter(Phase::Closing { deadline: now.saturating_add(self.config.limits.close_timeout_ms) });
     }
 
     /// Drops the connection now: no close frame, queued bytes discarded.
     pub fn abort(&mut self) {
         self.out.clear();
-        match self.state {
+        match self.state() {
             State::Handshaking => {
-                self.state = State::Closed;
+                self.phase = Phase::Closed;
                 self.transport = Transport::Abort;
             }
             State::Open | State::Closing => self.finish(Transport::Abort),
@@ -47,7 +46,7 @@ impl Connection {
     /// Fails the connection (RFC 6455 §7.1.7): a close frame with the error's
     /// code and reason, then the transport closes. Further input is ignored.
     pub(super) fn fail(&mut self, error: ProtocolError) {
-        let was_open = self.state == State::Open;
+        let was_open = self.state() == State::Open;
         if !self.close_sent {
             self.send_close(Some(error.close_code()), error.reason());
         }
@@ -55,8 +54,7 @@ impl Connection {
         self.close_reason = error.reason().to_string();
         self.message.reset();
         if was_open {
-            self.records.push(Record::AboutToClose);
-            self.set_state(State::Closing);
+            self.pass_through_closing();
         }
         self.finish(Transport::Close);
     }
@@ -71,16 +69,26 @@ impl Connection {
     }
 
     pub(super) fn finish(&mut self, transport: Transport) {
-        self.deadline = None;
         self.pending_failure = None;
         self.transport = transport;
-        self.set_state(State::Closed);
+        self.enter(Phase::Closed);
         self.records.push(Record::Disconnected);
     }
 
-    pub(super) fn set_state(&mut self, state: State) {
-        if self.state != state {
-            self.state = state;
+    /// Our close frame is queued and the transport closes at once (a
+    /// failure, or the answer to the peer's close): the app still sees the
+    /// connection pass through Closing, as Qt's signals do.
+    pub(super) fn pass_through_closing(&mut self) {
+        self.records.push(Record::AboutToClose);
+        self.records.push(Record::StateChanged(State::Closing));
+    }
+
+    /// Moves to `phase`, telling the app when its state changes.
+    pub(super) fn enter(&mut self, phase: Phase) {
+        let state = phase.state();
+        let changed = self.state() != state;
+        self.phase = phase;
+        if changed {
             self.records.push(Record::StateChanged(state));
         }
     }

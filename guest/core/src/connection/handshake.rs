@@ -8,7 +8,7 @@ impl Connection {
     /// queues the 101 response (with the subprotocol chosen by Qt's rule) and
     /// handles any frames the client sent early. Does nothing otherwise.
     pub fn accept_upgrade(&mut self, now: u64) {
-        if self.state != State::Handshaking {
+        if self.state() != State::Handshaking {
             return;
         }
         let Some(request) = &self.request else { return };
@@ -25,12 +25,13 @@ impl Connection {
         let level = self.config.deflate.as_ref().map_or(1, |c| c.level);
         self.deflate = deflate.map(|(params, response)| Deflate::new(params, response, level));
         self.subprotocol = subprotocol;
-        self.state = State::Open;
-        self.deadline = None;
+        let open = Phase::Open { stall_deadline: None, keepalive: Keepalive::default() };
+        let Phase::Handshaking { head: early, .. } = std::mem::replace(&mut self.phase, open) else {
+            unreachable!("checked above")
+        };
         self.last_ping = now;
         self.heard_from_peer(now);
         self.records.push(Record::Upgraded);
-        let early = std::mem::take(&mut self.head);
         self.handle_frames(now, &early);
     }
 
@@ -38,7 +39,7 @@ impl Connection {
     /// origin, 503 when too many connections wait): the response carries
     /// `body` as text, then the transport closes.
     pub fn refuse_upgrade(&mut self, status: u16, phrase: &str, body: &str) {
-        if self.state == State::Handshaking {
+        if self.state() == State::Handshaking {
             self.refuse(status, phrase, body, None);
         }
     }
@@ -46,7 +47,7 @@ impl Connection {
     /// [`Connection::refuse_upgrade`] with a `Retry-After` header: the
     /// refusal is for load (503, 429), and the client may retry in `seconds`.
     pub fn refuse_upgrade_retry_after(&mut self, status: u16, phrase: &str, body: &str, seconds: u32) {
-        if self.state == State::Handshaking {
+        if self.state() == State::Handshaking {
             self.refuse(status, phrase, body, Some(&format!("Retry-After: {seconds}")));
         }
     }
@@ -58,10 +59,8 @@ impl Connection {
     }
 
     pub(super) fn refuse(&mut self, status: u16, phrase: &str, body: &str, extra_header: Option<&str>) {
-        self.head = Vec::new();
         write_error_response(&mut self.out, status, phrase, body, extra_header, &self.config.server_name);
-        self.state = State::Closed;
+        self.phase = Phase::Closed;
         self.transport = Transport::Close;
-        self.deadline = None;
     }
 }

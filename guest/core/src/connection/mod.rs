@@ -94,6 +94,58 @@ pub enum State {
     Closed,
 }
 
+/// What a connection holds in each state; [`State`] is its public face.
+#[derive(Debug)]
+enum Phase {
+    /// The request head as it arrives (then any frames the client sends
+    /// before our answer), and the handshake deadline.
+    Handshaking {
+        head: Vec<u8>,
+        deadline: Option<u64>,
+    },
+    /// The stall deadline (a frame that has started must keep arriving) and
+    /// the keepalive clock.
+    Open {
+        stall_deadline: Option<u64>,
+        keepalive: Keepalive,
+    },
+    /// When we stop waiting for the peer's close frame.
+    Closing {
+        deadline: u64,
+    },
+    Closed,
+}
+
+impl Phase {
+    fn state(&self) -> State {
+        match self {
+            Phase::Handshaking { .. } => State::Handshaking,
+            Phase::Open { .. } => State::Open,
+            Phase::Closing { .. } => State::Closing,
+            Phase::Closed => State::Closed,
+        }
+    }
+
+    /// The state's own deadline: the handshake's, a stalled frame's, or the close's.
+    fn deadline(&self) -> Option<u64> {
+        match *self {
+            Phase::Handshaking { deadline, .. } => deadline,
+            Phase::Open { stall_deadline, .. } => stall_deadline,
+            Phase::Closing { deadline } => Some(deadline),
+            Phase::Closed => None,
+        }
+    }
+}
+
+/// The keepalive clock of an open connection.
+#[derive(Clone, Copy, Debug, Default)]
+struct Keepalive {
+    /// When to send a keepalive ping (no input since the interval).
+    ping_at: Option<u64>,
+    /// When an unanswered keepalive ping closes the connection.
+    pong_due: Option<u64>,
+}
+
 /// What the binding must do with the transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -190,10 +242,8 @@ pub enum Event<'a> {
 #[derive(Debug)]
 pub struct Connection {
     config: Arc<Config>,
-    state: State,
+    phase: Phase,
     transport: Transport,
-    /// The request head while handshaking.
-    head: Vec<u8>,
     request: Option<Request>,
     subprotocol: Option<String>,
     decoder: Decoder,
@@ -207,11 +257,7 @@ pub struct Connection {
     close_code: CloseCode,
     close_reason: String,
     close_sent: bool,
-    deadline: Option<u64>,
-    /// When to send a keepalive ping (no input since `interval`).
-    keepalive_at: Option<u64>,
-    /// When an unanswered keepalive ping closes the connection.
-    keepalive_due: Option<u64>,
+    /// When our last ping went out (or the upgrade), for a pong's elapsed time.
     last_ping: u64,
     /// The negotiated permessage-deflate state, if any.
     deflate: Option<Deflate>,
@@ -238,9 +284,8 @@ impl Connection {
         let deadline = config.limits.handshake_timeout_ms.map(|t| now.saturating_add(t));
         Self {
             config,
-            state: State::Handshaking,
+            phase: Phase::Handshaking { head: Vec::new(), deadline },
             transport: Transport::Open,
-            head: Vec::new(),
             request: None,
             subprotocol: None,
             decoder: Decoder::default(),
@@ -253,9 +298,6 @@ impl Connection {
             close_code: CloseCode::NORMAL,
             close_reason: String::new(),
             close_sent: false,
-            deadline,
-            keepalive_at: None,
-            keepalive_due: None,
             last_ping: now,
             delivered_this_round: 0,
             pending_failure: None,
@@ -269,7 +311,7 @@ impl Connection {
 
     /// The current state.
     pub fn state(&self) -> State {
-        self.state
+        self.phase.state()
     }
 
     /// The upgrade request, once it has been read.

@@ -6,19 +6,20 @@ use super::*;
 impl Connection {
     /// Handles bytes read from the peer at `now`.
     pub fn handle_input(&mut self, now: u64, mut input: &[u8]) {
-        if self.state == State::Handshaking {
+        if let Phase::Handshaking { head, .. } = &mut self.phase {
+            let max_head = self.config.limits.max_request_head;
             if self.request.is_some() {
                 // Awaiting the upgrade decision: keep early frames, within reason.
-                if self.head.len() + input.len() > self.config.limits.max_request_head {
+                if head.len() + input.len() > max_head {
                     return self.abort();
                 }
-                return self.head.extend_from_slice(input);
+                return head.extend_from_slice(input);
             }
-            self.head.extend_from_slice(input);
-            match parse_request(&self.head, self.config.limits.max_request_head) {
+            head.extend_from_slice(input);
+            match parse_request(head, max_head) {
                 Ok(None) => {}
                 Ok(Some((request, head_len))) => {
-                    self.head.drain(..head_len);
+                    head.drain(..head_len);
                     self.request = Some(request);
                     self.records.push(Record::UpgradeRequested);
                 }
@@ -30,7 +31,7 @@ impl Connection {
             }
             return;
         }
-        if matches!(self.state, State::Open | State::Closing) && self.pending_failure.is_none() {
+        if matches!(self.state(), State::Open | State::Closing) && self.pending_failure.is_none() {
             self.handle_frames(now, std::mem::take(&mut input));
             self.watch_for_stall(now);
             self.heard_from_peer(now);
@@ -41,13 +42,13 @@ impl Connection {
     /// deadline restarts with every input inside a frame and is cleared
     /// between frames (an idle connection is never timed out, as in Qt).
     pub(super) fn watch_for_stall(&mut self, now: u64) {
-        if self.state != State::Open {
-            return;
-        }
-        self.deadline = match self.config.limits.stalled_frame_timeout_ms {
+        let stalled = match self.config.limits.stalled_frame_timeout_ms {
             Some(timeout) if !self.decoder.is_idle() => Some(now.saturating_add(timeout)),
             _ => None,
         };
+        if let Phase::Open { stall_deadline, .. } = &mut self.phase {
+            *stall_deadline = stalled;
+        }
     }
 
     /// Tells the connection the app has seen the events of the last input
@@ -69,9 +70,9 @@ impl Connection {
 
     /// The peer closed its sending side (TCP FIN).
     pub fn handle_eof(&mut self, _now: u64) {
-        match self.state {
+        match self.state() {
             State::Handshaking => {
-                self.state = State::Closed;
+                self.phase = Phase::Closed;
                 self.transport = Transport::Close;
             }
             State::Open | State::Closing => {
@@ -84,8 +85,8 @@ impl Connection {
 
     /// The transport is gone (reset or write error); nothing more can be sent.
     pub fn handle_reset(&mut self, _now: u64) {
-        match self.state {
-            State::Handshaking => self.state = State::Closed,
+        match self.state() {
+            State::Handshaking => self.phase = Phase::Closed,
             State::Open | State::Closing => self.lost(Transport::Abort),
             State::Closed => {}
         }
@@ -94,7 +95,7 @@ impl Connection {
     }
 
     pub(super) fn handle_frames(&mut self, now: u64, mut input: &[u8]) {
-        while matches!(self.state, State::Open | State::Closing) {
+        while matches!(self.state(), State::Open | State::Closing) {
             let max_frame = self.config.limits.max_frame_size;
             let allow_rsv1 = self.deflate.is_some();
             let result = match self.decoder.decode(&mut input, allow_rsv1, max_frame) {
@@ -104,7 +105,7 @@ impl Connection {
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
-                if self.delivered_this_round > 0 && self.state == State::Open {
+                if self.delivered_this_round > 0 && self.state() == State::Open {
                     // Further input is ignored either way; only the close waits.
                     self.pending_failure = Some(e);
                 } else {
@@ -213,7 +214,7 @@ impl Connection {
     pub(super) fn on_control(&mut self, now: u64, opcode: OpCode) -> Result<(), ProtocolError> {
         match opcode {
             OpCode::Ping => {
-                if self.state == State::Open {
+                if self.state() == State::Open {
                     let payload = std::mem::take(&mut self.control);
                     self.send_control(OpCode::Pong, &payload);
                     self.control = payload;
@@ -245,14 +246,13 @@ impl Connection {
                 (Some(code), reason.to_string())
             }
         };
-        if self.state == State::Open {
+        if self.state() == State::Open {
             // Echo the peer's code and reason; an empty close is answered with 1000 (Qt).
             let reply = code.unwrap_or(CloseCode::NORMAL);
             self.send_close(Some(reply), &reason);
             self.close_code = reply;
             self.close_reason = reason;
-            self.records.push(Record::AboutToClose);
-            self.set_state(State::Closing);
+            self.pass_through_closing();
         }
         self.finish(Transport::Close);
         // The peer's close frame is the last thing it sends (RFC 6455 §5.5.1):

@@ -8,7 +8,7 @@ impl Connection {
     /// Returns the payload bytes queued: 0 unless the connection is open
     /// (Qt's `sendTextMessage` / `sendBinaryMessage`).
     pub fn send(&mut self, kind: MessageKind, payload: &[u8]) -> u64 {
-        if self.state != State::Open {
+        if self.state() != State::Open {
             return 0;
         }
         let first = match kind {
@@ -32,7 +32,7 @@ impl Connection {
     /// Sends a ping with at most 125 bytes of `payload`, and restarts the
     /// round-trip timer that pong events report.
     pub fn ping(&mut self, now: u64, payload: &[u8]) {
-        if self.state != State::Open {
+        if self.state() != State::Open {
             return;
         }
         let payload = &payload[..payload.len().min(125)];

@@ -13,22 +13,21 @@ impl Connection {
                 deflate.inflater.release();
             }
         }
-        let Some(deadline) = self.deadline else { return };
+        let Some(deadline) = self.phase.deadline() else { return };
         if now < deadline {
             return;
         }
-        self.deadline = None;
-        match self.state {
+        match self.state() {
             // Qt closes TCP at the handshake deadline: no response, no signal.
             State::Handshaking => {
-                self.state = State::Closed;
+                self.phase = Phase::Closed;
                 self.transport = Transport::Abort;
             }
             State::Closing => {
                 self.records.push(Record::Error(SocketError::Timeout));
                 self.finish(Transport::Abort);
             }
-            // Only the stall deadline is set while open.
+            // The only deadline while open: a frame stalled.
             State::Open => {
                 self.records.push(Record::Error(SocketError::Timeout));
                 self.close(now, CloseCode::GOING_AWAY, "Timeout when reading data from socket.");
@@ -39,33 +38,34 @@ impl Connection {
 
     /// The next deadline (handshake, stall, close or keepalive), if any.
     pub fn poll_timeout(&self) -> Option<u64> {
-        [self.deadline, self.keepalive_at, self.keepalive_due, self.inflater_quiet_at].into_iter().flatten().min()
+        let keepalive = match &self.phase {
+            Phase::Open { keepalive, .. } => *keepalive,
+            _ => Keepalive::default(),
+        };
+        [self.phase.deadline(), keepalive.ping_at, keepalive.pong_due, self.inflater_quiet_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Any input from an open connection restarts the keepalive clock.
     pub(super) fn heard_from_peer(&mut self, now: u64) {
-        self.keepalive_due = None;
-        self.keepalive_at = match (self.state, self.config.limits.keepalive_interval_ms) {
-            (State::Open, Some(interval)) => Some(now.saturating_add(interval)),
-            _ => None,
-        };
+        let interval = self.config.limits.keepalive_interval_ms;
+        if let Phase::Open { keepalive, .. } = &mut self.phase {
+            *keepalive = Keepalive { ping_at: interval.map(|i| now.saturating_add(i)), pong_due: None };
+        }
     }
 
     /// Sends a keepalive ping or gives up on a silent peer, when due.
     pub(super) fn keepalive_tick(&mut self, now: u64) {
-        if self.state != State::Open {
-            self.keepalive_at = None;
-            self.keepalive_due = None;
-            return;
-        }
-        if self.keepalive_due.is_some_and(|due| now >= due) {
-            self.keepalive_due = None;
-            self.keepalive_at = None;
+        let timeout = self.config.limits.keepalive_timeout_ms;
+        let Phase::Open { keepalive, .. } = &mut self.phase else { return };
+        if keepalive.pong_due.is_some_and(|due| now >= due) {
+            *keepalive = Keepalive::default();
             self.records.push(Record::Error(SocketError::Timeout));
             self.close(now, CloseCode::GOING_AWAY, "No answer to a keepalive ping.");
-        } else if self.keepalive_at.is_some_and(|at| now >= at) {
-            self.keepalive_at = None;
-            self.keepalive_due = Some(now.saturating_add(self.config.limits.keepalive_timeout_ms));
+        } else if keepalive.ping_at.is_some_and(|at| now >= at) {
+            *keepalive = Keepalive { ping_at: None, pong_due: Some(now.saturating_add(timeout)) };
             self.send_control(OpCode::Ping, KEEPALIVE_PAYLOAD);
         }
     }

@@ -287,3 +287,36 @@ async fn a_peer_that_floods_after_our_close_is_dropped_after_the_linger_while_ot
         "the flooding peer was dropped {dropped_after:?} after the close (linger: 2 s)"
     );
 }
+
+#[test]
+fn a_flood_of_bad_handshakes_is_logged_within_a_budget_with_a_count_of_the_rest() {
+    let server = Server::start(&[]);
+    let bad = 200;
+    for _ in 0..bad {
+        let mut peer = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = peer.read_to_end(&mut answer);
+        assert!(answer.starts_with(b"HTTP/1.1 400"), "{}", String::from_utf8_lossy(&answer));
+    }
+    // The count comes once the window of the flood is over (within a turn).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counted = |log: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("more refused handshakes not logged"))
+            .filter_map(|l| l.split("suppressed=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    };
+    loop {
+        let log = server.stderr();
+        let logged = log.lines().filter(|l| l.contains("handshake refused")).count() as u64;
+        if logged + counted(&log) == bad {
+            // However fast the flood came, at most 10 lines a second of it.
+            assert!(logged <= 30, "{logged} lines logged of {bad} refusals:\n{log}");
+            assert!(counted(&log) >= bad - 30);
+            break;
+        }
+        assert!(Instant::now() < deadline, "every refusal is logged or counted; log:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

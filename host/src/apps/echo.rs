@@ -6,6 +6,7 @@
 //! its `writable` event (the host meanwhile stops reading that peer, so
 //! what is held stays within about one turn's input).
 
+use super::log_budget::{LINES_PER_WINDOW, LogBudget};
 use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage};
 use crate::runner::Instance;
 use anyhow::{Result, bail};
@@ -198,6 +199,8 @@ async fn serve(
     let mut resend: VecDeque<u32> = VecDeque::new();
     let mut out = MessageBatch { messages: Vec::new(), data: Vec::new() };
     let mut shutting_down: Option<Instant> = None;
+    // Lines peers cause, each kind within its budget (a scanner must not flood the log).
+    let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
     loop {
         let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
         let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
@@ -298,13 +301,30 @@ async fn serve(
                     }
                 }
                 BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e)) => {
-                    tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
+                    if tls_failures.admit(Instant::now()) {
+                        tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
+                    }
                 }
                 BatchEvent::Other(Event::ServerError(e)) => {
-                    tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
+                    if refusals.admit(Instant::now()) {
+                        tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
+                    }
                 }
                 _ => {}
             }
+        }
+        let now = Instant::now();
+        if let Some(n) = tls_failures.take_suppressed(now) {
+            tracing::warn!(
+                suppressed = n,
+                "{n} more failed TLS handshakes not logged (at most {LINES_PER_WINDOW} a second are)"
+            );
+        }
+        if let Some(n) = refusals.take_suppressed(now) {
+            tracing::warn!(
+                suppressed = n,
+                "{n} more refused handshakes not logged (at most {LINES_PER_WINDOW} a second are)"
+            );
         }
         if reuse {
             out.data = batch.payload;

@@ -2,3 +2,4 @@
 //! `QWebSocketServer`.
 
 pub mod echo;
+pub mod log_budget;

@@ -300,15 +300,13 @@ async fn serve(
                         open.handle.resource_drop_async(&mut *store).await?;
                     }
                 }
-                BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e)) => {
-                    if tls_failures.admit(Instant::now()) {
-                        tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
-                    }
+                BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e))
+                    if tls_failures.admit(Instant::now()) =>
+                {
+                    tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
                 }
-                BatchEvent::Other(Event::ServerError(e)) => {
-                    if refusals.admit(Instant::now()) {
-                        tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
-                    }
+                BatchEvent::Other(Event::ServerError(e)) if refusals.admit(Instant::now()) => {
+                    tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
                 }
                 _ => {}
             }

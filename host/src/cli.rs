@@ -268,6 +268,10 @@ pub struct ServeArgs {
     /// 1001 Going Away before the server exits.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub shutdown_timeout_ms: u64,
+    /// Serve metrics (OpenMetrics text, `GET /metrics`) on this address; off
+    /// unless given. Every series is in docs/operations.md.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log format: `text` for people, `json` (one object per line) for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

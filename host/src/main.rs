@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
+use wsbox::metrics::Metrics;
 use wsbox::net::{AdmissionLimits, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
@@ -208,6 +209,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_send_buffer: args.max_send_buffer,
         max_handshaking_connections: args.max_handshaking_connections,
         recycle_when_idle: true,
+        // Set per worker by serve::serve.
+        metrics: None,
+        worker: 0,
     };
     let shutdown = Shutdown::default();
     // Registered here, before anything listens: a signal that comes as soon
@@ -225,6 +229,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
         std::process::exit(130);
     });
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let metrics = Arc::new(Metrics::new(limits.max_memory as u64));
+            let local = wsbox::metrics::endpoint::spawn(addr, Arc::clone(&metrics))
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!(url = %format!("http://{local}{}", wsbox::metrics::endpoint::PATH), "metrics endpoint");
+            Some(metrics)
+        }
+        None => None,
+    };
     let config = ServeConfig {
         component: Arc::new(component),
         component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
@@ -233,6 +247,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls,
         limits,
         transport,
+        metrics,
     };
     wsbox::serve::serve(config, usize::from(args.workers), &shutdown, announce).await
 }

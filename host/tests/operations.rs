@@ -69,3 +69,95 @@ fn man_pages_are_written_for_wsbox_and_each_subcommand() {
     let serve = std::fs::read_to_string(dir.join("wsbox-serve.1")).unwrap();
     assert!(serve.contains("max\\-connections"), "the serve page documents its flags");
 }
+
+/// `GET path` on `addr`; the status line and the body.
+fn http_get(addr: &str, method: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The value of the series `name{labels}` (as written in the exposition), or 0.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_counts_what_a_load_did() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
+    let log = server.stderr();
+    let url = log
+        .lines()
+        .find(|l| l.contains("metrics endpoint"))
+        .and_then(|l| l.split("url=http://").nth(1)?.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"));
+    let addr = url.trim_end_matches("/metrics").to_string();
+
+    let (clients, per_client) = (20, 10);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let ws_url = server.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
+            for i in 0..per_client {
+                let text = format!("client {c:02} message {i:02}"); // 20 bytes
+                ws.send(Message::text(text.clone())).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+            }
+            ws.send(Message::binary(vec![7u8; 1000])).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::binary(vec![7u8; 1000]));
+            ws.close(None).await.unwrap();
+            while ws.next().await.is_some() {}
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for _ in 0..3 {
+        let (status, _) = http_get(&format!("127.0.0.1:{}", server.port), "GET", "/");
+        assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    }
+
+    // The closes and refusals are counted as the server sees them: poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (status, body) = http_get(&addr, "GET", "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let refused: f64 = body
+            .lines()
+            .filter(|l| l.starts_with("wsbox_handshakes_refused_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if sample(&body, r#"wsbox_closes_total{code="1000"}"#) >= clients as f64 && refused >= 3.0 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "closes and refusals not counted in time:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let texts = (clients * per_client) as f64;
+    assert_eq!(sample(&text, r#"wsbox_messages_total{direction="in",kind="text"}"#), texts, "{text}");
+    assert_eq!(sample(&text, r#"wsbox_messages_total{direction="out",kind="text"}"#), texts, "{text}");
+    assert_eq!(sample(&text, r#"wsbox_message_bytes_total{direction="in",kind="text"}"#), texts * 20.0);
+    assert_eq!(sample(&text, r#"wsbox_message_bytes_total{direction="out",kind="text"}"#), texts * 20.0);
+    assert_eq!(sample(&text, r#"wsbox_messages_total{direction="in",kind="binary"}"#), clients as f64);
+    assert_eq!(sample(&text, r#"wsbox_message_bytes_total{direction="out",kind="binary"}"#), clients as f64 * 1000.0);
+    // tungstenite offers no compression.
+    assert_eq!(sample(&text, r#"wsbox_websockets_opened_total{compression="none"}"#), clients as f64);
+    assert_eq!(sample(&text, r#"wsbox_closes_total{code="1000"}"#), clients as f64);
+    assert_eq!(sample(&text, r#"wsbox_websockets_open{transport="ws"}"#), 0.0);
+    assert!(sample(&text, r#"wsbox_guest_memory_bytes{worker="0"}"#) > 0.0, "{text}");
+    assert_eq!(sample(&text, "wsbox_guest_memory_cap_bytes"), (1u64 << 30) as f64);
+    assert!(sample(&text, "wsbox_turn_seconds_count") > 0.0);
+    assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
+
+    assert!(http_get(&addr, "GET", "/other").0.starts_with("HTTP/1.1 404"));
+    assert!(http_get(&addr, "POST", "/metrics").0.starts_with("HTTP/1.1 405"));
+}

@@ -8,10 +8,12 @@
 
 use super::log_budget::{LINES_PER_WINDOW, LogBudget};
 use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage};
+use crate::metrics::{Kind, Metrics, TurnCounts};
 use crate::runner::Instance;
 use anyhow::{Result, bail};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
@@ -66,6 +68,10 @@ pub struct EchoOptions {
     /// [`EchoOptions::new`]; `wsbox serve` turns it on. Ignored under the
     /// WASI binding, whose guest holds sockets the host cannot count.
     pub recycle_when_idle: bool,
+    /// Where to count messages, connections and turns (`None`: nowhere),
+    /// and the worker label this instance's gauges carry.
+    pub metrics: Option<Arc<Metrics>>,
+    pub worker: u32,
 }
 
 /// Why [`run`] returned.
@@ -122,6 +128,8 @@ impl EchoOptions {
             max_send_buffer: defaults::MAX_SEND_BUFFER,
             max_handshaking_connections: defaults::MAX_HANDSHAKING as u32,
             recycle_when_idle: false,
+            metrics: None,
+            worker: 0,
         }
     }
 }
@@ -129,6 +137,8 @@ impl EchoOptions {
 /// What the app knows of one open connection (for its log lines).
 struct Open {
     handle: ResourceAny,
+    /// Over `wss://`.
+    secure: bool,
     since: Instant,
     messages: u64,
     bytes: u64,
@@ -161,6 +171,7 @@ async fn serve(
     let mut wanted = vec![(options.listen, api::SecureMode::NonSecureMode)];
     wanted.extend(options.tls_listen.map(|addr| (addr, api::SecureMode::SecureMode)));
     let mut urls = Vec::new();
+    let mut secure_servers = Vec::new();
     for (listen, mode) in wanted {
         let server = api.server().call_constructor(&mut *store, &options.name, mode).await?;
         api.server().call_set_compression(&mut *store, server, options.compression).await?;
@@ -182,7 +193,11 @@ async fn serve(
             bail!("cannot listen on {listen}: {reason}");
         }
         urls.push(api.server().call_server_url(&mut *store, server).await?);
-        servers.insert(api.server().call_id(&mut *store, server).await?, server);
+        let id = api.server().call_id(&mut *store, server).await?;
+        if mode == api::SecureMode::SecureMode {
+            secure_servers.push(id);
+        }
+        servers.insert(id, server);
     }
     // Every server shares the instance's one event loop; any of them turns it.
     let server = *servers.values().next().expect("at least one server");
@@ -192,6 +207,7 @@ async fn serve(
     let memory_at_start = store.data().guest_memory_bytes();
 
     let debug = tracing::enabled!(tracing::Level::DEBUG);
+    let metrics = options.metrics.as_deref();
     let mut sockets: HashMap<u32, Open> = HashMap::new();
     // Echoes waiting for their socket's `writable`, oldest first.
     let mut held: HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>> = HashMap::new();
@@ -203,7 +219,15 @@ async fn serve(
     let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
     loop {
         let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
+        let turn_started = metrics.map(|_| Instant::now());
         let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
+        let turn_seconds = turn_started.map(|started| started.elapsed().as_secs_f64());
+        let mut counts = TurnCounts::default();
+        if let Some(m) = metrics {
+            count_sent(&out, &batch.buffer_full, &mut counts);
+            m.send_buffer_refused(batch.buffer_full.len());
+            m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
+        }
         // Refused echoes are older than anything still held for their socket:
         // they go back in front, in order, and the socket waits for its next
         // `writable` before anything is sent to it again.
@@ -235,6 +259,10 @@ async fn serve(
                         open.messages += 1;
                         open.bytes += u64::from(span.end - span.start);
                     }
+                    counts.receive(
+                        if kind == MessageKind::Text { Kind::Text } else { Kind::Binary },
+                        (span.end - span.start) as usize,
+                    );
                     if let Some(queue) = held.get_mut(&span.socket) {
                         // Behind echoes still waiting for room: keep the order.
                         queue.push_back((kind, batch.payload[span.start as usize..span.end as usize].to_vec()));
@@ -271,7 +299,12 @@ async fn serve(
                             });
                             tracing::debug!(socket = id, peer = %format!("{peer}:{port}"), path, subprotocol, extensions, tls = tls.unwrap_or_default(), "connection opened");
                         }
-                        sockets.insert(id, Open { handle: socket, since: Instant::now(), messages: 0, bytes: 0 });
+                        let secure = secure_servers.contains(&server_id);
+                        if let Some(m) = metrics {
+                            m.websocket_opened(secure, !ws.call_extensions(&mut *store, socket).await?.is_empty());
+                        }
+                        sockets
+                            .insert(id, Open { handle: socket, secure, since: Instant::now(), messages: 0, bytes: 0 });
                         if shutting_down.is_some() {
                             ws.call_close(&mut *store, socket, 1001, "Server shutting down").await?;
                         }
@@ -283,6 +316,12 @@ async fn serve(
                 BatchEvent::Other(Event::Disconnected(id)) => {
                     held.remove(&id);
                     if let Some(open) = sockets.remove(&id) {
+                        if let Some(m) = metrics {
+                            m.websocket_closed(
+                                open.secure,
+                                api.websocket().call_close_code(&mut *store, open.handle).await?,
+                            );
+                        }
                         if debug {
                             let ws = api.websocket();
                             let code = ws.call_close_code(&mut *store, open.handle).await?;
@@ -300,16 +339,27 @@ async fn serve(
                         open.handle.resource_drop_async(&mut *store).await?;
                     }
                 }
-                BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e))
-                    if tls_failures.admit(Instant::now()) =>
-                {
-                    tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
+                BatchEvent::Other(Event::SslErrors(e) | Event::PeerVerifyError(e)) => {
+                    if let Some(m) = metrics {
+                        m.tls_failure();
+                    }
+                    if tls_failures.admit(Instant::now()) {
+                        tracing::warn!(socket = e.socket, peer = %format!("{}:{}", e.peer_address, e.peer_port), "TLS handshake failed: {}", e.error_string);
+                    }
                 }
-                BatchEvent::Other(Event::ServerError(e)) if refusals.admit(Instant::now()) => {
-                    tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
+                BatchEvent::Other(Event::ServerError(e)) => {
+                    if let Some(m) = metrics {
+                        m.handshake_refused(e.code);
+                    }
+                    if refusals.admit(Instant::now()) {
+                        tracing::warn!(code = e.code, peer = %format!("{}:{}", e.peer_address, e.peer_port), "handshake refused: {}", e.error_string);
+                    }
                 }
                 _ => {}
             }
+        }
+        if let (Some(m), Some(seconds)) = (metrics, turn_seconds) {
+            m.turn(&counts, seconds);
         }
         let now = Instant::now();
         if let Some(n) = tls_failures.take_suppressed(now) {
@@ -398,6 +448,19 @@ fn resend_held(
             held.remove(&id);
         } else {
             resend.push_front(id);
+        }
+    }
+}
+
+/// Counts the messages of `out` the guest took: all but those it refused
+/// for a full send buffer (`refused` holds their indices).
+fn count_sent(out: &MessageBatch, refused: &[u32], counts: &mut TurnCounts) {
+    let mut start = 0;
+    for (i, message) in out.messages.iter().enumerate() {
+        let len = message.end as usize - start;
+        start = message.end as usize;
+        if !refused.contains(&(i as u32)) {
+            counts.send(if message.kind == MessageKind::Text { Kind::Text } else { Kind::Binary }, len);
         }
     }
 }

@@ -10,6 +10,7 @@ mod worker;
 pub use pool::serve;
 
 use crate::apps::echo::EchoOptions;
+use crate::metrics::Metrics;
 use crate::net::{Interrupter, TransportLimits};
 use crate::runner::WsboxComponent;
 use crate::sandbox::{ListenPolicy, SandboxLimits};
@@ -34,6 +35,8 @@ pub struct ServeConfig {
     pub limits: SandboxLimits,
     /// The host's transport limits (`reuse_port` is set by [`serve`]).
     pub transport: TransportLimits,
+    /// Where the workers count what they do, when metrics are on.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Asks every worker to stop: each stops listening, sends its connections

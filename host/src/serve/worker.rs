@@ -3,6 +3,7 @@
 
 use super::{ServeConfig, Shutdown};
 use crate::apps::echo::Ending;
+use crate::metrics::RestartCause;
 use crate::sandbox::supervisor::{self, Restarts};
 use anyhow::Result;
 use std::time::Instant;
@@ -37,6 +38,8 @@ impl ServeConfig {
         // With several workers sharing a port, a restarted instance listens
         // on the ports the first one got (for port 0).
         let mut options = self.options.clone();
+        options.metrics = self.metrics.clone();
+        options.worker = index as u32;
         // The previous instance's listening sockets: the next one takes them
         // over, so the port stays open and its backlog waits.
         let mut listeners = None;
@@ -73,12 +76,19 @@ impl ServeConfig {
             let error = match result {
                 Ok(Ending::Stopped) => return Ok(()),
                 Ok(Ending::Recycle) => {
+                    if let Some(m) = &self.metrics {
+                        m.restart(RestartCause::Recycle);
+                    }
                     listeners = Some(instance.store.data_mut().net.take_listeners());
                     continue;
                 }
                 Err(e) if (urls.is_empty() && first) || shutdown.is_requested() => return Err(e),
                 Err(e) => e,
             };
+            if let Some(m) = &self.metrics {
+                let watchdog = format!("{error:#}").contains("stopped by the watchdog");
+                m.restart(if watchdog { RestartCause::Watchdog } else { RestartCause::Trap });
+            }
             listeners = Some(supervisor::retire(instance));
             let (within_a_minute, pause) = restarts.record(Instant::now());
             tracing::error!(

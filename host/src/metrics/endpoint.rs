@@ -1,0 +1,84 @@
+//! The metrics endpoint: `GET /metrics` over plain HTTP/1.1 on
+//! `--metrics-listen`, answered on a thread of its own, one connection at a
+//! time (a scraper's load, not a crowd's), so the event loops never wait on
+//! it. Anything else gets 404 or 405; a request that does not come within
+//! a few seconds is dropped.
+
+use super::Metrics;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The path scrapers ask for.
+pub const PATH: &str = "/metrics";
+/// The OpenMetrics text format's content type.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Largest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a scraper may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Listens on `addr` and serves `metrics` from a background thread; returns
+/// the address it listens on (port 0 picks one).
+pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new().name("wsbox-metrics".into()).spawn(move || {
+        for stream in listener.incoming() {
+            match stream {
+                Ok(stream) => {
+                    if let Err(e) = answer(stream, &metrics) {
+                        tracing::debug!(error = %e, "metrics request failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics endpoint: accept failed"),
+            }
+        }
+    })?;
+    Ok(local)
+}
+
+fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    let (method, path) = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => {
+                break (request.method.unwrap_or("").to_string(), request.path.unwrap_or("").to_string());
+            }
+            Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => {}
+            _ => return respond(&mut stream, "400 Bad Request", "text/plain", b"bad request\n", true),
+        }
+    };
+    let path = path.split('?').next().unwrap_or("");
+    match (method.as_str(), path) {
+        ("GET" | "HEAD", PATH) => {
+            let body = metrics.encode();
+            respond(&mut stream, "200 OK", CONTENT_TYPE, body.as_bytes(), method == "GET")
+        }
+        (_, PATH) => respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use GET\n", true),
+        _ => respond(&mut stream, "404 Not Found", "text/plain", b"metrics are at /metrics\n", true),
+    }
+}
+
+/// Writes the response; a HEAD request gets the head only.
+fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8], with_body: bool) -> io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    if with_body {
+        stream.write_all(body)?;
+    }
+    Ok(())
+}

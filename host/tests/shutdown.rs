@@ -45,16 +45,22 @@ async fn ctrl_c_closes_every_connection_with_1001_and_exits_0() {
     shutdown_with("INT").await;
 }
 
-#[test]
-fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
+/// A WebSocket whose peer will never answer a close (it reads nothing more).
+fn silent_websocket(server: &Server) -> std::net::TcpStream {
     use std::io::{Read, Write};
-    // Grace far longer than the core's 5 s close timeout: the exit must come from the timeout.
-    let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
     let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     silent.write_all(wsbox_testkit::upgrade::request("/", "x", &[]).as_bytes()).unwrap();
     let mut head = [0u8; 12];
     silent.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
+    silent
+}
+
+#[test]
+fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
+    // Grace far longer than the core's 5 s close timeout: the exit must come from the timeout.
+    let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
+    let silent = silent_websocket(&server);
     let started = std::time::Instant::now();
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(15)).expect("exit after the close timeout");
@@ -66,13 +72,8 @@ fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
 
 #[test]
 fn a_second_signal_exits_at_once_without_waiting_for_connections() {
-    use std::io::{Read, Write};
     let mut server = Server::start(&["--shutdown-timeout-ms", "30000"]);
-    let mut silent = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    silent.write_all(wsbox_testkit::upgrade::request("/", "x", &[]).as_bytes()).unwrap();
-    let mut head = [0u8; 12];
-    silent.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
+    let silent = silent_websocket(&server);
     server.signal("INT");
     // The first signal starts the graceful shutdown: the silent peer holds it open.
     assert!(server.wait_exit(Duration::from_millis(500)).is_none(), "the first signal must not end the process");

@@ -171,7 +171,7 @@ pub fn run_into_reports(bin: &Path, wstest: &Path, cases: &[String], reports: &P
     let md = format!(
         "# Autobahn|Testsuite results\n\nRefreshed by `just conformance` (all 517 cases over each transport). The test \
          suite checks the same case → behaviour maps against `conformance/snapshots/` (over `wss://` it runs 1.*–10.*, \
-         12.1.* and 13.1.*).\n\n{summary}"
+         12.1.1–12.1.7 and 13.1.1–13.1.7).\n\n{summary}"
     );
     std::fs::write(reports.join("summary.md"), md)?;
     Ok(Report { results: all.expect("two runs"), summary })

@@ -63,4 +63,5 @@ pub mod net;
 pub mod runner;
 pub mod sandbox;
 pub mod serve;
+pub mod state;
 pub mod tls;

@@ -2,15 +2,15 @@
 
 use crate::bindings::{self, api};
 use crate::net::{AdmissionLimits, NetHost, TransportLimits};
-use crate::sandbox::limits::MemoryCap;
-use crate::sandbox::watchdog::{EpochTicker, Watchdog};
+use crate::sandbox::watchdog::EpochTicker;
 use crate::sandbox::{self, ListenPolicy, SandboxLimits};
+pub use crate::state::HostState;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Instant;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{CallHook, Engine, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 
 /// The guest component built by `build.rs` and embedded in the binary
 /// (world `server`: sockets through the host's `net`).
@@ -29,32 +29,6 @@ pub enum Binding {
     /// It imports `wasi:sockets`: it listens and accepts itself, in one poll
     /// loop; the host grants TCP on the addresses its policy allows.
     WasiSockets,
-}
-
-/// What the host keeps per instance: WASI's context and the sockets.
-pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    /// The instance's sockets (the `net` import).
-    pub net: NetHost,
-    /// The memory cap, and what the guest's memories hold now.
-    limits: MemoryCap,
-    /// When the guest started running, for the watchdog.
-    pub(crate) watchdog: Watchdog,
-}
-
-impl HostState {
-    /// Bytes of linear memory the guest holds (wasm memories only grow: this
-    /// is also its high-water mark).
-    pub fn guest_memory_bytes(&self) -> usize {
-        self.limits.memory_bytes()
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
 }
 
 /// A compiled component, ready to instantiate.
@@ -219,13 +193,7 @@ impl WsboxComponent {
         limits: SandboxLimits,
         transport: TransportLimits,
     ) -> Store<HostState> {
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            net: NetHost::with_limits(policy, tls, transport),
-            limits: MemoryCap::new(&limits),
-            watchdog: Watchdog::new(limits.max_run),
-        };
+        let state = HostState::new(wasi, NetHost::with_limits(policy, tls, transport), &limits);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         // The watchdog: wasm that runs longer than `max_run` without

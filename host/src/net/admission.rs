@@ -10,7 +10,7 @@
 //! with the HTTP status once the request is complete, and tells the app
 //! (`server-error`).
 
-use crate::bindings::net::Admission;
+use super::batch::Admission;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;

@@ -219,7 +219,7 @@ impl Conn {
         loop {
             // Plaintext rustls already holds comes first.
             if let Some(session) = tls.take_new_session() {
-                turn.tls_established.push(crate::bindings::net::TlsSession {
+                turn.tls_established.push(super::batch::TlsSession {
                     conn: self.id,
                     protocol: session.protocol,
                     cipher: session.cipher,
@@ -276,7 +276,7 @@ impl Conn {
         tls.flush_into(&mut records);
         let _ = self.write_raw(Cow::Owned(records), turn);
         tracing::debug!(conn = self.id, error = %failure.message, "TLS failed");
-        turn.tls_failed.push(crate::bindings::net::TlsFailure {
+        turn.tls_failed.push(super::batch::TlsFailure {
             conn: self.id,
             message: failure.message,
             alert_received: failure.alert_received,

@@ -1,9 +1,9 @@
 //! A listener the guest asked for, and accepting from it.
 
 use super::admission::AdmissionControl;
+use super::batch as net;
 use super::conn::Conn;
 use super::turn::Turn;
-use crate::bindings::net;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
 use std::net::SocketAddr;

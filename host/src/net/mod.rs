@@ -14,12 +14,12 @@
 //! past [`WRITE_LIMIT`] is not read until it drains (backpressure).
 
 mod admission;
+pub mod batch;
 mod conn;
 mod listener;
 mod poller;
 mod turn;
 
-use crate::bindings::net;
 use crate::sandbox::ListenPolicy;
 use admission::AdmissionControl;
 pub use admission::AdmissionLimits;
@@ -218,7 +218,7 @@ impl NetHost {
         async move {
             let end = now + grace;
             while !self.conns.is_empty() && Instant::now() < end {
-                let nothing = net::Outgoing {
+                let nothing = batch::Outgoing {
                     writes: Vec::new(),
                     close: Vec::new(),
                     abort: Vec::new(),
@@ -251,9 +251,10 @@ impl NetHost {
         Ok(self.poller.as_mut().expect("just made"))
     }
 
-    pub fn listen(&mut self, address: String, port: u16, secure: bool) -> Result<net::Listener, net::ListenError> {
-        let denied = |message: String| net::ListenError { code: net::ListenErrorCode::AccessDenied, message };
-        let other = |e: std::io::Error| net::ListenError { code: net::ListenErrorCode::Other, message: e.to_string() };
+    pub fn listen(&mut self, address: String, port: u16, secure: bool) -> Result<batch::Listener, batch::ListenError> {
+        let denied = |message: String| batch::ListenError { code: batch::ListenErrorCode::AccessDenied, message };
+        let other =
+            |e: std::io::Error| batch::ListenError { code: batch::ListenErrorCode::Other, message: e.to_string() };
         let tls = match (secure, &self.tls) {
             (false, _) => None,
             (true, Some(config)) => Some(Arc::clone(config)),
@@ -261,8 +262,8 @@ impl NetHost {
                 return Err(denied("wss:// needs a certificate: start wsbox with --tls-cert and --tls-key".into()));
             }
         };
-        let ip = address.parse().map_err(|_| net::ListenError {
-            code: net::ListenErrorCode::AddressNotAvailable,
+        let ip = address.parse().map_err(|_| batch::ListenError {
+            code: batch::ListenErrorCode::AddressNotAvailable,
             message: format!("'{address}' is not an IP address"),
         })?;
         let requested = SocketAddr::new(ip, port);
@@ -277,12 +278,12 @@ impl NetHost {
             Some(at) => Ok(self.inherited.swap_remove(at).renumbered(id, tls)),
             None => Listening::bind(id, requested, self.limits.reuse_port, tls),
         }
-        .map_err(|e| net::ListenError {
+        .map_err(|e| batch::ListenError {
             code: match e.kind() {
-                std::io::ErrorKind::AddrInUse => net::ListenErrorCode::AddressInUse,
-                std::io::ErrorKind::AddrNotAvailable => net::ListenErrorCode::AddressNotAvailable,
-                std::io::ErrorKind::PermissionDenied => net::ListenErrorCode::AccessDenied,
-                _ => net::ListenErrorCode::Other,
+                std::io::ErrorKind::AddrInUse => batch::ListenErrorCode::AddressInUse,
+                std::io::ErrorKind::AddrNotAvailable => batch::ListenErrorCode::AddressNotAvailable,
+                std::io::ErrorKind::PermissionDenied => batch::ListenErrorCode::AccessDenied,
+                _ => batch::ListenErrorCode::Other,
             },
             message: e.to_string(),
         })?;
@@ -295,12 +296,12 @@ impl NetHost {
         self.next_listener += 1;
         self.listeners.insert(id, listening);
         tracing::debug!(listener = id, %local, "listening");
-        Ok(net::Listener { id, address: local.ip().to_string(), port: local.port() })
+        Ok(batch::Listener { id, address: local.ip().to_string(), port: local.port() })
     }
 
     /// Writes the guest's output, then runs the event loop until there is
     /// something to hand over (or `timeout_ms` passed), and hands it over.
-    pub async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> net::Incoming {
+    pub async fn exchange(&mut self, out: batch::Outgoing, timeout_ms: u32) -> batch::Incoming {
         // A saturated instance never waits: let the thread's other tasks (a
         // failed instance's farewell) run now and then.
         tokio::task::consume_budget().await;
@@ -358,7 +359,7 @@ impl NetHost {
     }
 
     /// Writes each connection's bytes, then closes and aborts as asked.
-    fn write(&mut self, out: net::Outgoing, now: Instant) {
+    fn write(&mut self, out: batch::Outgoing, now: Instant) {
         self.admission.guest_reported(out.heap_bytes);
         for id in &out.upgraded {
             if let Some(conn) = self.conns.get_mut(id) {
@@ -370,7 +371,7 @@ impl NetHost {
                 conn.close_sent = true;
             }
         }
-        for net::Write { conn: id, data } in out.writes {
+        for batch::Write { conn: id, data } in out.writes {
             if let Some(conn) = self.conns.get_mut(&id) {
                 match conn.write(data, &mut self.turn) {
                     Ok(()) => {

@@ -3,7 +3,7 @@
 //! byte list).
 
 use super::TURN_CAP;
-use crate::bindings::net;
+use super::batch as net;
 
 /// What arrived since the last turn.
 #[derive(Default)]

@@ -1,15 +1,12 @@
-//! Supervision: what happens when an instance fails (it trapped, or the
-//! watchdog stopped it). Its sockets outlive it: every WebSocket gets a
-//! 1012 Service Restart close frame, the listeners pass to a fresh
-//! instance (the port stays open, its backlog waits), and restarts back off
-//! only when they come often. The server never gives up: whatever made the
-//! guest fail may be the peers' doing.
+//! Supervision's policy: what happens when an instance fails (it trapped, or
+//! the watchdog stopped it). Its sockets outlive it: every WebSocket gets a
+//! 1012 Service Restart close frame ([`service_restart_frame`], within
+//! [`FAREWELL_GRACE`]), the listeners pass to a fresh instance (the port
+//! stays open, its backlog waits), and restarts back off only when they come
+//! often ([`Restarts`]). The server never gives up: whatever made the guest
+//! fail may be the peers' doing. `serve/worker.rs` carries it out.
 
-use crate::net::{Listeners, NetHost, TransportLimits};
-use crate::runner::Instance;
-use crate::sandbox::ListenPolicy;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 /// Restarts within this window count towards the back-off.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
@@ -53,26 +50,6 @@ pub fn service_restart_frame() -> Vec<u8> {
     frame.extend_from_slice(&1012u16.to_be_bytes());
     frame.extend_from_slice(reason);
     frame
-}
-
-/// Retires a failed instance: takes its sockets out of it, drops it, sends
-/// each WebSocket [`service_restart_frame`] in a background task (up to
-/// [`FAREWELL_GRACE`]), and returns its listeners for the next instance.
-/// Call it inside a tokio runtime.
-pub fn retire(mut instance: Instance) -> Listeners {
-    let spare = NetHost::with_limits(ListenPolicy::new([]), None, TransportLimits::default());
-    let mut sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
-    drop(instance);
-    let listeners = sockets.take_listeners();
-    let farewell = sockets.farewell(&service_restart_frame(), FAREWELL_GRACE);
-    tokio::spawn(
-        async move {
-            let told = farewell.await;
-            tracing::info!(closed_with_1012 = told, "the failed instance's connections are closed");
-        }
-        .in_current_span(),
-    );
-    listeners
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 use super::{ServeConfig, Shutdown};
 use crate::apps::echo::Ending;
 use crate::metrics::RestartCause;
-use crate::sandbox::supervisor::{self, Restarts};
+use crate::net::{Listeners, NetHost, TransportLimits};
+use crate::runner::Instance;
+use crate::sandbox::ListenPolicy;
+use crate::sandbox::supervisor::{FAREWELL_GRACE, Restarts, service_restart_frame};
 use anyhow::Result;
 use std::time::Instant;
 use tracing::Instrument;
@@ -89,7 +92,7 @@ impl ServeConfig {
                 let watchdog = format!("{error:#}").contains("stopped by the watchdog");
                 m.restart(if watchdog { RestartCause::Watchdog } else { RestartCause::Trap });
             }
-            listeners = Some(supervisor::retire(instance));
+            listeners = Some(retire(instance));
             let (within_a_minute, pause) = restarts.record(Instant::now());
             tracing::error!(
                 restarts_within_a_minute = within_a_minute,
@@ -100,4 +103,23 @@ impl ServeConfig {
             tokio::time::sleep(pause).await;
         }
     }
+}
+
+/// Retires a failed instance: takes its sockets out of it, drops it, sends
+/// each WebSocket [`service_restart_frame`] in a background task (up to
+/// [`FAREWELL_GRACE`]), and returns its listeners for the next instance.
+fn retire(mut instance: Instance) -> Listeners {
+    let spare = NetHost::with_limits(ListenPolicy::new([]), None, TransportLimits::default());
+    let mut sockets = std::mem::replace(&mut instance.store.data_mut().net, spare);
+    drop(instance);
+    let listeners = sockets.take_listeners();
+    let farewell = sockets.farewell(&service_restart_frame(), FAREWELL_GRACE);
+    tokio::spawn(
+        async move {
+            let told = farewell.await;
+            tracing::info!(closed_with_1012 = told, "the failed instance's connections are closed");
+        }
+        .in_current_span(),
+    );
+    listeners
 }

@@ -23,15 +23,17 @@ fn autobahn_cases() {
 /// Over `wss://`: every non-compression case and the short-message cases of
 /// 12.1 and 13.1 (compression over TLS; all of groups 12 and 13 again over
 /// TLS would double the test time: `just conformance` runs all 517 over both
-/// and the reports hold both). A pattern is anchored, `*` and `[1-7]` as in
-/// a regular expression.
+/// and the reports hold both). wstest takes a pattern without `*` as one
+/// case's name, and one with `*` as a prefix: hence the cases one by one.
 #[test]
 fn autobahn_wss_cases() {
-    check(
-        "autobahn_wss_cases",
-        Transport::Tls,
-        &[&["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.1.[1-7]", "13.1.[1-7]"]],
-    );
+    #[rustfmt::skip]
+    let cases = [
+        "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*",
+        "12.1.1", "12.1.2", "12.1.3", "12.1.4", "12.1.5", "12.1.6", "12.1.7",
+        "13.1.1", "13.1.2", "13.1.3", "13.1.4", "13.1.5", "13.1.6", "13.1.7",
+    ];
+    check("autobahn_wss_cases", Transport::Tls, &[&cases]);
 }
 
 /// Runs `shards` (each a list of case patterns, one wstest process each)

@@ -316,15 +316,16 @@ async fn serve(
                 BatchEvent::Other(Event::Disconnected(id)) => {
                     held.remove(&id);
                     if let Some(open) = sockets.remove(&id) {
-                        if let Some(m) = metrics {
-                            m.websocket_closed(
-                                open.secure,
-                                api.websocket().call_close_code(&mut *store, open.handle).await?,
-                            );
+                        // One crossing for the close code, whoever wants it.
+                        let code = match metrics.is_some() || debug {
+                            true => Some(api.websocket().call_close_code(&mut *store, open.handle).await?),
+                            false => None,
+                        };
+                        if let (Some(m), Some(code)) = (metrics, code) {
+                            m.websocket_closed(open.secure, code);
                         }
-                        if debug {
+                        if let (true, Some(code)) = (debug, code) {
                             let ws = api.websocket();
-                            let code = ws.call_close_code(&mut *store, open.handle).await?;
                             let reason = ws.call_close_reason(&mut *store, open.handle).await?;
                             tracing::debug!(
                                 socket = id,
@@ -361,14 +362,15 @@ async fn serve(
         if let (Some(m), Some(seconds)) = (metrics, turn_seconds) {
             m.turn(&counts, seconds);
         }
-        let now = Instant::now();
-        if let Some(n) = tls_failures.take_suppressed(now) {
+        // The clock is read only when lines were suppressed.
+        let now = (tls_failures.has_suppressed() || refusals.has_suppressed()).then(Instant::now);
+        if let Some(n) = now.and_then(|now| tls_failures.take_suppressed(now)) {
             tracing::warn!(
                 suppressed = n,
                 "{n} more failed TLS handshakes not logged (at most {LINES_PER_WINDOW} a second are)"
             );
         }
-        if let Some(n) = refusals.take_suppressed(now) {
+        if let Some(n) = now.and_then(|now| refusals.take_suppressed(now)) {
             tracing::warn!(
                 suppressed = n,
                 "{n} more refused handshakes not logged (at most {LINES_PER_WINDOW} a second are)"

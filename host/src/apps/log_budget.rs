@@ -48,6 +48,11 @@ impl LogBudget {
         }
     }
 
+    /// Whether lines were suppressed and not yet reported.
+    pub fn has_suppressed(&self) -> bool {
+        self.suppressed > 0
+    }
+
     /// Once the window in which lines were suppressed is over: how many
     /// (then zero again). Call it regularly, so that the count is logged
     /// even when the flood has stopped.

@@ -244,6 +244,17 @@ pub struct ServeArgs {
     /// clients all share its loopback address, so they are exempt by default).
     #[arg(long, help_heading = "Admission")]
     pub address_limits_on_loopback: bool,
+    /// Read a PROXY protocol header (v1 or v2, as HAProxy, nginx's stream
+    /// module and AWS's NLB send) at the start of each connection from a
+    /// --trusted-proxy: the app, the per-address limits and the logs see the
+    /// client it names. From anyone else a connection that starts with a
+    /// header is refused (a client cannot claim an address).
+    #[arg(long, requires = "trusted_proxies", help_heading = "Proxies")]
+    pub proxy_protocol: bool,
+    /// A proxy whose connections start with a PROXY header: an address or a
+    /// network such as 10.0.0.0/8 (repeat for several).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = crate::net::proxy::parse_trusted, requires = "proxy_protocol", help_heading = "Proxies")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A peer that takes none of its output for this long is dropped (a
     /// reader that stopped reading cannot hold memory forever).
     #[arg(long, default_value_t = wsbox_transport::WRITE_TIMEOUT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
@@ -438,5 +449,25 @@ mod tests {
     fn a_missing_file_says_which() {
         let argv = ["wsbox", "--config", "/nonexistent/wsbox.toml"].map(OsString::from).to_vec();
         assert!(config_error(parse_from(argv)).contains("cannot read the config file /nonexistent/wsbox.toml"));
+    }
+
+    /// The example config, with every commented-out key switched on, is a
+    /// config wsbox accepts: the example names no flag that is gone.
+    #[test]
+    fn the_example_config_with_every_key_on_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/wsbox.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let all_on: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(setting) if setting.contains(" = ") && !setting.starts_with("wsbox ") => setting,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let cli = parse(&[], Some(&all_on)).unwrap_or_else(|e| panic!("{e:?}\n{all_on}"));
+        let args = cli.serve_args();
+        assert!(args.proxy_protocol && !args.trusted_proxies.is_empty());
+        assert_eq!(args.subprotocols, ["chat", "superchat"]);
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::metrics::Metrics;
-use wsbox::net::{AdmissionLimits, TransportLimits};
+use wsbox::net::{AdmissionLimits, ProxyProtocol, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::serve::{ServeConfig, Shutdown};
-use wsbox::tls::{TlsFiles, load_server_config};
+use wsbox::tls::{ServerTls, TlsFiles};
 
 /// mimalloc instead of glibc's malloc: the flat per-turn batches are up to
 /// 1 MiB, allocated on one thread and freed on another; glibc returned those
@@ -166,13 +166,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(load_server_config(&TlsFiles {
+        (Some(cert), Some(key)) => Some(ServerTls::load(&TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: args.tls_client_ca.clone(),
         })?),
         _ => None,
     };
+    reload_on_hangup(tls.clone())?;
     let tls_listen = tls.as_ref().map(|_| args.tls_listen);
     let policy = ListenPolicy::new(std::iter::once(args.listen).chain(tls_listen));
     let limits = SandboxLimits {
@@ -189,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             limit_loopback: args.address_limits_on_loopback,
             ..AdmissionLimits::default()
         },
+        proxy: ProxyProtocol::trusting(args.trusted_proxies.iter().copied()),
         ..TransportLimits::default()
     };
     let options = EchoOptions {
@@ -244,7 +246,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
         options,
         policy,
-        tls,
+        tls: tls.as_ref().map(ServerTls::config),
         limits,
         transport,
         metrics,
@@ -259,6 +261,30 @@ fn announce(url: &str) {
     println!("wsbox {}: echo app listening on {url}", env!("CARGO_PKG_VERSION"));
     let _ = std::io::stdout().flush();
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// SIGHUP re-reads the TLS certificate and key: new handshakes get the new
+/// ones, established connections go on. A file that does not load is
+/// logged and the current identity stays. Registered before anything
+/// listens, like the shutdown signals (SIGHUP's default action would end
+/// the process).
+fn reload_on_hangup(tls: Option<ServerTls>) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match &tls {
+                None => tracing::info!("SIGHUP: nothing to reload (no TLS listener)"),
+                Some(tls) => match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS reload failed; the current certificate stays")
+                    }
+                },
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, each registered once at start.

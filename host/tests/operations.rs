@@ -161,3 +161,147 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
     assert!(http_get(&addr, "GET", "/other").0.starts_with("HTTP/1.1 404"));
     assert!(http_get(&addr, "POST", "/metrics").0.starts_with("HTTP/1.1 405"));
 }
+
+/// Sends `preamble`, an upgrade request and a text message over a new
+/// connection to `port`; returns the response's status line ("" when the
+/// server closed without one), the echo when there was one, and the open
+/// stream.
+fn upgrade_behind(port: u16, preamble: &[u8]) -> (String, Option<String>, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    use wsbox_testkit::frames;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = preamble.to_vec();
+    out.extend_from_slice(wsbox_testkit::upgrade::request("/", "localhost", &[]).as_bytes());
+    let _ = tcp.write_all(&out);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => return (String::new(), None, tcp),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let status = String::from_utf8_lossy(&got[..head_end]).lines().next().unwrap_or_default().to_string();
+    if !status.contains(" 101 ") {
+        return (status, None, tcp);
+    }
+    tcp.write_all(&frames::text("through the proxy")).unwrap();
+    let mut rest = got[head_end..].to_vec();
+    loop {
+        if let Some((frame, _)) = frames::parse_frame(&rest) {
+            return (status, Some(String::from_utf8_lossy(&frame.payload).into_owned()), tcp);
+        }
+        match tcp.read(&mut buf) {
+            Ok(0) | Err(_) => return (status, None, tcp),
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A PROXY v2 header (PROXY command, TCP) for `client` → `server`.
+fn proxy_v2(client: std::net::SocketAddr, server: std::net::SocketAddr) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21".to_vec();
+    let mut addresses = Vec::new();
+    match (client, server) {
+        (std::net::SocketAddr::V4(c), std::net::SocketAddr::V4(s)) => {
+            header.push(0x11);
+            addresses.extend_from_slice(&c.ip().octets());
+            addresses.extend_from_slice(&s.ip().octets());
+        }
+        (std::net::SocketAddr::V6(c), std::net::SocketAddr::V6(s)) => {
+            header.push(0x21);
+            addresses.extend_from_slice(&c.ip().octets());
+            addresses.extend_from_slice(&s.ip().octets());
+        }
+        _ => panic!("one family for both addresses"),
+    }
+    addresses.extend_from_slice(&client.port().to_be_bytes());
+    addresses.extend_from_slice(&server.port().to_be_bytes());
+    header.extend_from_slice(&(addresses.len() as u16).to_be_bytes());
+    header.extend_from_slice(&addresses);
+    header
+}
+
+/// Waits up to 5 s for `text` in the server's log.
+fn log_shows(server: &Server, text: &str) -> bool {
+    (0..250).any(|_| {
+        let found = server.stderr().contains(text);
+        if !found {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        found
+    })
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_app_and_the_address_limits_see_the_client() {
+    let server = Server::start(&[
+        "--proxy-protocol",
+        "--trusted-proxy",
+        "127.0.0.0/8",
+        "--max-connections-per-address",
+        "1",
+        "--log-level",
+        "debug",
+    ]);
+    let v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 4242 80\r\n";
+    let (status, echo, _first) = upgrade_behind(server.port, v1);
+    assert!(status.contains(" 101 "), "{status}\n{}", server.stderr());
+    assert_eq!(echo.as_deref(), Some("through the proxy"));
+    let v2 = proxy_v2("[2001:db8::9]:5151".parse().unwrap(), "[2001:db8::1]:80".parse().unwrap());
+    let (status, echo, _second) = upgrade_behind(server.port, &v2);
+    assert!(status.contains(" 101 ") && echo.is_some(), "{status}\n{}", server.stderr());
+    // The app saw the clients the headers named.
+    assert!(log_shows(&server, "peer=203.0.113.7:4242"), "{}", server.stderr());
+    assert!(log_shows(&server, "peer=2001:db8::9:5151"), "{}", server.stderr());
+    // The per-address cap counts the client, not the proxy: a second
+    // connection of 203.0.113.7 is refused while its first is open, another
+    // client behind the same proxy is served.
+    let (status, _, _) = upgrade_behind(server.port, v1);
+    assert!(status.contains(" 429 "), "{status}");
+    let other = b"PROXY TCP4 203.0.113.8 192.0.2.1 4243 80\r\n";
+    let (status, echo, _third) = upgrade_behind(server.port, other);
+    assert!(status.contains(" 101 ") && echo.is_some(), "{status}");
+}
+
+#[test]
+fn a_proxy_header_from_an_untrusted_peer_a_missing_one_and_a_malformed_one_are_refused() {
+    let v1 = b"PROXY TCP4 203.0.113.7 192.0.2.1 4242 80\r\n";
+    // Loopback is not a trusted proxy here: its header is refused; a
+    // connection without one is a client of its own.
+    let server = Server::start(&["--proxy-protocol", "--trusted-proxy", "192.0.2.0/24"]);
+    let (status, _, _) = upgrade_behind(server.port, v1);
+    assert_eq!(status, "", "no answer to a header from an untrusted peer");
+    assert!(log_shows(&server, "not a trusted proxy"), "{}", server.stderr());
+    let (status, echo, _) = upgrade_behind(server.port, b"");
+    assert!(status.contains(" 101 ") && echo.is_some(), "a direct client is served: {status}");
+
+    // Loopback is the trusted proxy here: it must send a well-formed header.
+    let server = Server::start(&["--proxy-protocol", "--trusted-proxy", "127.0.0.1"]);
+    let (status, _, _) = upgrade_behind(server.port, b"");
+    assert_eq!(status, "");
+    assert!(log_shows(&server, "without a PROXY header"), "{}", server.stderr());
+    let (status, _, _) = upgrade_behind(server.port, b"PROXY TCP4 999.0.113.7 192.0.2.1 4242 80\r\n");
+    assert_eq!(status, "");
+    assert!(log_shows(&server, "malformed PROXY header"), "{}", server.stderr());
+    let (status, echo, _) = upgrade_behind(server.port, v1);
+    assert!(status.contains(" 101 ") && echo.is_some(), "still serving: {status}");
+}
+
+#[test]
+fn trusted_proxies_and_the_proxy_protocol_come_together() {
+    for args in [
+        &["--proxy-protocol"][..],
+        &["--trusted-proxy", "10.0.0.0/8"],
+        &["--proxy-protocol", "--trusted-proxy", "10.0.0.0/33"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_wsbox")).arg("serve").args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--trusted-proxy") || stderr.contains("--proxy-protocol"), "{args:?}: {stderr}");
+    }
+}

@@ -472,3 +472,136 @@ async fn after_1000_tls_handshakes_the_guest_memory_holds_no_byte_of_the_private
         }
     }
 }
+
+/// SIGHUP re-reads the certificate and key under load: handshakes all
+/// along succeed, new ones get the new certificate, established connections
+/// keep echoing; a file that does not load is refused, logged, and the
+/// certificate before it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_certificate_under_load_without_a_failed_handshake() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let (old, new) = (Pki::new("rotate-old"), Pki::new("rotate-new"));
+    let live = Pki::new("rotate-live");
+    let names = ["localhost", "127.0.0.1"];
+    let (old_cert, old_key) = old.leaf("server", &names, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (new_cert, new_key) = new.leaf("server", &names, &rcgen::PKCS_ED25519);
+    let (cert, key) = (live.dir.join("server.pem"), live.dir.join("server.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let either_ca = live.dir.join("either.pem");
+    std::fs::write(&either_ca, format!("{}{}", old.ca_pem, new.ca_pem)).unwrap();
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let server = Server::start(&["--tls-cert", &cert_arg, "--tls-key", &key_arg]);
+    let url = wss_url(&server);
+    let (trusts_old, trusts_new) = (client_config(&old.ca_path(), None), client_config(&new.ca_path(), None));
+    assert!(echo_once(&url, trusts_new.clone()).await.is_err(), "the new certificate is not served yet");
+
+    // Established before the rotation, echoing through it.
+    let mut established = Vec::new();
+    for _ in 0..4 {
+        let connector = Some(Connector::Rustls(trusts_old.clone()));
+        established.push(connect_async_tls_with_config(&url, None, false, connector).await.expect("connect").0);
+    }
+    // Handshakes all along, trusting either CA.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
+    let load = {
+        let (stop, done, failed, url) = (stop.clone(), done.clone(), failed.clone(), url.clone());
+        let config = client_config(&either_ca, None);
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match echo_once(&url, config.clone()).await {
+                    Ok(()) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => {
+                        failed.lock().unwrap().push(e);
+                        0
+                    }
+                };
+            }
+        })
+    };
+    echo_each(&mut established, "before").await;
+
+    // The new files, each replaced whole (as a deploy tool does), then SIGHUP.
+    for (from, to) in [(&new_cert, &cert), (&new_key, &key)] {
+        let staged = to.with_extension("staged");
+        std::fs::copy(from, &staged).unwrap();
+        std::fs::rename(&staged, to).unwrap();
+    }
+    server.signal("HUP");
+    let mut rotated = false;
+    for _ in 0..200 {
+        if echo_once(&url, trusts_new.clone()).await.is_ok() {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(rotated, "new handshakes get the new certificate\n{}", server.stderr());
+    // A fresh client (no session to resume) meets the new certificate only.
+    let fresh_trusting_old = client_config(&old.ca_path(), None);
+    assert!(echo_once(&url, fresh_trusting_old).await.is_err(), "the old certificate is no longer served");
+    echo_each(&mut established, "after").await;
+
+    // A broken certificate file: refused and logged, the new one stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    server.signal("HUP");
+    for _ in 0..200 {
+        if server.stderr().contains("TLS reload failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let log = server.stderr();
+    assert!(log.contains("TLS reload failed") && log.contains("server.pem"), "{log}");
+    echo_once(&url, trusts_new.clone()).await.expect("the last good certificate stays");
+    echo_each(&mut established, "still").await;
+
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(failed.lock().unwrap().is_empty(), "failed handshakes during the rotation: {:?}", failed.lock().unwrap());
+    assert!(done.load(Ordering::Relaxed) >= 3, "the load ran through the rotation");
+    for mut ws in established {
+        ws.close(None).await.unwrap();
+    }
+}
+
+/// Over wss:// the PROXY header comes before the TLS handshake.
+#[tokio::test]
+async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
+    use tokio::io::AsyncWriteExt;
+    let pki = Pki::new("proxy");
+    let server = server_with(
+        &pki,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        &["--proxy-protocol", "--trusted-proxy", "127.0.0.1", "--log-level", "debug"],
+    );
+    let url = wss_url(&server);
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tcp.write_all(b"PROXY TCP4 198.51.100.4 192.0.2.1 6000 443\r\n").await.unwrap();
+    let connector = Some(Connector::Rustls(client_config(&pki.ca_path(), None)));
+    let (mut ws, _) = tokio_tungstenite::client_async_tls_with_config(&url, tcp, None, connector)
+        .await
+        .expect("wss behind the proxy");
+    ws.send(Message::text("behind a proxy")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("behind a proxy"));
+    for _ in 0..250 {
+        if server.stderr().contains("peer=198.51.100.4:6000") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the app saw the proxy's address:\n{}", server.stderr());
+}
+
+type Wss = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `text` on each connection and checks its echo.
+async fn echo_each(connections: &mut [Wss], text: &'static str) {
+    for ws in connections {
+        ws.send(Message::text(text)).await.expect("send on an established connection");
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await;
+        assert_eq!(got.expect("echo in time").unwrap().unwrap(), Message::text(text));
+    }
+}

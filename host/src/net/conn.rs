@@ -2,12 +2,15 @@
 //! not taken yet, and how far it is in closing. Owned by the event loop
 //! ([`super::NetHost`]), which tells it when the socket is ready.
 
+use super::admission::AdmissionControl;
+use super::listener::opened_record;
+use super::proxy::{self, Preamble};
 use super::turn::Turn;
 use crate::tls::{TlsFailure, TlsState};
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::MaybeUninit;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use wsbox_transport::{LINGER_MS, Output, OverCap, Pressure, READ_CHUNK, read_share};
@@ -64,6 +67,39 @@ pub enum Phase {
     },
 }
 
+/// A connection whose PROXY header is still being read (see [`proxy`]):
+/// the guest has not heard of it yet.
+pub struct AwaitingHeader {
+    pub listener: u32,
+    /// The socket's addresses, which stand when the header names none.
+    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+    /// The peer is a trusted proxy (it must send a header; others must not).
+    pub trusted: bool,
+    pub deadline: Instant,
+    bytes: Vec<u8>,
+}
+
+impl AwaitingHeader {
+    pub fn new(listener: u32, peer: SocketAddr, local: Option<SocketAddr>, trusted: bool, now: Instant) -> Self {
+        Self { listener, peer, local, trusted, deadline: now + proxy::HEADER_TIMEOUT, bytes: Vec::new() }
+    }
+}
+
+/// How reading a PROXY header ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeaderOutcome {
+    /// Not whole yet; the socket will say when more comes.
+    Waiting,
+    /// The guest hears of the connection this turn; read on.
+    Opened,
+    /// Refused (logged), or the peer left first: drop it; the guest never
+    /// heard of it.
+    Refused,
+    /// Opened, then its TLS session failed: report it `gone`.
+    Failed,
+}
+
 /// The socket failed (or its output passed the hard cap): drop it and
 /// report it `gone`.
 #[derive(Debug)]
@@ -101,6 +137,8 @@ pub struct Conn {
     pub report_written: bool,
     /// Output the socket has not taken yet, and its backpressure.
     output: Output,
+    /// Its PROXY header is still being read.
+    awaiting: Option<Box<AwaitingHeader>>,
 }
 
 impl Conn {
@@ -122,7 +160,94 @@ impl Conn {
             read_limit: 0,
             report_written: false,
             output: Output::default(),
+            awaiting: None,
         }
+    }
+
+    /// The connection starts with a PROXY header (or, from a peer that is
+    /// not a trusted proxy, must not): announced once it has been read.
+    pub fn await_header(&mut self, awaiting: AwaitingHeader) {
+        self.awaiting = Some(Box::new(awaiting));
+    }
+
+    /// Whether the guest has heard of the connection (`opened`).
+    pub fn announced(&self) -> bool {
+        self.awaiting.is_none()
+    }
+
+    /// Reads the connection's first bytes until they tell whether a PROXY
+    /// header is there and it is whole; then announces the connection with
+    /// the client's addresses (admitted by the client's address), and what
+    /// followed the header becomes its first input.
+    pub fn read_header(&mut self, turn: &mut Turn, admission: &mut AdmissionControl, now: Instant) -> HeaderOutcome {
+        let Some(awaiting) = self.awaiting.as_mut() else { return HeaderOutcome::Opened };
+        let mut chunk = [0u8; 512];
+        loop {
+            let refusal = match (proxy::read_preamble(&awaiting.bytes), awaiting.trusted) {
+                (Preamble::Incomplete, _) => None,
+                (Preamble::Header { len, client, server }, true) => {
+                    return self.open_after_header(len, client, server, turn, admission, now);
+                }
+                (Preamble::Absent, false) => return self.open_after_header(0, None, None, turn, admission, now),
+                (Preamble::Header { .. }, false) => {
+                    Some("a PROXY header from a peer that is not a trusted proxy (--trusted-proxy)".to_string())
+                }
+                (Preamble::Absent, true) => Some("a trusted proxy's connection without a PROXY header".to_string()),
+                (Preamble::Malformed(why), _) => Some(format!("a malformed PROXY header: {why}")),
+            };
+            if let Some(refusal) = refusal {
+                tracing::warn!(peer = %awaiting.peer, "connection refused: {refusal}");
+                return HeaderOutcome::Refused;
+            }
+            let room = (proxy::MAX_HEADER - awaiting.bytes.len()).min(chunk.len());
+            match Read::read(&mut &self.stream, &mut chunk[..room]) {
+                Ok(0) => return HeaderOutcome::Refused,
+                Ok(n) => awaiting.bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return HeaderOutcome::Waiting;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return HeaderOutcome::Refused,
+            }
+        }
+    }
+
+    fn open_after_header(
+        &mut self,
+        len: usize,
+        client: Option<SocketAddr>,
+        server: Option<SocketAddr>,
+        turn: &mut Turn,
+        admission: &mut AdmissionControl,
+        now: Instant,
+    ) -> HeaderOutcome {
+        let Some(awaiting) = self.awaiting.take() else { return HeaderOutcome::Opened };
+        let peer = client.unwrap_or(awaiting.peer);
+        self.peer = peer.ip();
+        let admitted = admission.decide(peer.ip(), now);
+        turn.opened.push(opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted));
+        let rest = &awaiting.bytes[len..];
+        if rest.is_empty() {
+            return HeaderOutcome::Opened;
+        }
+        let Some(mut tls) = self.tls.take() else {
+            turn.read_buffer(rest.len()).extend_from_slice(rest);
+            turn.record_input(self.id, rest.len());
+            return HeaderOutcome::Opened;
+        };
+        let mut records = Vec::new();
+        let received = tls.receive(rest, &mut records);
+        let mut outcome = match self.write_raw(Cow::Owned(records), turn) {
+            Ok(()) => HeaderOutcome::Opened,
+            Err(Failed) => HeaderOutcome::Failed,
+        };
+        if let Err(failure) = received {
+            self.tls_failed(&mut tls, turn, failure);
+            outcome = HeaderOutcome::Failed;
+        }
+        self.tls = Some(tls);
+        outcome
     }
 
     pub fn stream_mut(&mut self) -> &mut mio::net::TcpStream {
@@ -163,7 +288,7 @@ impl Conn {
     /// Whether a deadline runs for this connection (the event loop then
     /// looks at it every housekeeping tick).
     pub fn has_timer(&self) -> bool {
-        self.phase != Phase::Open || self.unwritten() > 0
+        self.phase != Phase::Open || self.unwritten() > 0 || self.awaiting.is_some()
     }
 
     fn share_left(&mut self, epoch: u32) -> usize {
@@ -408,6 +533,13 @@ impl Conn {
     /// quietly), or the output made no progress for `write_timeout` (a
     /// peer that does not read: `Err`, report it gone).
     pub fn expired(&self, now: Instant, write_timeout: Duration) -> Result<bool, Failed> {
+        if let Some(awaiting) = &self.awaiting {
+            let late = now >= awaiting.deadline;
+            if late {
+                tracing::debug!(peer = %awaiting.peer, "no PROXY header in time; dropping the connection");
+            }
+            return Ok(late);
+        }
         match self.phase {
             Phase::Closing { deadline } => Ok(now >= deadline),
             Phase::Lingering { until } => Ok(now >= until),

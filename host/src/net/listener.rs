@@ -2,7 +2,8 @@
 
 use super::admission::AdmissionControl;
 use super::batch as net;
-use super::conn::Conn;
+use super::conn::{AwaitingHeader, Conn};
+use super::proxy::ProxyProtocol;
 use super::turn::Turn;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
@@ -75,7 +76,16 @@ impl Listening {
     /// Accepts one connection, numbered `id`, and books its `opened` entry;
     /// `None` when nothing is waiting. A failed accept is reported to the
     /// guest and rests the listener.
-    pub fn accept(&mut self, id: u32, turn: &mut Turn, now: Instant, admission: &mut AdmissionControl) -> Option<Conn> {
+    /// With the PROXY protocol on, the connection is announced (and
+    /// admitted) once its header is read instead.
+    pub fn accept(
+        &mut self,
+        id: u32,
+        turn: &mut Turn,
+        now: Instant,
+        admission: &mut AdmissionControl,
+        proxy: &ProxyProtocol,
+    ) -> Option<Conn> {
         self.resting_until = None;
         let (stream, peer, session) = loop {
             let (stream, peer) = match self.tcp.accept() {
@@ -108,16 +118,31 @@ impl Listening {
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
-        let admission = admission.decide(peer.ip(), now);
-        turn.opened.push(net::Opened {
-            conn: id,
-            listener: self.id,
-            peer_address: peer.ip().to_string(),
-            peer_port: peer.port(),
-            local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
-            local_port: local.map_or(0, |a| a.port()),
-            admission,
-        });
-        Some(Conn::new(id, stream, session, peer.ip()))
+        let mut conn = Conn::new(id, stream, session, peer.ip());
+        if proxy.is_on() {
+            conn.await_header(AwaitingHeader::new(self.id, peer, local, proxy.trusts(peer.ip()), now));
+        } else {
+            turn.opened.push(opened_record(id, self.id, peer, local, admission.decide(peer.ip(), now)));
+        }
+        Some(conn)
+    }
+}
+
+/// The `opened` entry that announces connection `conn` to the guest.
+pub fn opened_record(
+    conn: u32,
+    listener: u32,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    admission: net::Admission,
+) -> net::Opened {
+    net::Opened {
+        conn,
+        listener,
+        peer_address: peer.ip().to_string(),
+        peer_port: peer.port(),
+        local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
+        local_port: local.map_or(0, |a| a.port()),
+        admission,
     }
 }

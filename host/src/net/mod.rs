@@ -18,12 +18,13 @@ pub mod batch;
 mod conn;
 mod listener;
 mod poller;
+pub mod proxy;
 mod turn;
 
 use crate::sandbox::ListenPolicy;
 use admission::AdmissionControl;
 pub use admission::AdmissionLimits;
-use conn::{Conn, Discarded, Phase, ReadOutcome};
+use conn::{Conn, Discarded, HeaderOutcome, Phase, ReadOutcome};
 use listener::Listening;
 
 /// Listening sockets handed from one instance's sockets to the next (an
@@ -31,6 +32,7 @@ use listener::Listening;
 /// and its backlog is kept: no client is refused in between.
 pub struct Listeners(Vec<Listening>);
 use poller::Poller;
+pub use proxy::ProxyProtocol;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ use turn::Turn;
 pub use wsbox_transport::{CONN_SHARE, TURN_CAP, WRITE_HARD_CAP, WRITE_LIMIT};
 
 /// The operator's transport limits for one instance.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TransportLimits {
     /// Open connections at most; past it new ones wait in the OS backlog
     /// until one closes. Default 10 000.
@@ -58,6 +60,9 @@ pub struct TransportLimits {
     pub reuse_port: bool,
     /// Which new connections are served (memory marks, per-address caps).
     pub admission: AdmissionLimits,
+    /// The peers that are proxies starting each connection with a PROXY
+    /// header. Default: none (the protocol is off).
+    pub proxy: ProxyProtocol,
 }
 
 impl Default for TransportLimits {
@@ -67,6 +72,7 @@ impl Default for TransportLimits {
             write_timeout: Duration::from_millis(wsbox_transport::WRITE_TIMEOUT_MS),
             reuse_port: false,
             admission: AdmissionLimits::default(),
+            proxy: ProxyProtocol::default(),
         }
     }
 }
@@ -146,6 +152,7 @@ impl NetHost {
     /// [`NetHost::new`] with the operator's transport limits.
     pub fn with_limits(policy: ListenPolicy, tls: Option<Arc<rustls::ServerConfig>>, limits: TransportLimits) -> Self {
         Self {
+            admission: AdmissionControl::new(limits.admission),
             policy,
             tls,
             limits,
@@ -163,7 +170,6 @@ impl NetHost {
             at_cap: false,
             interrupt: Arc::default(),
             scratch: vec![0; wsbox_transport::READ_CHUNK].into_boxed_slice(),
-            admission: AdmissionControl::new(limits.admission),
             inherited: Vec::new(),
         }
     }
@@ -416,7 +422,7 @@ impl NetHost {
         for id in std::mem::take(&mut self.to_drain) {
             self.drain(id, now);
         }
-        self.read();
+        self.read(now);
         if now >= self.next_housekeeping {
             self.housekeeping(now);
         }
@@ -442,7 +448,9 @@ impl NetHost {
                     }
                     return;
                 }
-                let Some(mut conn) = listening.accept(self.next_conn, &mut self.turn, now, &mut self.admission) else {
+                let accepted =
+                    listening.accept(self.next_conn, &mut self.turn, now, &mut self.admission, &self.limits.proxy);
+                let Some(mut conn) = accepted else {
                     break;
                 };
                 let Some(poller) = self.poller.as_ref() else { return };
@@ -450,8 +458,10 @@ impl NetHost {
                 let token = mio::Token(conn.id as usize);
                 if let Err(e) = poller.registry().register(conn.stream_mut(), token, interest) {
                     tracing::warn!(error = %e, "cannot watch an accepted connection");
-                    self.admission.closed(conn.peer);
-                    self.turn.gone.push(conn.id);
+                    if conn.announced() {
+                        self.admission.closed(conn.peer);
+                        self.turn.gone.push(conn.id);
+                    }
                 } else {
                     // Registered edge-triggered: whatever the peer sent before
                     // now raised no edge for us, so look once.
@@ -481,7 +491,7 @@ impl NetHost {
 
     /// Reads the queued connections in order, each within its share, until
     /// the turn is full; connections with more go to the back.
-    fn read(&mut self) {
+    fn read(&mut self, now: Instant) {
         for _ in 0..self.to_read.len() {
             if self.turn.room() == 0 {
                 return;
@@ -503,6 +513,21 @@ impl NetHost {
                     }
                 }
                 continue;
+            }
+            if !conn.announced() {
+                self.timers = true;
+                match conn.read_header(&mut self.turn, &mut self.admission, now) {
+                    HeaderOutcome::Waiting => continue,
+                    HeaderOutcome::Opened => {}
+                    HeaderOutcome::Refused => {
+                        self.conns.remove(&id);
+                        continue;
+                    }
+                    HeaderOutcome::Failed => {
+                        self.fail(id);
+                        continue;
+                    }
+                }
             }
             let outcome = conn.read_into(&mut self.turn, &mut self.scratch);
             // TLS handshake records written while reading may wait.
@@ -540,7 +565,7 @@ impl NetHost {
 
     /// The socket failed: drop the connection and tell the guest.
     fn fail(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id) {
+        if let Some(conn) = self.conns.remove(&id).filter(Conn::announced) {
             self.admission.closed(conn.peer);
             self.turn.gone.push(id);
         }
@@ -548,7 +573,7 @@ impl NetHost {
 
     /// The guest is done with the connection (or its close finished): drop it.
     fn remove(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id) {
+        if let Some(conn) = self.conns.remove(&id).filter(Conn::announced) {
             self.admission.closed(conn.peer);
         }
     }

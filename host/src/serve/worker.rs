@@ -50,7 +50,7 @@ impl ServeConfig {
         loop {
             let mut instance = self
                 .component
-                .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport)
+                .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport.clone())
                 .await?;
             if let Some(listeners) = listeners.take() {
                 instance.store.data_mut().net.inherit_listeners(listeners);

@@ -279,8 +279,14 @@ pub struct ServeArgs {
     /// 1001 Going Away before the server exits.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub shutdown_timeout_ms: u64,
-    /// Serve metrics (OpenMetrics text, `GET /metrics`) on this address; off
-    /// unless given. Every series is in docs/operations.md.
+    /// On Ctrl-C or SIGTERM: how long the health check (`/healthz`) answers
+    /// 503 while the server still serves, before the shutdown begins (give a
+    /// load balancer time to stop sending new clients).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub drain_delay_ms: u64,
+    /// Serve metrics (OpenMetrics text, `GET /metrics`) and the health check
+    /// (`GET /healthz`) on this address; off unless given. Every series is in
+    /// docs/operations.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
     /// Log format: `text` for people, `json` (one object per line) for machines.

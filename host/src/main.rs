@@ -8,6 +8,7 @@ use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::metrics::Metrics;
+use wsbox::metrics::endpoint::Readiness;
 use wsbox::net::{AdmissionLimits, ProxyProtocol, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
@@ -221,22 +222,41 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // action (which would reset every connection without a close).
     let mut signals = ShutdownSignals::register()?;
     let requested = shutdown.clone();
+    let readiness = Arc::new(Readiness::default());
+    let draining = Arc::clone(&readiness);
+    let drain_delay = Duration::from_millis(args.drain_delay_ms);
     tokio::spawn(async move {
         let signal = signals.next().await;
-        tracing::info!(signal, "shutdown requested (a second Ctrl-C or SIGTERM exits at once)");
-        requested.request();
+        // Health checks say 503 first, so that a load balancer stops
+        // sending new clients before connections are closed.
+        draining.draining();
         // systemd (Type=notify): the service is stopping.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-        let signal = signals.next().await;
-        tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
-        std::process::exit(130);
+        if !drain_delay.is_zero() {
+            tracing::info!(
+                signal,
+                delay_ms = drain_delay.as_millis() as u64,
+                "draining: /healthz answers 503, still serving until the delay is over"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain_delay) => {}
+                signal = signals.next() => second_signal(signal),
+            }
+        }
+        tracing::info!(signal, "shutdown requested (a second Ctrl-C or SIGTERM exits at once)");
+        requested.request();
+        second_signal(signals.next().await);
     });
     let metrics = match args.metrics_listen {
         Some(addr) => {
             let metrics = Arc::new(Metrics::new(limits.max_memory as u64));
-            let local = wsbox::metrics::endpoint::spawn(addr, Arc::clone(&metrics))
+            let local = wsbox::metrics::endpoint::spawn(addr, Arc::clone(&metrics), Arc::clone(&readiness))
                 .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            tracing::info!(url = %format!("http://{local}{}", wsbox::metrics::endpoint::PATH), "metrics endpoint");
+            tracing::info!(
+                url = %format!("http://{local}{}", wsbox::metrics::endpoint::PATH),
+                health = %format!("http://{local}{}", wsbox::metrics::endpoint::HEALTH_PATH),
+                "metrics endpoint"
+            );
             Some(metrics)
         }
         None => None,
@@ -251,7 +271,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
         transport,
         metrics,
     };
+    // Ready once every URL is out (ws://, and wss:// with TLS).
+    let urls = 1 + usize::from(config.tls.is_some());
+    let announced = std::sync::atomic::AtomicUsize::new(0);
+    let announce = |url: &str| {
+        // Before the line is out: whoever reads it finds the server ready.
+        if announced.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 == urls {
+            readiness.listening();
+        }
+        announce(url);
+    };
     wsbox::serve::serve(config, usize::from(args.workers), &shutdown, announce).await
+}
+
+/// A second SIGINT or SIGTERM: exit now, without waiting for connections.
+fn second_signal(signal: &'static str) -> ! {
+    tracing::warn!(signal, "second shutdown signal: exiting without waiting for connections to close");
+    std::process::exit(130);
 }
 
 /// The line on stdout that says where the echo app listens (one per URL,

@@ -305,3 +305,48 @@ fn trusted_proxies_and_the_proxy_protocol_come_together() {
         assert!(stderr.contains("--trusted-proxy") || stderr.contains("--proxy-protocol"), "{args:?}: {stderr}");
     }
 }
+
+/// The health check: 200 while serving; on SIGTERM 503 at once while the
+/// server still serves for --drain-delay-ms, then the graceful shutdown.
+#[test]
+fn healthz_turns_503_before_the_shutdown_begins() {
+    use std::io::{Read, Write};
+    let mut server = Server::start(&["--metrics-listen", "127.0.0.1:0", "--drain-delay-ms", "1500"]);
+    let log = server.stderr();
+    let addr = log
+        .lines()
+        .find(|l| l.contains("metrics endpoint"))
+        .and_then(|l| l.split("health=http://").nth(1)?.split('/').next().map(str::to_string))
+        .unwrap_or_else(|| panic!("no health check in the log:\n{log}"));
+    let (status, body) = http_get(&addr, "GET", "/healthz");
+    assert!(status.starts_with("HTTP/1.1 200") && body == "serving\n", "{status} {body:?}");
+    let (status, _) = http_get(&addr, "POST", "/healthz");
+    assert!(status.starts_with("HTTP/1.1 405"), "{status}");
+
+    // A client connected before the signal, still echoing while draining.
+    let (status, _, mut held) = upgrade_behind(server.port, b"");
+    assert!(status.contains(" 101 "), "{status}");
+    server.signal("TERM");
+    let draining = (0..100).any(|_| {
+        let (status, _) = http_get(&addr, "GET", "/healthz");
+        let draining = status.starts_with("HTTP/1.1 503");
+        if !draining {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        draining
+    });
+    assert!(draining, "/healthz says 503 once a shutdown is asked for\n{}", server.stderr());
+    // Still serving: a new client is upgraded and echoed, the held one too.
+    let (status, echo, _) = upgrade_behind(server.port, b"");
+    assert!(status.contains(" 101 ") && echo.is_some(), "new clients are served while draining: {status}");
+    held.write_all(&wsbox_testkit::frames::text("still here")).unwrap();
+    let mut buf = [0u8; 64];
+    let n = held.read(&mut buf).unwrap();
+    assert!(buf[..n].ends_with(b"still here"), "{:?}", &buf[..n]);
+    // Then the shutdown: 1001 to the held client, exit 0.
+    let status = server.wait_exit(Duration::from_secs(15)).expect("exits after the drain delay and the shutdown");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    let log = server.stderr();
+    let (draining_at, shutdown_at) = (log.find("draining:"), log.find("shutdown requested"));
+    assert!(matches!((draining_at, shutdown_at), (Some(d), Some(s)) if d < s), "{log}");
+}

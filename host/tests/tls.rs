@@ -507,7 +507,7 @@ async fn sighup_rotates_the_certificate_under_load_without_a_failed_handshake() 
     let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
     let load = {
         let (stop, done, failed, url) = (stop.clone(), done.clone(), failed.clone(), url.clone());
-        let config = client_config(&either_ca, None);
+        let config = without_resumption(client_config(&either_ca, None));
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 match echo_once(&url, config.clone()).await {
@@ -538,8 +538,8 @@ async fn sighup_rotates_the_certificate_under_load_without_a_failed_handshake() 
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(rotated, "new handshakes get the new certificate\n{}", server.stderr());
-    // A fresh client (no session to resume) meets the new certificate only.
-    let fresh_trusting_old = client_config(&old.ca_path(), None);
+    // A client without a session to resume meets the new certificate only.
+    let fresh_trusting_old = without_resumption(client_config(&old.ca_path(), None));
     assert!(echo_once(&url, fresh_trusting_old).await.is_err(), "the old certificate is no longer served");
     echo_each(&mut established, "after").await;
 
@@ -554,7 +554,8 @@ async fn sighup_rotates_the_certificate_under_load_without_a_failed_handshake() 
     }
     let log = server.stderr();
     assert!(log.contains("TLS reload failed") && log.contains("server.pem"), "{log}");
-    echo_once(&url, trusts_new.clone()).await.expect("the last good certificate stays");
+    let fresh_trusting_new = without_resumption(client_config(&new.ca_path(), None));
+    echo_once(&url, fresh_trusting_new).await.expect("the last good certificate stays");
     echo_each(&mut established, "still").await;
 
     stop.store(true, Ordering::Relaxed);
@@ -569,7 +570,6 @@ async fn sighup_rotates_the_certificate_under_load_without_a_failed_handshake() 
 /// Over wss:// the PROXY header comes before the TLS handshake.
 #[tokio::test]
 async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
-    use tokio::io::AsyncWriteExt;
     let pki = Pki::new("proxy");
     let server = server_with(
         &pki,
@@ -578,8 +578,10 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
     );
     let url = wss_url(&server);
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    tcp.write_all(b"PROXY TCP4 198.51.100.4 192.0.2.1 6000 443\r\n").await.unwrap();
+    // The header and the ClientHello in one write, as a proxy may send
+    // them: what follows the header goes to TLS.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = Prefixed { prefix: b"PROXY TCP4 198.51.100.4 192.0.2.1 6000 443\r\n".to_vec(), inner: tcp };
     let connector = Some(Connector::Rustls(client_config(&pki.ca_path(), None)));
     let (mut ws, _) = tokio_tungstenite::client_async_tls_with_config(&url, tcp, None, connector)
         .await
@@ -603,5 +605,66 @@ async fn echo_each(connections: &mut [Wss], text: &'static str) {
         ws.send(Message::text(text)).await.expect("send on an established connection");
         let got = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await;
         assert_eq!(got.expect("echo in time").unwrap().unwrap(), Message::text(text));
+    }
+}
+
+/// The same client configuration without TLS session resumption: each
+/// handshake meets the server's certificate.
+fn without_resumption(config: Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = (*config).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+/// A stream whose first write carries `prefix` before the caller's bytes
+/// (in one segment on loopback).
+struct Prefixed {
+    prefix: Vec<u8>,
+    inner: tokio::net::TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if self.prefix.is_empty() {
+            return std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let first = [self.prefix.as_slice(), buf].concat();
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, &first) {
+            Poll::Ready(Ok(n)) => {
+                assert_eq!(n, first.len(), "a small first write goes out whole on loopback");
+                self.prefix.clear();
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

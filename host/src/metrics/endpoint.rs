@@ -1,17 +1,44 @@
-//! The metrics endpoint: `GET /metrics` over plain HTTP/1.1 on
-//! `--metrics-listen`, answered on a thread of its own, one connection at a
-//! time (a scraper's load, not a crowd's), so the event loops never wait on
-//! it. Anything else gets 404 or 405; a request that does not come within
-//! a few seconds is dropped.
+//! The operations endpoint: `GET /metrics` and the health check `GET
+//! /healthz` over plain HTTP/1.1 on `--metrics-listen`, answered on a
+//! thread of its own, one connection at a time (a scraper's and a load
+//! balancer's load, not a crowd's), so the event loops never wait on it.
+//! Anything else gets 404 or 405; a request that does not come within a few
+//! seconds is dropped.
 
 use super::Metrics;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The path scrapers ask for.
 pub const PATH: &str = "/metrics";
+/// The path health checks ask for: `200` while the server takes new
+/// connections, `503` before it listens and once it drains.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// Whether the server takes new connections: what `/healthz` answers.
+/// Ready once it listens, and never again once it drains.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    listening: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Readiness {
+    pub fn listening(&self) {
+        self.listening.store(true, Ordering::Release);
+    }
+
+    pub fn draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.listening.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+}
 /// The OpenMetrics text format's content type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Largest request head read.
@@ -21,14 +48,14 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Listens on `addr` and serves `metrics` from a background thread; returns
 /// the address it listens on (port 0 picks one).
-pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> {
+pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new().name("wsbox-metrics".into()).spawn(move || {
         for stream in listener.incoming() {
             match stream {
                 Ok(stream) => {
-                    if let Err(e) = answer(stream, &metrics) {
+                    if let Err(e) = answer(stream, &metrics, &readiness) {
                         tracing::debug!(error = %e, "metrics request failed");
                     }
                 }
@@ -39,7 +66,7 @@ pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<SocketAddr> 
     Ok(local)
 }
 
-fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+fn answer(mut stream: TcpStream, metrics: &Metrics, readiness: &Readiness) -> io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -65,8 +92,14 @@ fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
             let body = metrics.encode();
             respond(&mut stream, "200 OK", CONTENT_TYPE, body.as_bytes(), method == "GET")
         }
-        (_, PATH) => respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use GET\n", true),
-        _ => respond(&mut stream, "404 Not Found", "text/plain", b"metrics are at /metrics\n", true),
+        ("GET" | "HEAD", HEALTH_PATH) => match readiness.is_ready() {
+            true => respond(&mut stream, "200 OK", "text/plain", b"serving\n", method == "GET"),
+            false => respond(&mut stream, "503 Service Unavailable", "text/plain", b"not serving\n", method == "GET"),
+        },
+        (_, PATH | HEALTH_PATH) => respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use GET\n", true),
+        _ => {
+            respond(&mut stream, "404 Not Found", "text/plain", b"metrics are at /metrics, health at /healthz\n", true)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! ([`super::NetHost`]), which tells it when the socket is ready.
 
 use super::admission::AdmissionControl;
+use super::batch::Admission;
 use super::listener::opened_record;
 use super::proxy::{self, Preamble};
 use super::turn::Turn;
@@ -76,13 +77,23 @@ pub struct AwaitingHeader {
     pub local: Option<SocketAddr>,
     /// The peer is a trusted proxy (it must send a header; others must not).
     pub trusted: bool,
+    /// Admission's decision, made at accept for a peer that is its own
+    /// client; `None` for a trusted proxy's (made for the client it names).
+    admitted: Option<Admission>,
     pub deadline: Instant,
     bytes: Vec<u8>,
 }
 
 impl AwaitingHeader {
-    pub fn new(listener: u32, peer: SocketAddr, local: Option<SocketAddr>, trusted: bool, now: Instant) -> Self {
-        Self { listener, peer, local, trusted, deadline: now + proxy::HEADER_TIMEOUT, bytes: Vec::new() }
+    pub fn new(
+        listener: u32,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        trusted: bool,
+        admitted: Option<Admission>,
+        now: Instant,
+    ) -> Self {
+        Self { listener, peer, local, trusted, admitted, deadline: now + proxy::HEADER_TIMEOUT, bytes: Vec::new() }
     }
 }
 
@@ -139,6 +150,8 @@ pub struct Conn {
     output: Output,
     /// Its PROXY header is still being read.
     awaiting: Option<Box<AwaitingHeader>>,
+    /// Admission counts it under `peer` (`closed` is owed when it goes).
+    pub counted: bool,
 }
 
 impl Conn {
@@ -161,6 +174,7 @@ impl Conn {
             report_written: false,
             output: Output::default(),
             awaiting: None,
+            counted: false,
         }
     }
 
@@ -224,8 +238,14 @@ impl Conn {
     ) -> HeaderOutcome {
         let Some(awaiting) = self.awaiting.take() else { return HeaderOutcome::Opened };
         let peer = client.unwrap_or(awaiting.peer);
-        self.peer = peer.ip();
-        let admitted = admission.decide(peer.ip(), now);
+        let admitted = match awaiting.admitted {
+            Some(admitted) => admitted,
+            None => {
+                self.peer = peer.ip();
+                self.counted = true;
+                admission.decide(peer.ip(), now)
+            }
+        };
         turn.opened.push(opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted));
         let rest = &awaiting.bytes[len..];
         if rest.is_empty() {
@@ -234,6 +254,8 @@ impl Conn {
         let Some(mut tls) = self.tls.take() else {
             turn.read_buffer(rest.len()).extend_from_slice(rest);
             turn.record_input(self.id, rest.len());
+            self.share_left(turn.epoch);
+            self.share_used += rest.len();
             return HeaderOutcome::Opened;
         };
         let mut records = Vec::new();

@@ -119,10 +119,17 @@ impl Listening {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
         let mut conn = Conn::new(id, stream, session, peer.ip());
-        if proxy.is_on() {
-            conn.await_header(AwaitingHeader::new(self.id, peer, local, proxy.trusts(peer.ip()), now));
-        } else {
-            turn.opened.push(opened_record(id, self.id, peer, local, admission.decide(peer.ip(), now)));
+        let trusted = proxy.is_on() && proxy.trusts(peer.ip());
+        // A trusted proxy's connection is admitted by the client its header
+        // names; any other peer is its own client, admitted now (so that one
+        // address cannot hold idle connections past its limits).
+        let admitted = (!trusted).then(|| {
+            conn.counted = true;
+            admission.decide(peer.ip(), now)
+        });
+        match admitted {
+            Some(admitted) if !proxy.is_on() => turn.opened.push(opened_record(id, self.id, peer, local, admitted)),
+            admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, trusted, admitted, now)),
         }
         Some(conn)
     }

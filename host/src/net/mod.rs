@@ -208,6 +208,10 @@ impl NetHost {
         let ids: Vec<u32> = self.conns.keys().copied().collect();
         for id in ids {
             let Some(conn) = self.conns.get_mut(&id) else { continue };
+            if !conn.announced() {
+                self.remove(id);
+                continue;
+            }
             if conn.websocket && !conn.close_sent && conn.phase == Phase::Open {
                 if conn.write(close_frame.to_vec(), &mut self.turn).is_err() {
                     self.fail(id);
@@ -368,17 +372,17 @@ impl NetHost {
     fn write(&mut self, out: batch::Outgoing, now: Instant) {
         self.admission.guest_reported(out.heap_bytes);
         for id in &out.upgraded {
-            if let Some(conn) = self.conns.get_mut(id) {
+            if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.websocket = true;
             }
         }
         for id in &out.closing {
-            if let Some(conn) = self.conns.get_mut(id) {
+            if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.close_sent = true;
             }
         }
         for batch::Write { conn: id, data } in out.writes {
-            if let Some(conn) = self.conns.get_mut(&id) {
+            if let Some(conn) = announced(&mut self.conns, id) {
                 match conn.write(data, &mut self.turn) {
                     Ok(()) => {
                         self.timers |= conn.has_timer();
@@ -390,7 +394,7 @@ impl NetHost {
             }
         }
         for id in &out.close {
-            if let Some(conn) = self.conns.get_mut(id) {
+            if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.close(&mut self.turn, now);
                 self.timers = true;
                 if conn.advance_close(now) {
@@ -399,7 +403,9 @@ impl NetHost {
             }
         }
         for id in &out.abort {
-            self.remove(*id);
+            if announced(&mut self.conns, *id).is_some() {
+                self.remove(*id);
+            }
         }
     }
 
@@ -458,8 +464,10 @@ impl NetHost {
                 let token = mio::Token(conn.id as usize);
                 if let Err(e) = poller.registry().register(conn.stream_mut(), token, interest) {
                     tracing::warn!(error = %e, "cannot watch an accepted connection");
-                    if conn.announced() {
+                    if conn.counted {
                         self.admission.closed(conn.peer);
+                    }
+                    if conn.announced() {
                         self.turn.gone.push(conn.id);
                     }
                 } else {
@@ -520,7 +528,7 @@ impl NetHost {
                     HeaderOutcome::Waiting => continue,
                     HeaderOutcome::Opened => {}
                     HeaderOutcome::Refused => {
-                        self.conns.remove(&id);
+                        self.remove(id);
                         continue;
                     }
                     HeaderOutcome::Failed => {
@@ -565,15 +573,19 @@ impl NetHost {
 
     /// The socket failed: drop the connection and tell the guest.
     fn fail(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id).filter(Conn::announced) {
-            self.admission.closed(conn.peer);
-            self.turn.gone.push(id);
+        if let Some(conn) = self.conns.remove(&id) {
+            if conn.counted {
+                self.admission.closed(conn.peer);
+            }
+            if conn.announced() {
+                self.turn.gone.push(id);
+            }
         }
     }
 
     /// The guest is done with the connection (or its close finished): drop it.
     fn remove(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id).filter(Conn::announced) {
+        if let Some(conn) = self.conns.remove(&id).filter(|conn| conn.counted) {
             self.admission.closed(conn.peer);
         }
     }
@@ -640,24 +652,31 @@ impl NetHost {
 
     /// Caps the bytes read for a connection per turn (0: the default share).
     pub fn set_read_limit(&mut self, conn: u32, bytes: u32) {
-        if let Some(conn) = self.conns.get_mut(&conn) {
+        if let Some(conn) = announced(&mut self.conns, conn) {
             conn.read_limit = bytes as usize;
         }
     }
 
     /// Sets a connection's write limit (0: the default).
     pub fn set_write_limit(&mut self, conn: u32, bytes: u32) {
-        if let Some(conn) = self.conns.get_mut(&conn) {
+        if let Some(conn) = announced(&mut self.conns, conn) {
             conn.set_write_limit(bytes as usize);
         }
     }
 
     /// Whether bytes written to a connection are reported.
     pub fn report_written(&mut self, conn: u32, enabled: bool) {
-        if let Some(conn) = self.conns.get_mut(&conn) {
+        if let Some(conn) = announced(&mut self.conns, conn) {
             conn.report_written = enabled;
         }
     }
+}
+
+/// Connection `id` if the guest has heard of it: what the guest asks of a
+/// connection whose PROXY header is still being read (an id it could only
+/// guess) is ignored.
+fn announced(conns: &mut HashMap<u32, Conn>, id: u32) -> Option<&mut Conn> {
+    conns.get_mut(&id).filter(|conn| conn.announced())
 }
 
 /// Queues a readable connection to be read, unless it is queued already

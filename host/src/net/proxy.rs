@@ -103,6 +103,7 @@ pub fn read_preamble(bytes: &[u8]) -> Preamble {
                 _ => Preamble::Malformed(format!("PROXY v1: no line end in the first {V1_MAX} bytes")),
             };
         };
+        // The line is whole: whatever is wrong with it stays wrong.
         match v1::Header::try_from(&bytes[..end + 2]) {
             Ok(header) => {
                 let (client, server) = match header.addresses {
@@ -118,7 +119,6 @@ pub fn read_preamble(bytes: &[u8]) -> Preamble {
                 };
                 Preamble::Header { len: header.header.len(), client, server }
             }
-            Err(e) if e.is_incomplete() => Preamble::Incomplete,
             Err(e) => Preamble::Malformed(format!("PROXY v1: {e}")),
         }
     } else {
@@ -198,7 +198,12 @@ mod tests {
 
     #[test]
     fn broken_and_endless_headers_are_malformed() {
-        for broken in [&b"PROXY TCP4 999.0.113.7 192.0.2.1 4242 443\r\n"[..], b"PROXY SCTP 1.2.3.4 5.6.7.8 1 2\r\n"] {
+        for broken in [
+            &b"PROXY TCP4 999.0.113.7 192.0.2.1 4242 443\r\n"[..],
+            b"PROXY SCTP 1.2.3.4 5.6.7.8 1 2\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\nGET / HTTP/1.1\r\n",
+        ] {
             assert!(matches!(read_preamble(broken), Preamble::Malformed(_)), "{broken:?}");
         }
         let mut bad_version = v2_header(0x1, 0x11, &[0; 12]);

@@ -77,6 +77,10 @@ pub enum Preamble {
 pub fn read_preamble(bytes: &[u8]) -> Preamble {
     let preamble = if starts_with_part_of(bytes, V2_SIGNATURE) {
         match v2::Header::try_from(bytes) {
+            // A datagram's addresses say nothing of this TCP connection.
+            Ok(header) if header.command == v2::Command::Proxy && header.protocol == v2::Protocol::Datagram => {
+                Preamble::Malformed("PROXY v2: a datagram header on a stream connection".to_string())
+            }
             Ok(header) => {
                 let (client, server) = match (header.command, header.addresses) {
                     (v2::Command::Proxy, v2::Addresses::IPv4(a)) => (
@@ -206,6 +210,8 @@ mod tests {
         ] {
             assert!(matches!(read_preamble(broken), Preamble::Malformed(_)), "{broken:?}");
         }
+        let datagram = v2_header(0x1, 0x12, &[203, 0, 113, 7, 192, 0, 2, 1, 0x10, 0x92, 0x01, 0xbb]);
+        assert!(matches!(read_preamble(&datagram), Preamble::Malformed(m) if m.contains("datagram")));
         let mut bad_version = v2_header(0x1, 0x11, &[0; 12]);
         bad_version[12] = 0x31;
         assert!(matches!(read_preamble(&bad_version), Preamble::Malformed(_)));

@@ -75,10 +75,9 @@ pub struct AwaitingHeader {
     /// The socket's addresses, which stand when the header names none.
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
-    /// The peer is a trusted proxy (it must send a header; others must not).
-    pub trusted: bool,
     /// Admission's decision, made at accept for a peer that is its own
-    /// client; `None` for a trusted proxy's (made for the client it names).
+    /// client (which must not send a header); `None` for a trusted proxy's
+    /// connection (which must), decided for the client its header names.
     admitted: Option<Admission>,
     pub deadline: Instant,
     bytes: Vec<u8>,
@@ -89,11 +88,15 @@ impl AwaitingHeader {
         listener: u32,
         peer: SocketAddr,
         local: Option<SocketAddr>,
-        trusted: bool,
         admitted: Option<Admission>,
         now: Instant,
     ) -> Self {
-        Self { listener, peer, local, trusted, admitted, deadline: now + proxy::HEADER_TIMEOUT, bytes: Vec::new() }
+        Self { listener, peer, local, admitted, deadline: now + proxy::HEADER_TIMEOUT, bytes: Vec::new() }
+    }
+
+    /// The peer is a trusted proxy.
+    fn is_proxied(&self) -> bool {
+        self.admitted.is_none()
     }
 }
 
@@ -197,7 +200,7 @@ impl Conn {
         let Some(awaiting) = self.awaiting.as_mut() else { return HeaderOutcome::Opened };
         let mut chunk = [0u8; 512];
         loop {
-            let refusal = match (proxy::read_preamble(&awaiting.bytes), awaiting.trusted) {
+            let refusal = match (proxy::read_preamble(&awaiting.bytes), awaiting.is_proxied()) {
                 (Preamble::Incomplete, _) => None,
                 (Preamble::Header { len, client, server }, true) => {
                     return self.open_after_header(len, client, server, turn, admission, now);

@@ -129,7 +129,7 @@ impl Listening {
         });
         match admitted {
             Some(admitted) if !proxy.is_on() => turn.opened.push(opened_record(id, self.id, peer, local, admitted)),
-            admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, trusted, admitted, now)),
+            admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, admitted, now)),
         }
         Some(conn)
     }

@@ -83,14 +83,8 @@ pub fn read_preamble(bytes: &[u8]) -> Preamble {
             }
             Ok(header) => {
                 let (client, server) = match (header.command, header.addresses) {
-                    (v2::Command::Proxy, v2::Addresses::IPv4(a)) => (
-                        Some(SocketAddr::from((a.source_address, a.source_port))),
-                        Some(SocketAddr::from((a.destination_address, a.destination_port))),
-                    ),
-                    (v2::Command::Proxy, v2::Addresses::IPv6(a)) => (
-                        Some(SocketAddr::from((a.source_address, a.source_port))),
-                        Some(SocketAddr::from((a.destination_address, a.destination_port))),
-                    ),
+                    (v2::Command::Proxy, v2::Addresses::IPv4(a)) => v4(a),
+                    (v2::Command::Proxy, v2::Addresses::IPv6(a)) => v6(a),
                     _ => (None, None),
                 };
                 Preamble::Header { len: header.len(), client, server }
@@ -111,14 +105,8 @@ pub fn read_preamble(bytes: &[u8]) -> Preamble {
         match v1::Header::try_from(&bytes[..end + 2]) {
             Ok(header) => {
                 let (client, server) = match header.addresses {
-                    v1::Addresses::Tcp4(a) => (
-                        Some(SocketAddr::from((a.source_address, a.source_port))),
-                        Some(SocketAddr::from((a.destination_address, a.destination_port))),
-                    ),
-                    v1::Addresses::Tcp6(a) => (
-                        Some(SocketAddr::from((a.source_address, a.source_port))),
-                        Some(SocketAddr::from((a.destination_address, a.destination_port))),
-                    ),
+                    v1::Addresses::Tcp4(a) => v4(a),
+                    v1::Addresses::Tcp6(a) => v6(a),
                     v1::Addresses::Unknown => (None, None),
                 };
                 Preamble::Header { len: header.header.len(), client, server }
@@ -134,6 +122,18 @@ pub fn read_preamble(bytes: &[u8]) -> Preamble {
         }
         preamble => preamble,
     }
+}
+
+/// The client and the server a header names (both versions share the
+/// address types).
+type Named = (Option<SocketAddr>, Option<SocketAddr>);
+
+fn v4(a: v1::IPv4) -> Named {
+    (Some((a.source_address, a.source_port).into()), Some((a.destination_address, a.destination_port).into()))
+}
+
+fn v6(a: v1::IPv6) -> Named {
+    (Some((a.source_address, a.source_port).into()), Some((a.destination_address, a.destination_port).into()))
 }
 
 /// Whether `bytes` and `signature` agree as far as both go.

@@ -63,3 +63,10 @@ pub const MAX_SEND_BUFFER: u64 = 4 * 1024 * 1024;
 pub const SEND_BUFFER_MIN: u64 = 64 * 1024;
 /// See [`SEND_BUFFER_MIN`].
 pub const SEND_BUFFER_MAX: u64 = 8 * 1024 * 1024;
+
+// ---- topics ----
+
+/// Longest topic name, in bytes (a name is 1 to this many bytes).
+pub const MAX_TOPIC_LEN: usize = 256;
+/// Topics one socket may be subscribed to at once.
+pub const MAX_TOPICS_PER_SOCKET: usize = 1024;

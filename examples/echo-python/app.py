@@ -9,6 +9,11 @@ complete server (see README.md):
 
 newConnection -> nextPendingConnection -> textMessageReceived ->
 sendTextMessage (the same for binary); disconnected -> the socket is dropped.
+
+One addition shows wsbox's topics: every client is subscribed to the topic
+"everyone", and a text message "broadcast: <text>" is not echoed but
+published to it: every other client receives "<text>" (the server frames it
+once for all of them).
 """
 
 import sys
@@ -23,7 +28,11 @@ from wit_world.imports.websocket_server import (
     Event_Writable,
     SecureMode,
     Server,
+    publish_text_message,
 )
+
+EVERYONE = "everyone"
+BROADCAST = "broadcast: "
 
 USAGE = "usage: echo [--listen ADDRESS:PORT] (default 127.0.0.1:1234)"
 
@@ -70,9 +79,13 @@ class Run(exports.Run):
                 if isinstance(event, Event_NewConnection):
                     while (socket := server.next_pending_connection()) is not None:
                         sockets[socket.id()] = socket
+                        socket.subscribe(EVERYONE)
                 elif isinstance(event, Event_TextMessageReceived):
                     text = event.value.message
-                    echo(event.value.socket, lambda s, text=text: s.send_text_message(text))
+                    if text.startswith(BROADCAST):
+                        publish_text_message(EVERYONE, text[len(BROADCAST):], event.value.socket)
+                    else:
+                        echo(event.value.socket, lambda s, text=text: s.send_text_message(text))
                 elif isinstance(event, Event_BinaryMessageReceived):
                     data = event.value.message
                     echo(event.value.socket, lambda s, data=data: s.send_binary_message(data))

@@ -57,6 +57,10 @@ impl net::Host for HostState {
         Ok(())
     }
 
+    async fn forwards_publications(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.net.forwards_publications())
+    }
+
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
         let incoming = self.net.exchange(outgoing(out), timeout_ms).await;
         // The guest runs again from here (the watchdog's clock).
@@ -81,12 +85,25 @@ fn listen_error(e: batch::ListenError) -> net::ListenError {
 
 fn outgoing(o: net::Outgoing) -> batch::Outgoing {
     batch::Outgoing {
+        shared: o.shared.into_iter().map(|w| batch::SharedWrite { data: w.data, conns: w.conns }).collect(),
         writes: o.writes.into_iter().map(|w| batch::Write { conn: w.conn, data: w.data }).collect(),
         close: o.close,
         abort: o.abort,
         upgraded: o.upgraded,
         closing: o.closing,
         heap_bytes: o.heap_bytes,
+        publications: o
+            .publications
+            .into_iter()
+            .map(|p| batch::Publication { topic: p.topic, binary: p.binary, data: p.data })
+            .collect(),
+        topics_joined: o.topics_joined,
+        topics_left: o.topics_left,
+        topic_counts: batch::TopicCounts {
+            publications: o.topic_counts.publications,
+            delivered: o.topic_counts.delivered,
+            skipped: o.topic_counts.skipped,
+        },
     }
 }
 
@@ -118,6 +135,12 @@ fn transport_events(t: batch::TransportEvents) -> net::TransportEvents {
         written_bytes: t.written_bytes,
         backed_up: t.backed_up,
         drained: t.drained,
+        publications: t
+            .publications
+            .into_iter()
+            .map(|p| net::Publication { topic: p.topic, binary: p.binary, data: p.data })
+            .collect(),
+        broker_connected: t.broker_connected,
     }
 }
 

@@ -222,6 +222,12 @@ pub struct ServeArgs {
     /// it drops the oldest unfinished one (slowloris cannot lock clients out).
     #[arg(long, default_value_t = defaults::MAX_HANDSHAKING as u32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Transport")]
     pub max_handshaking_connections: u32,
+    /// Serve topics at this path prefix: a client connecting to
+    /// PREFIX<topic> (e.g. `/topics/` + `lobby`) subscribes to the topic, and
+    /// each message it sends is published to the topic's other subscribers,
+    /// on every worker (wsbox's own relay; other paths still echo). Off by default.
+    #[arg(long, value_name = "PREFIX", value_parser = parse_topic_path, help_heading = "Topics")]
+    pub topic_path: Option<String>,
     /// Event loops, each a thread with its own sandboxed instance, sharing
     /// the listening port (SO_REUSEPORT: the kernel spreads connections).
     /// One per core serves the most; a guest that traps takes down only its
@@ -310,6 +316,15 @@ impl ServeArgs {
             client_no_context_takeover: self.deflate_client_no_context_takeover,
             min_size: self.deflate_min_size,
         }
+    }
+}
+
+/// `--topic-path`: a path prefix starting with `/`.
+fn parse_topic_path(prefix: &str) -> Result<String, String> {
+    if prefix.starts_with('/') && !prefix.contains(['?', '#', ' ']) {
+        Ok(prefix.to_string())
+    } else {
+        Err(format!("'{prefix}' is not a path prefix (one starting with '/', such as /topics/)"))
     }
 }
 
@@ -475,5 +490,6 @@ mod tests {
         let args = cli.serve_args();
         assert!(args.proxy_protocol && !args.trusted_proxies.is_empty());
         assert_eq!(args.subprotocols, ["chat", "superchat"]);
+        assert_eq!(args.topic_path.as_deref(), Some("/topics/"));
     }
 }

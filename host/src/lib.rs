@@ -65,3 +65,4 @@ pub mod sandbox;
 pub mod serve;
 pub mod state;
 pub mod tls;
+pub mod topics;

@@ -211,6 +211,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         keepalive_timeout_ms: args.keepalive_timeout_ms,
         max_send_buffer: args.max_send_buffer,
         max_handshaking_connections: args.max_handshaking_connections,
+        topic_path: args.topic_path.clone(),
         recycle_when_idle: true,
         // Set per worker by serve::serve.
         metrics: None,
@@ -270,6 +271,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         limits,
         transport,
         metrics,
+        topics: None,
     };
     // Ready once every URL is out (ws://, and wss:// with TLS).
     let urls = 1 + usize::from(config.tls.is_some());

@@ -73,6 +73,34 @@ async fn a_python_echo_app_composed_with_the_server_runs_under_wsbox_and_stock_w
     for server in [&under_wsbox, &under_wasmtime] {
         support::echo_checks(&server.url).await;
         support::many_peers(&server.url, 20, 20).await;
+        broadcast_checks(&server.url).await;
+    }
+}
+
+/// The Python app's topic: "broadcast: …" reaches every other client, not the sender.
+async fn broadcast_checks(url: &str) {
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(tokio_tungstenite::connect_async(url).await.expect("connect").0);
+    }
+    // Each is subscribed once its first echo comes back.
+    for ws in &mut clients {
+        ws.send(Message::text("ready?")).await.unwrap();
+        assert_eq!(next_text(ws).await, "ready?");
+    }
+    clients[0].send(Message::text("broadcast: hello everyone")).await.unwrap();
+    for ws in &mut clients[1..] {
+        assert_eq!(next_text(ws).await, "hello everyone");
+    }
+    // The sender got nothing before the echo of its next message.
+    clients[0].send(Message::text("after")).await.unwrap();
+    assert_eq!(next_text(&mut clients[0]).await, "after");
+}
+
+async fn next_text(ws: &mut support::Ws) -> String {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+        other => panic!("expected a text message, got {other:?}"),
     }
 }
 
@@ -95,15 +123,10 @@ async fn a_rust_chat_app_composed_with_the_server_broadcasts_to_the_room() {
     }
 }
 
-/// Three members join; a message from one reaches all three with its
-/// sender's number; a member who leaves is announced to the others.
+/// Three members join the lobby (and one another room); a message from one
+/// reaches all three with its sender's number, and not the other room; a
+/// member who leaves is announced to the others.
 async fn chat_checks(url: &str) {
-    async fn next_text(ws: &mut support::Ws) -> String {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
-            other => panic!("expected a chat line, got {other:?}"),
-        }
-    }
     let mut members = Vec::new();
     for joined in 0..3 {
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("join");
@@ -116,11 +139,15 @@ async fn chat_checks(url: &str) {
         }
         members.push((id, ws));
     }
+    let (mut kitchen, _) = tokio_tungstenite::connect_async(format!("{url}/kitchen")).await.expect("join");
+    assert!(next_text(&mut kitchen).await.ends_with("; 0 here before you"), "another room");
     let first = members[0].0;
     members[0].1.send(Message::text("hello room")).await.unwrap();
     for (_, ws) in &mut members {
         assert_eq!(next_text(ws).await, format!("{first}: hello room"));
     }
+    kitchen.send(Message::text("anyone?")).await.unwrap();
+    assert!(next_text(&mut kitchen).await.ends_with(": anyone?"), "the lobby's line did not come first");
     let (left, mut ws) = members.pop().unwrap();
     ws.close(None).await.unwrap();
     for (_, ws) in &mut members {

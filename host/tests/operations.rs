@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::Duration;
-use support::Server;
+use support::{Server, http_get, sample};
 
 /// A fresh directory for one test (under the system's temporary directory:
 /// a Unix socket's path must stay short).
@@ -70,36 +70,12 @@ fn man_pages_are_written_for_wsbox_and_each_subcommand() {
     assert!(serve.contains("max\\-connections"), "the serve page documents its flags");
 }
 
-/// `GET path` on `addr`; the status line and the body.
-fn http_get(addr: &str, method: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (head.lines().next().unwrap_or("").to_string(), body.to_string())
-}
-
-/// The value of the series `name{labels}` (as written in the exposition), or 0.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_counts_what_a_load_did() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
-    let log = server.stderr();
-    let url = log
-        .lines()
-        .find(|l| l.contains("metrics endpoint"))
-        .and_then(|l| l.split("url=http://").nth(1)?.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"));
-    let addr = url.trim_end_matches("/metrics").to_string();
+    let addr = server.metrics_addr();
 
     let (clients, per_client) = (20, 10);
     let mut tasks = Vec::new();
@@ -312,12 +288,7 @@ fn trusted_proxies_and_the_proxy_protocol_come_together() {
 fn healthz_turns_503_before_the_shutdown_begins() {
     use std::io::{Read, Write};
     let mut server = Server::start(&["--metrics-listen", "127.0.0.1:0", "--drain-delay-ms", "1500"]);
-    let log = server.stderr();
-    let addr = log
-        .lines()
-        .find(|l| l.contains("metrics endpoint"))
-        .and_then(|l| l.split("health=http://").nth(1)?.split('/').next().map(str::to_string))
-        .unwrap_or_else(|| panic!("no health check in the log:\n{log}"));
+    let addr = server.metrics_addr();
     let (status, body) = http_get(&addr, "GET", "/healthz");
     assert!(status.starts_with("HTTP/1.1 200") && body == "serving\n", "{status} {body:?}");
     let (status, _) = http_get(&addr, "POST", "/healthz");

@@ -1,8 +1,13 @@
-//! A chat room as a wsbox app component (world `app`): server logic that
-//! imports `wsbox:websocket/websocket-server` and runs as a command. Every
-//! text message goes to everyone in the room, prefixed with its sender's
-//! number; joins and leaves are announced. Composed with a server
-//! component it is a complete server:
+//! Chat rooms as a wsbox app component (world `app`): server logic that
+//! imports `wsbox:websocket/websocket-server` and runs as a command. A
+//! client's request path names its room (`/` is the lobby, `/kitchen` the
+//! kitchen); each room is a topic, so a line is published once and the
+//! server frames it once for every member, whatever their number. Every
+//! text message goes to everyone in the room, its sender included,
+//! prefixed with the sender's number; joins and leaves are announced. A
+//! member too slow to keep up misses lines (the server skips a subscriber
+//! whose send buffer is full) rather than holding the room's memory.
+//! Composed with a server component it is a complete server:
 //!
 //! ```sh
 //! wac plug chat.wasm --plug wsbox-server.wasm -o chat-composed.wasm   # host-fed
@@ -20,11 +25,9 @@ wit_bindgen::generate!({
 });
 
 use exports::wasi::cli::run::Guest;
-use wsbox::websocket::websocket_server::{Event, SecureMode, Server, Websocket};
-
-/// The close code for a member whose connection cannot keep up (1013, Try
-/// Again Later): the room does not hold messages for one slow reader.
-const TOO_SLOW: u16 = 1013;
+use wsbox::websocket::websocket_server::{
+    Event, SecureMode, Server, Websocket, publish_text_message, subscriber_count,
+};
 
 struct Chat;
 
@@ -39,22 +42,34 @@ impl Guest for Chat {
         println!("wsbox chat: listening on {}", server.server_url());
         let _ = std::io::stdout().flush();
 
-        let mut room: BTreeMap<u32, Websocket> = BTreeMap::new();
+        // Each member's socket and room.
+        let mut members: BTreeMap<u32, (Websocket, String)> = BTreeMap::new();
         loop {
             for event in server.process_events(1000) {
                 match event {
                     Event::NewConnection(_) => {
                         while let Some(member) = server.next_pending_connection() {
-                            let id = member.id();
-                            broadcast(&mut room, &format!("* {id} joined"));
-                            member
-                                .send_text_message(&format!("* welcome, you are {id}; {} here before you", room.len()));
-                            room.insert(id, member);
+                            let (id, room) = (member.id(), room_of(&member.resource_name()));
+                            let before = subscriber_count(&room);
+                            member.send_text_message(&format!("* welcome, you are {id}; {before} here before you"));
+                            publish_text_message(&room, &format!("* {id} joined"), None);
+                            if member.subscribe(&room) {
+                                members.insert(id, (member, room));
+                            } else {
+                                member.close(1008, "a room name is 1 to 256 bytes");
+                            }
                         }
                     }
-                    Event::TextMessageReceived(m) => broadcast(&mut room, &format!("{}: {}", m.socket, m.message)),
-                    Event::Disconnected(id) if room.remove(&id).is_some() => {
-                        broadcast(&mut room, &format!("* {id} left"));
+                    Event::TextMessageReceived(m) => {
+                        if let Some((_, room)) = members.get(&m.socket) {
+                            publish_text_message(room, &format!("{}: {}", m.socket, m.message), None);
+                        }
+                    }
+                    // The server unsubscribed it when it closed.
+                    Event::Disconnected(id) => {
+                        if let Some((_, room)) = members.remove(&id) {
+                            publish_text_message(&room, &format!("* {id} left"), None);
+                        }
                     }
                     _ => {}
                 }
@@ -63,12 +78,11 @@ impl Guest for Chat {
     }
 }
 
-/// Sends `line` to everyone; a member whose send buffer is full is closed.
-fn broadcast(room: &mut BTreeMap<u32, Websocket>, line: &str) {
-    for member in room.values() {
-        if member.send_text_message(line) == 0 && member.send_buffer_full() {
-            member.close(TOO_SLOW, "too slow to keep up with the room");
-        }
+/// The room a request path names: `/` is the lobby.
+fn room_of(path: &str) -> String {
+    match path.trim_start_matches('/') {
+        "" => "lobby".to_string(),
+        room => room.to_string(),
     }
 }
 

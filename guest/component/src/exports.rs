@@ -34,6 +34,25 @@ impl api::Guest for Component {
     fn max_outgoing_frame_size() -> u64 {
         MAX_CONFIGURABLE_SIZE
     }
+
+    fn publish_text_message(topic: String, message: String, except: Option<u32>) -> u32 {
+        rt(|rt| rt.publish(&topic, MessageKind::Text, message.as_bytes(), except)).unwrap_or(0)
+    }
+
+    fn publish_binary_message(topic: String, message: Vec<u8>, except: Option<u32>) -> u32 {
+        rt(|rt| rt.publish(&topic, MessageKind::Binary, &message, except)).unwrap_or(0)
+    }
+
+    fn subscriber_count(topic: String) -> u32 {
+        rt(|rt| rt.subscriber_count(&topic))
+    }
+}
+
+fn message_kind(kind: api::MessageKind) -> MessageKind {
+    match kind {
+        api::MessageKind::Text => MessageKind::Text,
+        api::MessageKind::Binary => MessageKind::Binary,
+    }
 }
 
 /// Qt's setters ignore sizes above the ceiling.
@@ -282,24 +301,27 @@ impl api::GuestServer for ServerHandle {
         let mut sink = BatchSink::default();
         let mut rejected = Vec::new();
         let mut buffer_full = Vec::new();
+        let mut delivered = Vec::with_capacity(outgoing.publications.len());
         rt(|rt| {
             let mut start = 0usize;
             for (i, message) in outgoing.messages.iter().enumerate() {
                 let end = (message.end as usize).clamp(start, outgoing.data.len());
-                let kind = match message.kind {
-                    api::MessageKind::Text => MessageKind::Text,
-                    api::MessageKind::Binary => MessageKind::Binary,
-                };
-                match rt.send(message.socket, kind, &outgoing.data[start..end]) {
+                match rt.send(message.socket, message_kind(message.kind), &outgoing.data[start..end]) {
                     Sent::Queued => {}
                     Sent::Rejected => rejected.push(i as u32),
                     Sent::BufferFull => buffer_full.push(i as u32),
                 }
                 start = end;
             }
+            for p in &outgoing.publications {
+                let end = (p.end as usize).clamp(start, outgoing.data.len());
+                let payload = &outgoing.data[start..end];
+                delivered.push(rt.publish(&p.topic, message_kind(p.kind), payload, p.except).unwrap_or(0));
+                start = end;
+            }
             rt.turn(timeout_ms, &mut sink);
         });
-        api::EventBatch { events: sink.events, payload: sink.payload, rejected, buffer_full }
+        api::EventBatch { events: sink.events, payload: sink.payload, rejected, buffer_full, delivered }
     }
 }
 
@@ -497,6 +519,18 @@ impl api::GuestWebsocket for SocketHandle {
     fn send_buffer_full(&self) -> bool {
         self.read(|s| s.send_buffer_full())
     }
+
+    fn subscribe(&self, topic: String) -> bool {
+        rt(|rt| rt.subscribe(self.id, &topic))
+    }
+
+    fn unsubscribe(&self, topic: String) -> bool {
+        rt(|rt| rt.unsubscribe(self.id, &topic))
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.read(|s| s.topics.clone())
+    }
 }
 
 impl SocketHandle {
@@ -603,6 +637,8 @@ fn owned(event: AppEvent<'_>) -> api::Event {
         }),
         AppEvent::BytesWritten { socket, bytes } => E::BytesWritten(api::BytesWrittenEvent { socket, bytes }),
         AppEvent::Writable(socket) => E::Writable(socket),
+        AppEvent::BrokerConnected(true) => E::BrokerStateChanged(api::BrokerState::Connected),
+        AppEvent::BrokerConnected(false) => E::BrokerStateChanged(api::BrokerState::Disconnected),
         AppEvent::TlsAlertReceived { server, socket, alert, description } => E::AlertReceived(api::TlsAlertEvent {
             server,
             socket,

@@ -45,7 +45,7 @@ pub mod limits;
 pub mod message;
 
 pub use close::CloseCode;
-pub use connection::{Config, Connection, Event, SocketError, State, Transport};
+pub use connection::{Config, Connection, Event, FrameShape, SocketError, State, Transport};
 pub use deflate::DeflateConfig;
 pub use error::ProtocolError;
 pub use limits::Limits;

@@ -14,8 +14,8 @@
 //!
 //! - [`net`]: the [`Net`] trait and the batches it exchanges.
 //! - [`signals`]: Qt's signals ([`AppEvent`]) and where they go ([`Sink`]).
-//! - `server`, `socket`, `timers`: the state the runtime keeps.
-//! - `runtime`: the app's calls, the turn, the upgrade decision.
+//! - `server`, `socket`, `timers`, `topics`: the state the runtime keeps.
+//! - `runtime`: the app's calls, the turn, the upgrade decision, publishing.
 
 pub mod net;
 mod runtime;
@@ -23,11 +23,14 @@ mod server;
 pub mod signals;
 mod socket;
 mod timers;
+mod topics;
 
 pub use net::{
-    AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
+    AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, Publication, TlsFailed,
+    TlsInfo,
 };
 pub use runtime::Runtime;
 pub use server::{DEFAULT_MAX_HANDSHAKING, DEFAULT_MAX_PENDING, Server};
 pub use signals::{AppEvent, Sink};
 pub use socket::{DEFAULT_MAX_SEND_BUFFER, SEND_BUFFER_RANGE, Sent, Socket};
+pub use topics::{MAX_TOPIC_LEN, MAX_TOPICS_PER_SOCKET, TopicCounts, valid_topic};

@@ -1,6 +1,9 @@
 //! What a binding supplies (the [`Net`] trait) and the batch it exchanges
 //! once per turn, both ways: the `wsbox:websocket/net` interface in Rust.
 
+pub use crate::topics::TopicCounts;
+use wsbox_core::MessageKind;
+
 /// How a listen attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListenErrorKind {
@@ -38,9 +41,20 @@ pub enum Admission {
     RefuseAddress,
 }
 
+/// A message published to a topic, as it travels between instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub topic: String,
+    pub kind: MessageKind,
+    pub data: Vec<u8>,
+}
+
 /// Everything to write in one turn (see `wsbox:websocket/net.outgoing`).
 #[derive(Default)]
 pub struct OutBatch {
+    /// Framed publications, each for several connections: written before
+    /// `writes` (a connection's share never follows its own output).
+    pub shared: Vec<(Vec<u8>, Vec<u32>)>,
     /// Each connection's output in the buffer it was framed into (taken
     /// from the connection, not copied), at most one per connection.
     pub writes: Vec<(u32, Vec<u8>)>,
@@ -51,6 +65,13 @@ pub struct OutBatch {
     /// instance fails.
     pub upgraded: Vec<u32>,
     pub closing: Vec<u32>,
+    /// Publications made here, for other instances (when the binding
+    /// [forwards](Net::forwards_publications) them), and the topics whose
+    /// first subscriber came or last one left.
+    pub publications: Vec<Publication>,
+    pub topics_joined: Vec<String>,
+    pub topics_left: Vec<String>,
+    pub topic_counts: TopicCounts,
     /// Written buffers kept to take the next turns' output into, so a
     /// connection that sends every turn does not allocate every turn.
     spare: Vec<Vec<u8>>,
@@ -86,6 +107,11 @@ impl OutBatch {
         self.abort.clear();
         self.upgraded.clear();
         self.closing.clear();
+        self.shared.clear();
+        self.publications.clear();
+        self.topics_joined.clear();
+        self.topics_left.clear();
+        self.topic_counts = TopicCounts::default();
     }
 }
 
@@ -133,6 +159,10 @@ pub struct InBatch {
     pub backed_up: Vec<u32>,
     /// Output drained after `backed_up`.
     pub drained: Vec<u32>,
+    /// Publications from other instances, for this one's subscribers.
+    pub publications: Vec<Publication>,
+    /// The broker connection was lost (false) or is back (true).
+    pub broker_connected: Option<bool>,
 }
 
 /// What a binding supplies: listeners, one exchange per turn, and the time.
@@ -153,4 +183,10 @@ pub trait Net {
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch;
     /// Milliseconds on a monotonic clock.
     fn now_ms(&self) -> u64;
+    /// Whether the transport wants every publication and every change of
+    /// interest in a topic ([`OutBatch::publications`]): other instances
+    /// may have subscribers. Asked once.
+    fn forwards_publications(&self) -> bool {
+        false
+    }
 }

@@ -79,6 +79,8 @@ pub enum AppEvent<'a> {
     },
     /// The send buffer has room again after a refused send.
     Writable(u32),
+    /// The transport's broker connection was lost (false) or is back (true).
+    BrokerConnected(bool),
 }
 
 /// Where a turn's signals go.

@@ -60,12 +60,19 @@ pub struct Socket {
     /// The transport was told it upgraded, and that its close frame went out.
     pub(crate) told_upgraded: bool,
     pub(crate) told_closing: bool,
+    /// The topics it is subscribed to, in subscription order.
+    pub topics: Vec<String>,
+    /// Bytes of publications shared with other sockets in the batch being
+    /// gathered (not in the core's output, but on their way all the same).
+    pub(crate) shared_pending: u64,
 }
 
 impl Socket {
     /// Whether a send now would be refused for want of buffer room.
     pub fn send_buffer_full(&self) -> bool {
-        self.send_refused || self.backed_up || self.conn.bytes_to_write() as u64 >= self.max_send_buffer
+        self.send_refused
+            || self.backed_up
+            || self.conn.bytes_to_write() as u64 + self.shared_pending >= self.max_send_buffer
     }
 }
 
@@ -101,6 +108,8 @@ impl Socket {
             admission: opened.admission,
             told_upgraded: false,
             told_closing: false,
+            topics: Vec::new(),
+            shared_pending: 0,
         }
     }
 }

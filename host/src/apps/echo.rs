@@ -5,9 +5,15 @@
 //! reader's send buffer has no room for are held here, in order, until
 //! its `writable` event (the host meanwhile stops reading that peer, so
 //! what is held stays within about one turn's input).
+//!
+//! With a topic path (`--topic-path /topics/`) it is also a relay: a
+//! client of `/topics/<name>` is subscribed to `<name>`, and each message it
+//! sends is published to the topic's other subscribers, one entry in the
+//! turn's batch whatever their number (and, with several workers, on
+//! every worker).
 
 use super::log_budget::{LINES_PER_WINDOW, LogBudget};
-use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage};
+use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage, OutgoingPublication};
 use crate::metrics::{Kind, Metrics, TurnCounts};
 use crate::runner::Instance;
 use anyhow::{Result, bail};
@@ -61,6 +67,8 @@ pub struct EchoOptions {
     pub max_send_buffer: u64,
     /// Connections still in the handshake, at most.
     pub max_handshaking_connections: u32,
+    /// Serve topics at this path prefix (see the module's documentation).
+    pub topic_path: Option<String>,
     /// End [`run`] with [`Ending::Recycle`] once the instance holds no
     /// connection and its linear memory grew past its size when it started
     /// listening by [`crate::sandbox::RECYCLE_GROWTH`] (a spike pins linear
@@ -127,6 +135,7 @@ impl EchoOptions {
             keepalive_timeout_ms: defaults::KEEPALIVE_TIMEOUT_MS as u32,
             max_send_buffer: defaults::MAX_SEND_BUFFER,
             max_handshaking_connections: defaults::MAX_HANDSHAKING as u32,
+            topic_path: None,
             recycle_when_idle: false,
             metrics: None,
             worker: 0,
@@ -213,7 +222,10 @@ async fn serve(
     let mut held: HashMap<u32, VecDeque<(MessageKind, Vec<u8>)>> = HashMap::new();
     // Sockets that said `writable` and still hold echoes, in that order.
     let mut resend: VecDeque<u32> = VecDeque::new();
-    let mut out = MessageBatch { messages: Vec::new(), data: Vec::new() };
+    let mut out = MessageBatch { messages: Vec::new(), publications: Vec::new(), data: Vec::new() };
+    // Relay sockets and their topic; what they sent this turn, for the topic.
+    let mut relays: HashMap<u32, String> = HashMap::new();
+    let mut published = Vec::new();
     let mut shutting_down: Option<Instant> = None;
     // Lines peers cause, each kind within its budget (a scanner must not flood the log).
     let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
@@ -227,6 +239,7 @@ async fn serve(
             count_sent(&out, &batch.buffer_full, &mut counts);
             m.send_buffer_refused(batch.buffer_full.len());
             m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
+            m.topics(store.data_mut().net.take_topic_counts());
         }
         // Refused echoes are older than anything still held for their socket:
         // they go back in front, in order, and the socket waits for its next
@@ -243,10 +256,12 @@ async fn serve(
             resend.retain(|&s| s != socket);
         }
         out.messages.clear();
+        out.publications.clear();
         out.data.clear();
         // When the messages fill the payload end to end (the usual case), the
         // payload itself is sent back: the echo costs no copy here.
-        let reuse = held.is_empty() && payload_is_messages_only(&batch.events, batch.payload.len());
+        let reuse =
+            held.is_empty() && relays.is_empty() && payload_is_messages_only(&batch.events, batch.payload.len());
         for event in batch.events {
             match event {
                 BatchEvent::TextMessage(span) | BatchEvent::BinaryMessage(span) => {
@@ -263,6 +278,11 @@ async fn serve(
                         if kind == MessageKind::Text { Kind::Text } else { Kind::Binary },
                         (span.end - span.start) as usize,
                     );
+                    if let Some(topic) = relays.get(&span.socket) {
+                        let payload = &batch.payload[span.start as usize..span.end as usize];
+                        published.push((topic.clone(), kind, payload.to_vec(), span.socket));
+                        continue;
+                    }
                     if let Some(queue) = held.get_mut(&span.socket) {
                         // Behind echoes still waiting for room: keep the order.
                         queue.push_back((kind, batch.payload[span.start as usize..span.end as usize].to_vec()));
@@ -305,6 +325,14 @@ async fn serve(
                         }
                         sockets
                             .insert(id, Open { handle: socket, secure, since: Instant::now(), messages: 0, bytes: 0 });
+                        if let Some(topic) = relay_topic(options, &ws.call_resource_name(&mut *store, socket).await?) {
+                            if ws.call_subscribe(&mut *store, socket, &topic).await? {
+                                relays.insert(id, topic);
+                            } else {
+                                let reason = format!("a topic name is 1 to {} bytes", defaults::MAX_TOPIC_LEN);
+                                ws.call_close(&mut *store, socket, 1008, &reason).await?;
+                            }
+                        }
                         if shutting_down.is_some() {
                             ws.call_close(&mut *store, socket, 1001, "Server shutting down").await?;
                         }
@@ -315,6 +343,7 @@ async fn serve(
                 }
                 BatchEvent::Other(Event::Disconnected(id)) => {
                     held.remove(&id);
+                    relays.remove(&id);
                     if let Some(open) = sockets.remove(&id) {
                         // One crossing for the close code, whoever wants it.
                         let code = match metrics.is_some() || debug {
@@ -380,6 +409,11 @@ async fn serve(
             out.data = batch.payload;
         }
         resend_held(&mut held, &mut resend, &mut out);
+        // Publications follow every message in the batch's data.
+        for (topic, kind, payload, from) in published.drain(..) {
+            out.data.extend_from_slice(&payload);
+            out.publications.push(OutgoingPublication { topic, kind, end: out.data.len() as u32, except: Some(from) });
+        }
         if stop.load(Ordering::Acquire) && shutting_down.is_none() {
             shutting_down = Some(Instant::now());
             tracing::info!(
@@ -424,6 +458,13 @@ async fn serve(
         s.resource_drop_async(&mut *store).await?;
     }
     Ok(Ending::Stopped)
+}
+
+/// The topic a request for `path` relays, when topics are on and the path
+/// is under their prefix.
+fn relay_topic(options: &EchoOptions, path: &str) -> Option<String> {
+    let prefix = options.topic_path.as_deref()?;
+    path.strip_prefix(prefix).map(str::to_string)
 }
 
 /// Moves held echoes of sockets that became writable into `out`, oldest

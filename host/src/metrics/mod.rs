@@ -110,6 +110,9 @@ pub struct Metrics {
     guest_memory_cap: Gauge<u64, AtomicU64>,
     restarts: Family<CauseLabels, Counter>,
     turn_seconds: Histogram,
+    publications: Counter,
+    deliveries: Counter,
+    deliveries_skipped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -138,6 +141,9 @@ impl Metrics {
             restarts: Family::default(),
             // 10 µs to ~1.3 s.
             turn_seconds: Histogram::new(exponential_buckets(1e-5, 4.0, 9)),
+            publications: Counter::default(),
+            deliveries: Counter::default(),
+            deliveries_skipped: Counter::default(),
         };
         m.guest_memory_cap.set(memory_cap);
         let r = &mut registry;
@@ -178,6 +184,17 @@ impl Metrics {
         r.register("guest_memory_cap_bytes", "The guest's memory cap", m.guest_memory_cap.clone());
         r.register("instance_restarts", "Instances replaced, by cause (trap, watchdog, recycle)", m.restarts.clone());
         r.register("turn_seconds", "Time of one turn of the guest (one exchange of batches)", m.turn_seconds.clone());
+        r.register(
+            "topic_publications",
+            "Publications handled by an instance: made there, or arrived from another worker",
+            m.publications.clone(),
+        );
+        r.register("topic_deliveries", "Subscribers publications were queued for", m.deliveries.clone());
+        r.register(
+            "topic_deliveries_skipped",
+            "Subscribers a publication skipped because their send buffer was full",
+            m.deliveries_skipped.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -236,6 +253,13 @@ impl Metrics {
     /// `n` messages refused for a full send buffer.
     pub fn send_buffer_refused(&self, n: usize) {
         self.send_buffer_refusals.inc_by(n as u64);
+    }
+
+    /// Publications an instance counted since its last report.
+    pub fn topics(&self, counts: crate::net::batch::TopicCounts) {
+        self.publications.inc_by(u64::from(counts.publications));
+        self.deliveries.inc_by(counts.delivered);
+        self.deliveries_skipped.inc_by(counts.skipped);
     }
 
     /// An instance was replaced.

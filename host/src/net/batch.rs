@@ -84,15 +84,44 @@ pub struct Write {
     pub data: Vec<u8>,
 }
 
+/// One framed message for several connections (a publication).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedWrite {
+    pub data: Vec<u8>,
+    pub conns: Vec<u32>,
+}
+
+/// A message published to a topic, between instances: the payload, unframed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub topic: String,
+    pub binary: bool,
+    pub data: Vec<u8>,
+}
+
+/// Publications the guest counted since the last exchange.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopicCounts {
+    pub publications: u32,
+    pub delivered: u64,
+    pub skipped: u64,
+}
+
 /// What the guest hands over at each turn.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outgoing {
+    /// Written before `writes`.
+    pub shared: Vec<SharedWrite>,
     pub writes: Vec<Write>,
     pub close: Vec<u32>,
     pub abort: Vec<u32>,
     pub upgraded: Vec<u32>,
     pub closing: Vec<u32>,
     pub heap_bytes: u64,
+    pub publications: Vec<Publication>,
+    pub topics_joined: Vec<String>,
+    pub topics_left: Vec<String>,
+    pub topic_counts: TopicCounts,
 }
 
 /// One connection's input: `data[previous end..end]`.
@@ -115,6 +144,8 @@ pub struct TransportEvents {
     pub written_bytes: Vec<u64>,
     pub backed_up: Vec<u32>,
     pub drained: Vec<u32>,
+    pub publications: Vec<Publication>,
+    pub broker_connected: Option<bool>,
 }
 
 /// What the guest gets at each turn: input flat, the rest when there is some.

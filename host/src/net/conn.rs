@@ -454,14 +454,14 @@ impl Conn {
     }
 
     /// Writes the guest's `bytes` (encrypted first on a TLS connection).
-    pub fn write(&mut self, bytes: Vec<u8>, turn: &mut Turn) -> Result<(), Failed> {
+    pub fn write(&mut self, bytes: Cow<'_, [u8]>, turn: &mut Turn) -> Result<(), Failed> {
         match &mut self.tls {
             Some(tls) => {
                 let mut records = Vec::with_capacity(bytes.len() + 64);
                 tls.encrypt(&bytes, &mut records);
                 self.write_raw(Cow::Owned(records), turn)
             }
-            None => self.write_raw(Cow::Owned(bytes), turn),
+            None => self.write_raw(bytes, turn),
         }
     }
 

@@ -31,8 +31,10 @@ use listener::Listening;
 /// instance recycled or replaced after a failure), so the port stays open
 /// and its backlog is kept: no client is refused in between.
 pub struct Listeners(Vec<Listening>);
+use crate::topics::{BusPort, TopicBus};
 use poller::Poller;
 pub use proxy::ProxyProtocol;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -140,6 +142,10 @@ pub struct NetHost {
     admission: AdmissionControl,
     /// Listening sockets of the previous instance, taken over by `listen`.
     inherited: Vec<Listening>,
+    /// This instance's place among the instances that share topics.
+    topics: Option<BusPort>,
+    /// Publications the guest counted since [`NetHost::take_topic_counts`].
+    topic_counts: batch::TopicCounts,
 }
 
 impl NetHost {
@@ -171,7 +177,26 @@ impl NetHost {
             interrupt: Arc::default(),
             scratch: vec![0; wsbox_transport::READ_CHUNK].into_boxed_slice(),
             inherited: Vec::new(),
+            topics: None,
+            topic_counts: batch::TopicCounts::default(),
         }
+    }
+
+    /// Shares topics with the other instances on `bus`: the guest forwards
+    /// its publications and gets theirs. Before the guest first runs (it
+    /// asks once).
+    pub fn join_topics(&mut self, bus: &TopicBus) {
+        self.topics = Some(bus.join(self.interrupter()));
+    }
+
+    /// Whether the guest should forward publications (see [`NetHost::join_topics`]).
+    pub fn forwards_publications(&self) -> bool {
+        self.topics.is_some()
+    }
+
+    /// What the guest counted of its publications since the last call.
+    pub fn take_topic_counts(&mut self) -> batch::TopicCounts {
+        std::mem::take(&mut self.topic_counts)
     }
 
     /// Takes the listening sockets out, for the next instance.
@@ -203,6 +228,8 @@ impl NetHost {
     /// connection ended or `grace` passed.
     pub fn farewell(mut self, close_frame: &[u8], grace: Duration) -> impl Future<Output = usize> + use<> {
         self.listeners.clear();
+        // No guest is left to deliver publications to.
+        self.topics = None;
         let now = Instant::now();
         let mut told = 0;
         let ids: Vec<u32> = self.conns.keys().copied().collect();
@@ -213,7 +240,7 @@ impl NetHost {
                 continue;
             }
             if conn.websocket && !conn.close_sent && conn.phase == Phase::Open {
-                if conn.write(close_frame.to_vec(), &mut self.turn).is_err() {
+                if conn.write(Cow::Borrowed(close_frame), &mut self.turn).is_err() {
                     self.fail(id);
                     continue;
                 }
@@ -228,14 +255,7 @@ impl NetHost {
         async move {
             let end = now + grace;
             while !self.conns.is_empty() && Instant::now() < end {
-                let nothing = batch::Outgoing {
-                    writes: Vec::new(),
-                    close: Vec::new(),
-                    abort: Vec::new(),
-                    upgraded: Vec::new(),
-                    closing: Vec::new(),
-                    heap_bytes: 0,
-                };
+                let nothing = batch::Outgoing::default();
                 // What the peers still send goes nowhere: there is no guest.
                 let _ = self.exchange(nothing, 100).await;
             }
@@ -325,6 +345,9 @@ impl NetHost {
             if !woke_with_events && let Err(e) = self.take_events() {
                 tracing::error!(error = %e, "polling the sockets failed");
             }
+            if let Some(port) = &self.topics {
+                port.receive(&mut self.turn.publications);
+            }
             let now = Instant::now();
             self.service(now);
             if self.turn.has_input() && !waited && self.coalesce() {
@@ -371,6 +394,13 @@ impl NetHost {
     /// Writes each connection's bytes, then closes and aborts as asked.
     fn write(&mut self, out: batch::Outgoing, now: Instant) {
         self.admission.guest_reported(out.heap_bytes);
+        let counts = &mut self.topic_counts;
+        counts.publications += out.topic_counts.publications;
+        counts.delivered += out.topic_counts.delivered;
+        counts.skipped += out.topic_counts.skipped;
+        if let Some(port) = &self.topics {
+            port.send(out.topics_joined, out.topics_left, out.publications);
+        }
         for id in &out.upgraded {
             if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.websocket = true;
@@ -381,9 +411,20 @@ impl NetHost {
                 conn.close_sent = true;
             }
         }
+        // A connection's share of a publication precedes its own output.
+        for shared in &out.shared {
+            for &id in &shared.conns {
+                if let Some(conn) = announced(&mut self.conns, id) {
+                    match conn.write(Cow::Borrowed(&shared.data), &mut self.turn) {
+                        Ok(()) => self.timers |= conn.has_timer(),
+                        Err(conn::Failed) => self.fail(id),
+                    }
+                }
+            }
+        }
         for batch::Write { conn: id, data } in out.writes {
             if let Some(conn) = announced(&mut self.conns, id) {
-                match conn.write(data, &mut self.turn) {
+                match conn.write(Cow::Owned(data), &mut self.turn) {
                     Ok(()) => {
                         self.timers |= conn.has_timer();
                         // A raised write limit can end backpressure here.

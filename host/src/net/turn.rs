@@ -32,6 +32,10 @@ pub struct Turn {
     drained: bool,
     /// Counts turns, so each connection's share restarts every turn.
     pub epoch: u32,
+    /// Publications from other instances, and a change of the broker
+    /// connection (see [`crate::topics`]).
+    pub publications: Vec<net::Publication>,
+    pub broker_connected: Option<bool>,
 }
 
 impl Turn {
@@ -96,7 +100,9 @@ impl Turn {
             && self.gone.is_empty()
             && self.tls_established.is_empty()
             && self.tls_failed.is_empty()
-            && self.accept_failed.is_empty())
+            && self.accept_failed.is_empty()
+            && self.publications.is_empty()
+            && self.broker_connected.is_none())
     }
 
     /// Hands the batch over and starts the next turn; `backed_up` tells
@@ -126,6 +132,8 @@ impl Turn {
                 written_bytes,
                 backed_up,
                 drained,
+                publications: std::mem::take(&mut self.publications),
+                broker_connected: self.broker_connected.take(),
             }
         });
         self.last_len = self.data.len();

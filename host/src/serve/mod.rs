@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::net::{Interrupter, TransportLimits};
 use crate::runner::WsboxComponent;
 use crate::sandbox::{ListenPolicy, SandboxLimits};
+use crate::topics::TopicBus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,9 @@ pub struct ServeConfig {
     pub transport: TransportLimits,
     /// Where the workers count what they do, when metrics are on.
     pub metrics: Option<Arc<Metrics>>,
+    /// Where the workers exchange publications; [`serve`] makes one for
+    /// several workers when this is `None`.
+    pub topics: Option<TopicBus>,
 }
 
 /// Asks every worker to stop: each stops listening, sends its connections

@@ -4,6 +4,7 @@
 use super::{ServeConfig, Shutdown};
 use crate::net::TransportLimits;
 use crate::sandbox::ListenPolicy;
+use crate::topics::TopicBus;
 use anyhow::Result;
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,12 @@ use std::time::Duration;
 /// it inside a tokio runtime.
 pub async fn serve(config: ServeConfig, workers: usize, shutdown: &Shutdown, announce: impl Fn(&str)) -> Result<()> {
     let workers = workers.max(1);
-    let config = ServeConfig { transport: TransportLimits { reuse_port: workers > 1, ..config.transport }, ..config };
+    let topics = match config.topics {
+        None if workers > 1 => Some(TopicBus::new()),
+        topics => topics,
+    };
+    let config =
+        ServeConfig { transport: TransportLimits { reuse_port: workers > 1, ..config.transport }, topics, ..config };
     if workers == 1 {
         // One worker logs without a worker field, as before workers existed.
         return config.supervise(0, shutdown, announce).await;

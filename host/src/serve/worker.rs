@@ -55,6 +55,9 @@ impl ServeConfig {
             if let Some(listeners) = listeners.take() {
                 instance.store.data_mut().net.inherit_listeners(listeners);
             }
+            if let Some(bus) = &self.topics {
+                instance.store.data_mut().net.join_topics(bus);
+            }
             shutdown.register(index, instance.store.data().net.interrupter());
             let mut urls = Vec::new();
             let result = crate::apps::echo::run(&mut instance, &options, shutdown.flag(), |url| {

@@ -51,6 +51,17 @@ impl Server {
         self.process.log()
     }
 
+    /// Where the metrics endpoint listens (`--metrics-listen`), from the log.
+    pub fn metrics_addr(&self) -> String {
+        let log = self.stderr();
+        let url = log
+            .lines()
+            .find(|l| l.contains("metrics endpoint"))
+            .and_then(|l| l.split("url=http://").nth(1)?.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"));
+        url.trim_end_matches("/metrics").to_string()
+    }
+
     /// The server's resident memory in bytes (from /proc).
     pub fn rss(&self) -> u64 {
         self.process.rss()
@@ -160,4 +171,22 @@ pub fn write_components(dir: &std::path::Path) {
         .output()
         .expect("run wsbox components");
     assert!(out.status.success(), "wsbox components: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `GET path` on `addr`; the status line and the body.
+pub fn http_get(addr: &str, method: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The value of the series `name{labels}` (as written in the exposition), or 0.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }

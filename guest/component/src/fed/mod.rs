@@ -5,18 +5,21 @@
 
 use crate::bindings::wsbox::websocket::net;
 use std::time::Instant;
+use wsbox_core::MessageKind;
 use wsbox_runtime::{
-    AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, TlsFailed, TlsInfo,
+    AcceptFailed, Admission, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, Publication, TlsFailed,
+    TlsInfo,
 };
 
 /// The `Net` of a component embedded in a host that implements `net`.
 pub struct FedNet {
     start: Instant,
+    forwarding: bool,
 }
 
 impl FedNet {
     pub fn new() -> Self {
-        Self { start: Instant::now() }
+        Self { start: Instant::now(), forwarding: net::forwards_publications() }
     }
 }
 
@@ -61,17 +64,32 @@ impl Net for FedNet {
         // conversions keep the list's allocation (same layout).
         let writes =
             std::mem::take(&mut out.writes).into_iter().map(|(conn, data)| net::Write { conn, data }).collect();
+        let shared =
+            std::mem::take(&mut out.shared).into_iter().map(|(data, conns)| net::SharedWrite { data, conns }).collect();
+        let publications = std::mem::take(&mut out.publications).into_iter().map(to_wit).collect();
+        let counts = out.topic_counts;
         let record = net::Outgoing {
+            shared,
             writes,
             close: std::mem::take(&mut out.close),
             abort: std::mem::take(&mut out.abort),
             upgraded: std::mem::take(&mut out.upgraded),
             closing: std::mem::take(&mut out.closing),
             heap_bytes: crate::heap::in_use(),
+            publications,
+            topics_joined: std::mem::take(&mut out.topics_joined),
+            topics_left: std::mem::take(&mut out.topics_left),
+            topic_counts: net::TopicCounts {
+                publications: counts.publications,
+                delivered: counts.delivered,
+                skipped: counts.skipped,
+            },
         };
         let incoming = net::exchange(&record, timeout_ms);
-        let net::Outgoing { writes, close, abort, upgraded, closing, .. } = record;
+        let net::Outgoing { writes, close, abort, upgraded, closing, shared, .. } = record;
         out.writes = writes.into_iter().map(|w| (w.conn, w.data)).collect();
+        // The runtime reads which connections shared writes went to.
+        out.shared = shared.into_iter().map(|w| (w.data, w.conns)).collect();
         out.close = close;
         out.abort = abort;
         out.upgraded = upgraded;
@@ -88,6 +106,19 @@ impl Net for FedNet {
     fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }
+
+    fn forwards_publications(&self) -> bool {
+        self.forwarding
+    }
+}
+
+fn to_wit(p: Publication) -> net::Publication {
+    net::Publication { topic: p.topic, binary: p.kind == MessageKind::Binary, data: p.data }
+}
+
+fn from_wit(p: net::Publication) -> Publication {
+    let kind = if p.binary { MessageKind::Binary } else { MessageKind::Text };
+    Publication { topic: p.topic, kind, data: p.data }
 }
 
 /// The rarer half of a turn's input.
@@ -120,6 +151,8 @@ fn fill_transport(batch: &mut InBatch, t: net::TransportEvents) {
     batch.gone = t.gone;
     batch.backed_up = t.backed_up;
     batch.drained = t.drained;
+    batch.publications = t.publications.into_iter().map(from_wit).collect();
+    batch.broker_connected = t.broker_connected;
     batch.tls_established = t
         .tls_established
         .into_iter()

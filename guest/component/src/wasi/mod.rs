@@ -432,6 +432,12 @@ impl Net for WasiNet {
         self.turns = self.turns.wrapping_add(1);
         let mut batch = InBatch::default();
         let now = self.now_ms();
+        // A connection's share of a publication precedes its own output.
+        for (bytes, conns) in &out.shared {
+            for id in conns {
+                self.queue(*id, bytes, now, &mut batch);
+            }
+        }
         for (id, bytes) in &out.writes {
             self.queue(*id, bytes, now, &mut batch);
         }

@@ -13,10 +13,13 @@ mod send;
 mod timers;
 
 use events::{Record, push_arena};
+pub use send::FrameShape;
 use send::{Deflate, shrink_if_large};
 
 use crate::close::{CloseCode, truncate_reason};
-use crate::deflate::{DeflateConfig, DeflateParams, Deflater, InflateError, Inflater, negotiate};
+use crate::deflate::{
+    CompressorKey, DeflateConfig, DeflateParams, Deflater, InflateError, Inflater, compress_fresh, negotiate,
+};
 use crate::error::ProtocolError;
 use crate::frame::{Chunk, Decoder, FrameHeader, OpCode, encode_header, unmask_into};
 use crate::handshake::{

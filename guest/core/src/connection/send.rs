@@ -11,10 +11,7 @@ impl Connection {
         if self.state() != State::Open {
             return 0;
         }
-        let first = match kind {
-            MessageKind::Text => OpCode::Text,
-            MessageKind::Binary => OpCode::Binary,
-        };
+        let first = first_opcode(kind);
         let frame_size = self.config.limits.outgoing_frame_size.max(1) as usize;
         let min_size = self.config.deflate.as_ref().map_or(usize::MAX, |c| c.min_size);
         match &mut self.deflate {
@@ -27,6 +24,40 @@ impl Connection {
             _ => write_message(&mut self.out, first, false, payload, frame_size),
         }
         payload.len() as u64
+    }
+
+    /// How a message of `len` bytes would be framed here: connections of
+    /// the same shape can be sent the same bytes ([`FrameShape::frame`],
+    /// then [`Connection::send_framed`]). `None` unless the connection is open.
+    pub fn shape_for(&self, len: usize) -> Option<FrameShape> {
+        if self.state() != State::Open {
+            return None;
+        }
+        let min_size = self.config.deflate.as_ref().map_or(usize::MAX, |c| c.min_size);
+        Some(FrameShape {
+            compressor: self.deflate.as_ref().filter(|_| len >= min_size).map(|d| d.deflater.key()),
+            frame_size: self.config.limits.outgoing_frame_size.max(1) as usize,
+        })
+    }
+
+    /// Sends `payload` as `framed`, the bytes [`FrameShape::frame`] made for
+    /// this connection's [`Connection::shape_for`] (and perhaps for many
+    /// others), and keeps the compression context in step with the peer's.
+    /// Returns true when `may_share` and nothing is queued here ahead of
+    /// them: the binding may then hand `framed` to the transport as it is,
+    /// before this connection's own output. Otherwise the bytes are queued
+    /// here (and false returned).
+    pub fn send_framed(&mut self, payload: &[u8], shape: FrameShape, framed: &[u8], may_share: bool) -> bool {
+        if shape.compressor.is_some()
+            && let Some(deflate) = &mut self.deflate
+        {
+            deflate.deflater.sent_elsewhere(payload);
+        }
+        if may_share && self.out.is_empty() {
+            return true;
+        }
+        self.out.extend_from_slice(framed);
+        false
     }
 
     /// Sends a ping with at most 125 bytes of `payload`, and restarts the
@@ -61,6 +92,39 @@ impl Connection {
     pub(super) fn send_control(&mut self, opcode: OpCode, payload: &[u8]) {
         encode_header(&mut self.out, true, false, opcode, payload.len() as u64);
         self.out.extend_from_slice(payload);
+    }
+}
+
+/// How a message is framed for a connection: whether it is compressed (and
+/// by which compressor) and the frame size. A message framed once for a
+/// shape is valid on every connection of that shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameShape {
+    compressor: Option<CompressorKey>,
+    frame_size: usize,
+}
+
+impl FrameShape {
+    /// The message `payload` as frames of this shape; compressed from a
+    /// fresh stream, so valid whatever context each peer keeps.
+    pub fn frame(&self, kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self.compressor {
+            Some(key) => {
+                let mut compressed = Vec::new();
+                compress_fresh(key, payload, &mut compressed);
+                write_message(&mut out, first_opcode(kind), true, &compressed, self.frame_size);
+            }
+            None => write_message(&mut out, first_opcode(kind), false, payload, self.frame_size),
+        }
+        out
+    }
+}
+
+fn first_opcode(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
     }
 }
 

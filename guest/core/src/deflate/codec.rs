@@ -43,7 +43,7 @@ thread_local! {
 }
 
 struct Shared {
-    key: (u8, u32),
+    key: CompressorKey,
     compress: Compress,
     owner: Option<u64>,
 }
@@ -100,20 +100,24 @@ impl Deflater {
         Self { id, bits, level, window: keeps_context.then(|| Window::new(bits)) }
     }
 
+    /// The compressor this connection uses: connections with the same key
+    /// can take the same compressed bytes ([`compress_fresh`]).
+    pub fn key(&self) -> CompressorKey {
+        CompressorKey { bits: self.bits, level: self.level }
+    }
+
+    /// Records that the peer was sent `input` compressed by another stream
+    /// ([`compress_fresh`]): the peer's decompressor now holds it in its
+    /// window, so ours must too, or later back references would disagree.
+    pub fn sent_elsewhere(&mut self, input: &[u8]) {
+        if let Some(window) = &mut self.window {
+            window.push(input);
+        }
+    }
+
     /// Replaces `out` with the compressed form of `input`, sync tail removed.
     pub fn compress_message(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        COMPRESSORS.with(|cell| {
-            let mut compressors = cell.borrow_mut();
-            let key = (self.bits, self.level);
-            let at = match compressors.iter().position(|s| s.key == key) {
-                Some(at) => at,
-                None => {
-                    let compress = Compress::new_with_window_bits(Compression::new(self.level), false, self.bits);
-                    compressors.push(Shared { key, compress, owner: None });
-                    compressors.len() - 1
-                }
-            };
-            let shared = &mut compressors[at];
+        with_compressor(self.key(), |shared| {
             let continues = self.window.is_some() && shared.owner == Some(self.id);
             if !continues {
                 shared.compress.reset();
@@ -131,6 +135,42 @@ impl Deflater {
             window.push(input);
         }
     }
+}
+
+/// Which shared compressor: the window (9–15 bits) and the level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CompressorKey {
+    bits: u8,
+    level: u32,
+}
+
+/// Replaces `out` with `input` compressed from a fresh stream (no back
+/// reference before it), sync tail removed: every peer whose connection's
+/// [`Deflater::key`] is `key` can inflate it, whatever its context, and each
+/// such connection then calls [`Deflater::sent_elsewhere`].
+pub fn compress_fresh(key: CompressorKey, input: &[u8], out: &mut Vec<u8>) {
+    with_compressor(key, |shared| {
+        shared.compress.reset();
+        compress_into(&mut shared.compress, input, out);
+        // Nobody's stream goes on from here: the next user resets it.
+        shared.owner = None;
+    });
+}
+
+/// Runs `f` with this thread's compressor for `key`, made on first use.
+fn with_compressor<R>(key: CompressorKey, f: impl FnOnce(&mut Shared) -> R) -> R {
+    COMPRESSORS.with(|cell| {
+        let mut compressors = cell.borrow_mut();
+        let at = match compressors.iter().position(|s| s.key == key) {
+            Some(at) => at,
+            None => {
+                let compress = Compress::new_with_window_bits(Compression::new(key.level), false, key.bits);
+                compressors.push(Shared { key, compress, owner: None });
+                compressors.len() - 1
+            }
+        };
+        f(&mut compressors[at])
+    })
 }
 
 /// Compresses `input` as one sync-flushed piece into `out`, sync tail removed.

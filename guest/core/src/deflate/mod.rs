@@ -6,5 +6,5 @@
 mod codec;
 mod negotiate;
 
-pub use codec::{Deflater, InflateError, Inflater};
+pub use codec::{CompressorKey, Deflater, InflateError, Inflater, compress_fresh};
 pub use negotiate::{DeflateConfig, DeflateParams, ExtensionOffer, negotiate, parse_offers};

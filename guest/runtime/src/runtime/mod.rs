@@ -4,6 +4,7 @@
 //! decision in [`upgrade`].
 
 mod events;
+mod publish;
 mod turn;
 mod upgrade;
 
@@ -12,6 +13,7 @@ use crate::server::{Server, record_forbidden, refuse_pending_full, status_phrase
 use crate::signals::Deferred;
 use crate::socket::{DEFAULT_MAX_SEND_BUFFER, SEND_BUFFER_RANGE, Sent, Socket, mark_dirty};
 use crate::timers::Timers;
+use crate::topics::Topics;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wsbox_core::{CloseCode, Config, Connection, MessageKind, State};
@@ -29,12 +31,18 @@ pub struct Runtime<N: Net> {
     out: OutBatch,
     /// Sockets with a refused send, to tell when they have room.
     refused: Vec<u32>,
+    topics: Topics,
+    /// Publications go to the transport too (other instances may have subscribers).
+    forwarding: bool,
 }
 
 impl<N: Net> Runtime<N> {
     pub fn new(net: N) -> Self {
+        let forwarding = net.forwards_publications();
         Self {
             net,
+            topics: Topics::new(forwarding),
+            forwarding,
             next_server: 1,
             servers: HashMap::new(),
             by_listener: HashMap::new(),
@@ -243,6 +251,9 @@ impl<N: Net> Runtime<N> {
         let Some(s) = self.sockets.get_mut(&id) else { return };
         s.released = true;
         s.conn.close(now, CloseCode::GOING_AWAY, "Connection closed");
+        for topic in std::mem::take(&mut s.topics) {
+            self.topics.remove(&topic, id);
+        }
         if s.transport_done {
             self.sockets.remove(&id);
         } else {

@@ -28,14 +28,23 @@ impl<N: Net> Runtime<N> {
         let now = self.net.now_ms();
         self.flush(now, sink);
 
+        self.report_interest();
+
         let timeout = if sink.is_empty() { self.wait_budget(now, timeout_ms) } else { 0 };
         let mut input = self.net.exchange(&mut self.out, timeout);
+        self.shared_written();
         self.out.clear();
         let now = self.net.now_ms();
         sink.expect_payload(input.data.len());
 
         for o in std::mem::take(&mut input.opened) {
             self.accept(o, now, sink);
+        }
+        if let Some(connected) = input.broker_connected {
+            sink.push(AppEvent::BrokerConnected(connected));
+        }
+        for publication in std::mem::take(&mut input.publications) {
+            self.deliver_from_elsewhere(&publication);
         }
         self.take_reports(&mut input, sink);
         self.feed(input, now, sink);
@@ -216,6 +225,7 @@ impl<N: Net> Runtime<N> {
             // protocol error may now close the connection.
             s.conn.end_round();
             self.drain(*id, now, sink);
+            self.forget_topics_if_closed(*id);
             let Some(s) = self.sockets.get_mut(id) else { continue };
             let mut bytes = self.out.buffer();
             s.conn.take_transmit(&mut bytes);

@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use wsbox_runtime::{
-    Admission, AppEvent, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, Runtime, Sink,
+    Admission, AppEvent, InBatch, ListenErrorKind, ListenerInfo, Net, Opened, OutBatch, Publication, Runtime, Sink,
+    TopicCounts,
 };
 use wsbox_testkit::frames::{ServerFrame, decode_server_output};
 
@@ -16,7 +17,7 @@ use wsbox_testkit::frames::{ServerFrame, decode_server_output};
 #[derive(Default)]
 pub struct Wire {
     pub now: u64,
-    next_listener: u32,
+    pub next_listener: u32,
     /// Listeners open: id → (address, port).
     pub listeners: HashMap<u32, (String, u16)>,
     /// Listen attempts to fail, with this message.
@@ -34,6 +35,17 @@ pub struct Wire {
     pub read_limits: HashMap<u32, u32>,
     /// The timeout the last exchange was given.
     pub last_wait_ms: u32,
+    /// Whether the transport asks for publications (other instances).
+    pub forwarding: bool,
+    /// Publications handed over for other instances, and the topics joined
+    /// and left, in order.
+    pub publications: Vec<Publication>,
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    /// Shared writes as handed over: (bytes, connections).
+    pub shared: Vec<(Vec<u8>, Vec<u32>)>,
+    /// Publication counts, summed over exchanges.
+    pub counts: TopicCounts,
 }
 
 /// The runtime's side of the wire.
@@ -76,6 +88,19 @@ impl Net for ScriptedNet {
 
     fn exchange(&mut self, out: &mut OutBatch, timeout_ms: u32) -> InBatch {
         let mut w = self.0.borrow_mut();
+        // Shared writes first, as the transport does.
+        for (bytes, conns) in &out.shared {
+            for conn in conns {
+                w.written.entry(*conn).or_default().extend_from_slice(bytes);
+            }
+        }
+        w.shared.extend(out.shared.iter().cloned());
+        w.publications.extend(out.publications.iter().cloned());
+        w.joined.extend(out.topics_joined.iter().cloned());
+        w.left.extend(out.topics_left.iter().cloned());
+        w.counts.publications += out.topic_counts.publications;
+        w.counts.delivered += out.topic_counts.delivered;
+        w.counts.skipped += out.topic_counts.skipped;
         for (conn, bytes) in &out.writes {
             w.written.entry(*conn).or_default().extend_from_slice(bytes);
         }
@@ -89,6 +114,10 @@ impl Net for ScriptedNet {
 
     fn now_ms(&self) -> u64 {
         self.0.borrow().now
+    }
+
+    fn forwards_publications(&self) -> bool {
+        self.0.borrow().forwarding
     }
 }
 
@@ -124,6 +153,7 @@ impl Sink for Signals {
             AppEvent::AcceptError { server, message, .. } => format!("accept-error {server} {message}"),
             AppEvent::BytesWritten { socket, bytes } => format!("bytes-written {socket} {bytes}"),
             AppEvent::Writable(socket) => format!("writable {socket}"),
+            AppEvent::BrokerConnected(connected) => format!("broker-connected {connected}"),
         });
     }
 
@@ -143,7 +173,12 @@ pub struct Harness {
 impl Harness {
     /// One server named "test", listening, with `configure` applied first.
     pub fn new(configure: impl FnOnce(&mut Runtime<ScriptedNet>, u32)) -> Self {
-        let wire = Rc::new(RefCell::new(Wire::default()));
+        Self::with_wire(Wire::default(), configure)
+    }
+
+    /// [`Harness::new`] over a transport set up as `wire` says.
+    pub fn with_wire(wire: Wire, configure: impl FnOnce(&mut Runtime<ScriptedNet>, u32)) -> Self {
+        let wire = Rc::new(RefCell::new(wire));
         let mut rt = Runtime::new(ScriptedNet(Rc::clone(&wire)));
         let server = rt.new_server("test".to_string(), false);
         configure(&mut rt, server);

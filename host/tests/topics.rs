@@ -1,0 +1,186 @@
+//! Topics through the real binary, with real clients: the built-in relay
+//! (`--topic-path /topics/`) subscribes a client of `/topics/<name>` and
+//! publishes what it sends to the topic's other subscribers. Delivery,
+//! exclusion of the publisher, per-publisher order, a slow subscriber
+//! skipped without holding memory, an invalid name refused, and a
+//! publication reaching the subscribers of every worker.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use support::{Server, Ws, http_get, sample};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn join(server: &Server, topic: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("{}/topics/{topic}", server.url)).await.expect("connect").0
+}
+
+async fn next(ws: &mut Ws) -> Message {
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(m))) => m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Waits until the server holds `connections` open WebSockets (a relay
+/// subscribes a client when it takes the connection, which the client
+/// cannot see).
+async fn settle(server: &Server, connections: f64) {
+    let addr = server.metrics_addr();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_get(&addr, "GET", "/metrics");
+        let open = sample(&body, r#"wsbox_websockets_open{transport="ws"}"#);
+        if open >= connections {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{connections} WebSockets not open in time:\n{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the metrics until `series` reads `value` (an instance reports
+/// its counts at its next turn), then returns the exposition.
+async fn metric_reaches(server: &Server, series: &str, value: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_get(&server.metrics_addr(), "GET", "/metrics");
+        let now = sample(&body, series);
+        if now == value {
+            return body;
+        }
+        assert!(now < value && Instant::now() < deadline, "{series} is {now}, expected {value}:\n{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_reaches_every_other_subscriber_in_publish_order() {
+    let server = Server::start(&["--topic-path", "/topics/", "--metrics-listen", "127.0.0.1:0"]);
+    let mut subscribers = Vec::new();
+    for _ in 0..5 {
+        subscribers.push(join(&server, "room").await);
+    }
+    let mut elsewhere = join(&server, "other").await;
+    let mut publisher = join(&server, "room").await;
+    settle(&server, 7.0).await;
+
+    for i in 0..200 {
+        let message = if i % 2 == 0 { Message::text(format!("text {i}")) } else { Message::binary(vec![i as u8; i]) };
+        publisher.send(message).await.unwrap();
+    }
+    for ws in &mut subscribers {
+        for i in 0..200 {
+            let expected =
+                if i % 2 == 0 { Message::text(format!("text {i}")) } else { Message::binary(vec![i as u8; i]) };
+            assert_eq!(next(ws).await, expected);
+        }
+    }
+    // Neither the publisher nor another topic's subscriber got anything:
+    // the first thing each gets is what is published next.
+    elsewhere.send(Message::text("to other")).await.unwrap();
+    subscribers[0].send(Message::text("to room")).await.unwrap();
+    assert_eq!(next(&mut publisher).await, Message::text("to room"));
+    let mut lone = join(&server, "other").await;
+    settle(&server, 8.0).await;
+    lone.send(Message::text("to other again")).await.unwrap();
+    assert_eq!(next(&mut elsewhere).await, Message::text("to other again"));
+
+    // 200 to five, "to room" to the four others and the publisher, "to
+    // other" to nobody, "to other again" to one.
+    metric_reaches(&server, "wsbox_topic_publications_total", 203.0).await;
+    let body = metric_reaches(&server, "wsbox_topic_deliveries_total", 200.0 * 5.0 + 5.0 + 1.0).await;
+    assert_eq!(sample(&body, "wsbox_topic_deliveries_skipped_total"), 0.0, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_topic_name_is_refused_with_1008() {
+    let server = Server::start(&["--topic-path", "/topics/"]);
+    let mut ws = join(&server, &"x".repeat(300)).await;
+    match next(&mut ws).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, CloseCode::Policy);
+            assert!(frame.reason.contains("1 to 256 bytes"), "{}", frame.reason);
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    // Paths outside the prefix still echo.
+    support::echo_checks(&server.url).await;
+}
+
+/// A subscriber that stops reading is skipped once its send buffer is full:
+/// one that reads gets every message, the server's memory stays bounded,
+/// and the skips are counted. (The buffer is above what one turn can
+/// publish, 1 MiB of input: a smaller one would skip a reader that keeps
+/// up whenever a turn brings more than it holds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_is_skipped_not_buffered() {
+    let server =
+        Server::start(&["--topic-path", "/topics/", "--max-send-buffer", "2097152", "--metrics-listen", "127.0.0.1:0"]);
+    let mut reader = join(&server, "feed").await;
+    let stalled = join(&server, "feed").await;
+    let mut publisher = join(&server, "feed").await;
+    settle(&server, 3.0).await;
+    let rss_before = server.rss();
+
+    let (count, size) = (1000usize, 32 * 1024usize);
+    let sending = tokio::spawn(async move {
+        for i in 0..count {
+            let mut payload = vec![0u8; size];
+            payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            publisher.send(Message::binary(payload)).await.unwrap();
+        }
+        publisher
+    });
+    for i in 0..count {
+        match next(&mut reader).await {
+            Message::Binary(b) => assert_eq!(u64::from_be_bytes(b[..8].try_into().unwrap()), i as u64),
+            other => panic!("expected binary, got {other:?}"),
+        }
+    }
+    let _publisher = sending.await.unwrap();
+    // 32 MiB went through; the stalled one's share was not kept.
+    let grown = server.rss().saturating_sub(rss_before);
+    assert!(grown < 24 << 20, "the server grew by {} MiB", grown >> 20);
+    let body = metric_reaches(&server, "wsbox_topic_publications_total", count as f64).await;
+    let skipped = sample(&body, "wsbox_topic_deliveries_skipped_total");
+    assert!(skipped > 0.0, "{body}");
+    assert_eq!(sample(&body, "wsbox_topic_deliveries_total") + skipped, 2.0 * count as f64, "{body}");
+    drop(stalled);
+}
+
+/// With two workers, connections spread over both; a publication on one
+/// reaches the subscribers of both, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_workers_a_publication_reaches_subscribers_on_both() {
+    let server = Server::start(&["--topic-path", "/topics/", "--workers", "2", "--metrics-listen", "127.0.0.1:0"]);
+    let addr = server.metrics_addr();
+    let mut subscribers = Vec::new();
+    // The kernel picks the worker by the client's port: join until both
+    // workers hold a subscriber (a few tries at most; 64 would be absurd).
+    loop {
+        subscribers.push(join(&server, "everywhere").await);
+        settle(&server, subscribers.len() as f64).await;
+        let (_, body) = http_get(&addr, "GET", "/metrics");
+        let on = |w: u32| sample(&body, &format!("wsbox_connections{{worker=\"{w}\"}}"));
+        if subscribers.len() >= 4 && on(0) > 0.0 && on(1) > 0.0 {
+            break;
+        }
+        assert!(subscribers.len() < 64, "connections never reached both workers:\n{body}");
+    }
+    let mut publisher = subscribers.pop().unwrap();
+    for i in 0..50 {
+        publisher.send(Message::text(format!("{i}"))).await.unwrap();
+    }
+    for ws in &mut subscribers {
+        for i in 0..50 {
+            assert_eq!(next(ws).await, Message::text(format!("{i}")));
+        }
+    }
+    // Each publication was handled on its publisher's worker and once more
+    // on the other (never once per subscriber).
+    metric_reaches(&server, "wsbox_topic_publications_total", 100.0).await;
+    metric_reaches(&server, "wsbox_topic_deliveries_total", 50.0 * subscribers.len() as f64).await;
+}

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+/// A client connection (boxed in [`Conn`]: its close is called as
+/// `WsStream::close`, since `Box` is a `Sink` too and would take the call).
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 pub enum Kind {
     Text,
@@ -123,7 +127,7 @@ fn sent_at(payload: &[u8]) -> Option<u64> {
 
 enum Conn {
     Raw(tokio::net::TcpStream),
-    Ws(Box<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>),
+    Ws(Box<WsStream>),
 }
 
 /// Opens one connection (WebSocket handshake included).
@@ -179,7 +183,7 @@ async fn drive(conn: Conn, opts: Arc<LoadOptions>, phase: Arc<AtomicU8>, clock: 
                     _ => continue,
                 }
                 if now == STOP {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+                    let _ = tokio::time::timeout(Duration::from_millis(200), WsStream::close(&mut *ws, None)).await;
                     return Ok(tally);
                 }
                 ws.send(message(stamp(&template, clock))).await?;
@@ -276,7 +280,7 @@ pub async fn idle(url: &str, ca: Option<&std::path::Path>, conns: usize, server_
             if let Conn::Ws(ws) = conn {
                 ws.send(Message::binary(vec![1u8; 1024])).await?;
                 ws.next().await.context("warm-up echo")??;
-                ws.close(None).await?;
+                WsStream::close(&mut *ws, None).await?;
             }
         }
     }

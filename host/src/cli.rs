@@ -228,6 +228,15 @@ pub struct ServeArgs {
     /// on every worker (wsbox's own relay; other paths still echo). Off by default.
     #[arg(long, value_name = "PREFIX", value_parser = parse_topic_path, help_heading = "Topics")]
     pub topic_path: Option<String>,
+    /// Share topics with other wsbox processes through this NATS server
+    /// (`nats://host:4222`): each publication goes to NATS once per process,
+    /// each process subscribes to the topics its clients hold. Lost
+    /// connections are retried with backoff; meanwhile topics stay local.
+    #[arg(long, value_name = "URL", help_heading = "Topics")]
+    pub nats: Option<String>,
+    /// The NATS subject prefix topics are published under (`<prefix>.<topic>`).
+    #[arg(long, default_value = crate::topics::nats::DEFAULT_SUBJECT_PREFIX, value_name = "SUBJECT", requires = "nats", help_heading = "Topics")]
+    pub nats_subject_prefix: String,
     /// Event loops, each a thread with its own sandboxed instance, sharing
     /// the listening port (SO_REUSEPORT: the kernel spreads connections).
     /// One per core serves the most; a guest that traps takes down only its

@@ -14,6 +14,8 @@ use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::serve::{ServeConfig, Shutdown};
 use wsbox::tls::{ServerTls, TlsFiles};
+use wsbox::topics::TopicBus;
+use wsbox::topics::nats::NatsOptions;
 
 /// mimalloc instead of glibc's malloc: the flat per-turn batches are up to
 /// 1 MiB, allocated on one thread and freed on another; glibc returned those
@@ -161,6 +163,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "--workers needs the host-fed binding (the WASI component binds its own sockets, without SO_REUSEPORT)"
         );
     }
+    if component.binding() == Binding::WasiSockets && args.nats.is_some() {
+        anyhow::bail!("--nats needs the host-fed binding (the WASI component's topics stay inside its instance)");
+    }
     if component.binding() == Binding::WasiSockets && args.tls_cert.is_some() {
         anyhow::bail!(
             "wss:// needs the host-fed binding (the host terminates TLS); drop --binding wasi or the --tls-* flags"
@@ -262,6 +267,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    // Topics across processes: the workers' bus gets a NATS bridge.
+    let topics = match &args.nats {
+        Some(url) => {
+            let bus = TopicBus::new();
+            let options = NatsOptions { url: url.clone(), subject_prefix: args.nats_subject_prefix.clone() };
+            wsbox::topics::nats::start(&bus, options)?;
+            Some(bus)
+        }
+        None => None,
+    };
     let config = ServeConfig {
         component: Arc::new(component),
         component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
@@ -271,7 +286,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         limits,
         transport,
         metrics,
-        topics: None,
+        topics,
     };
     // Ready once every URL is out (ws://, and wss:// with TLS).
     let urls = 1 + usize::from(config.tls.is_some());

@@ -345,8 +345,10 @@ impl NetHost {
             if !woke_with_events && let Err(e) = self.take_events() {
                 tracing::error!(error = %e, "polling the sockets failed");
             }
-            if let Some(port) = &self.topics {
-                port.receive(&mut self.turn.publications);
+            if let Some(port) = &self.topics
+                && let Some(connected) = port.receive(&mut self.turn.publications)
+            {
+                self.turn.broker_connected = Some(connected);
             }
             let now = Instant::now();
             self.service(now);

@@ -9,10 +9,18 @@
 //! hands each publication to the other members interested in its topic,
 //! waking their event loops. At most once: a member whose inbox is full
 //! (a stalled instance) loses what does not fit, counted and logged.
+//!
+//! Across processes, a broker ([`nats`]) is one more party on the bus: it
+//! gets every publication made in this process once (whatever the number of
+//! workers) and subscribes to a topic while any worker has a subscriber to
+//! it; what it receives goes to every interested worker.
+
+pub mod nats;
 
 use crate::net::Interrupter;
 use crate::net::batch::Publication;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes of publications an instance may have waiting before more are dropped.
@@ -30,6 +38,28 @@ pub struct TopicBus(Arc<Mutex<Members>>);
 struct Members {
     next_id: u64,
     members: Vec<Member>,
+    /// How many members have a subscriber to each topic.
+    interest: HashMap<String, usize>,
+    broker: Option<BrokerLink>,
+    /// The broker connection's last state, for members that join later.
+    broker_connected: Option<bool>,
+}
+
+/// What the bus asks of the broker.
+#[derive(Debug)]
+pub enum BrokerCommand {
+    /// The first member's subscriber to a topic came.
+    Subscribe(String),
+    /// The last one left.
+    Unsubscribe(String),
+    Publish(Publication),
+}
+
+/// The bus's side of the broker: commands, and the bytes of publications
+/// queued for it (past [`INBOX_CAP`] more are dropped, as for a member).
+struct BrokerLink {
+    commands: tokio::sync::mpsc::UnboundedSender<BrokerCommand>,
+    queued: Arc<AtomicUsize>,
 }
 
 struct Member {
@@ -51,6 +81,8 @@ struct Queue {
     bytes: usize,
     /// Dropped since the last log line.
     dropped: u64,
+    /// The broker connection changed since the member last looked.
+    broker_connected: Option<bool>,
 }
 
 impl TopicBus {
@@ -63,14 +95,86 @@ impl TopicBus {
         let mut members = lock(&self.0);
         members.next_id += 1;
         let id = members.next_id;
-        let inbox = Arc::new(Inbox { queue: Mutex::default(), wake });
+        let queue = Queue { broker_connected: members.broker_connected, ..Queue::default() };
+        let inbox = Arc::new(Inbox { queue: Mutex::new(queue), wake });
         members.members.push(Member { id, inbox: Arc::clone(&inbox), topics: HashSet::new() });
         BusPort { bus: self.clone(), id, inbox }
     }
 
     /// How many instances have a subscriber to `topic`.
     pub fn interested(&self, topic: &str) -> usize {
-        lock(&self.0).members.iter().filter(|m| m.topics.contains(topic)).count()
+        lock(&self.0).interest.get(topic).copied().unwrap_or(0)
+    }
+
+    /// Attaches the broker: it gets the interest there is now, then every
+    /// change and every publication, through the returned receiver.
+    pub fn attach_broker(&self) -> (tokio::sync::mpsc::UnboundedReceiver<BrokerCommand>, Arc<AtomicUsize>) {
+        let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut members = lock(&self.0);
+        for topic in members.interest.keys() {
+            let _ = commands.send(BrokerCommand::Subscribe(topic.clone()));
+        }
+        members.broker = Some(BrokerLink { commands, queued: Arc::clone(&queued) });
+        (receiver, queued)
+    }
+
+    /// A publication from the broker, for every interested member.
+    pub fn from_broker(&self, publication: Publication) {
+        let members = lock(&self.0);
+        deliver(&members.members, None, publication);
+    }
+
+    /// The broker connection was lost or is back: every member's app is told.
+    pub fn broker_state(&self, connected: bool) {
+        let mut members = lock(&self.0);
+        members.broker_connected = Some(connected);
+        for member in &members.members {
+            lock(&member.inbox.queue).broker_connected = Some(connected);
+            member.inbox.wake.interrupt();
+        }
+    }
+}
+
+/// Hands `publication` to each member interested in its topic but `except`
+/// (the last one takes it itself).
+fn deliver(members: &[Member], except: Option<u64>, publication: Publication) {
+    let interested: Vec<&Inbox> = members
+        .iter()
+        .filter(|m| Some(m.id) != except && m.topics.contains(&publication.topic))
+        .map(|m| &*m.inbox)
+        .collect();
+    if let Some((last, rest)) = interested.split_last() {
+        for inbox in rest {
+            inbox.push(publication.clone());
+        }
+        last.push(publication);
+    }
+}
+
+impl Members {
+    /// Member `id`'s interest in `topic` began (or ended): the broker
+    /// follows the first and the last.
+    fn interest_changed(&mut self, id: u64, topic: String, joined: bool) {
+        let Some(member) = self.members.iter_mut().find(|m| m.id == id) else { return };
+        let changed = if joined { member.topics.insert(topic.clone()) } else { member.topics.remove(&topic) };
+        if !changed {
+            return;
+        }
+        let count = self.interest.entry(topic.clone()).or_default();
+        let command = if joined {
+            *count += 1;
+            (*count == 1).then(|| BrokerCommand::Subscribe(topic.clone()))
+        } else {
+            *count -= 1;
+            (*count == 0).then(|| BrokerCommand::Unsubscribe(topic.clone()))
+        };
+        if *count == 0 {
+            self.interest.remove(&topic);
+        }
+        if let (Some(broker), Some(command)) = (&self.broker, command) {
+            let _ = broker.commands.send(command);
+        }
     }
 }
 
@@ -90,30 +194,23 @@ impl BusPort {
             return;
         }
         let mut members = lock(&self.bus.0);
-        if let Some(me) = members.members.iter_mut().find(|m| m.id == self.id) {
-            for topic in left {
-                me.topics.remove(&topic);
-            }
-            me.topics.extend(joined);
+        for topic in left {
+            members.interest_changed(self.id, topic, false);
+        }
+        for topic in joined {
+            members.interest_changed(self.id, topic, true);
         }
         for publication in publications {
-            let interested: Vec<&Inbox> = members
-                .members
-                .iter()
-                .filter(|m| m.id != self.id && m.topics.contains(&publication.topic))
-                .map(|m| &*m.inbox)
-                .collect();
-            if let Some((last, rest)) = interested.split_last() {
-                for inbox in rest {
-                    inbox.push(publication.clone());
-                }
-                last.push(publication);
+            if let Some(broker) = &members.broker {
+                broker.publish(publication.clone());
             }
+            deliver(&members.members, Some(self.id), publication);
         }
     }
 
-    /// Moves waiting publications into `into`, up to one turn's worth.
-    pub fn receive(&self, into: &mut Vec<Publication>) {
+    /// Moves waiting publications into `into`, up to one turn's worth, and
+    /// returns a change of the broker connection since the last call.
+    pub fn receive(&self, into: &mut Vec<Publication>) -> Option<bool> {
         let mut queue = lock(&self.inbox.queue);
         if queue.dropped > 0 {
             tracing::warn!(
@@ -130,6 +227,21 @@ impl BusPort {
             taken += p.data.len().max(1);
             queue.bytes -= p.data.len();
             into.push(p);
+        }
+        queue.broker_connected.take()
+    }
+}
+
+impl BrokerLink {
+    fn publish(&self, publication: Publication) {
+        let len = publication.data.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > INBOX_CAP {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            nats::count_dropped(1);
+            return;
+        }
+        if self.commands.send(BrokerCommand::Publish(publication)).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
         }
     }
 }
@@ -150,7 +262,17 @@ impl Inbox {
 
 impl Drop for BusPort {
     fn drop(&mut self) {
-        lock(&self.bus.0).members.retain(|m| m.id != self.id);
+        let mut members = lock(&self.bus.0);
+        let topics: Vec<String> = members
+            .members
+            .iter()
+            .find(|m| m.id == self.id)
+            .map(|m| m.topics.iter().cloned().collect())
+            .unwrap_or_default();
+        for topic in topics {
+            members.interest_changed(self.id, topic, false);
+        }
+        members.members.retain(|m| m.id != self.id);
     }
 }
 
@@ -179,7 +301,7 @@ mod tests {
         c.send(vec!["other".into()], vec![], vec![]);
         a.send(vec!["room".into()], vec![], vec![publication("room", b"hi"), publication("nobody", b"x")]);
         let (mut got_a, mut got_b, mut got_c) = (Vec::new(), Vec::new(), Vec::new());
-        a.receive(&mut got_a);
+        assert_eq!(a.receive(&mut got_a), None);
         b.receive(&mut got_b);
         c.receive(&mut got_c);
         assert!(got_a.is_empty(), "never back to the publisher's instance");
@@ -208,5 +330,47 @@ mod tests {
             rest.len() > before
         } {}
         assert_eq!(1 + rest.len(), INBOX_CAP / big.len(), "what did not fit was dropped");
+    }
+
+    #[test]
+    fn the_broker_follows_the_first_and_last_interest_and_gets_each_publication_once() {
+        let bus = TopicBus::new();
+        let (a, b) = (bus.join(wake()), bus.join(wake()));
+        a.send(vec!["early".into()], vec![], vec![]);
+        let (mut commands, _) = bus.attach_broker();
+        b.send(vec!["early".into(), "t".into()], vec![], vec![]);
+        a.send(vec!["t".into()], vec![], vec![publication("t", b"x")]);
+        b.send(vec![], vec!["t".into(), "early".into()], vec![]);
+        drop(a);
+        let mut seen = Vec::new();
+        while let Ok(command) = commands.try_recv() {
+            seen.push(format!("{command:?}"));
+        }
+        assert_eq!(
+            seen,
+            [
+                r#"Subscribe("early")"#,
+                r#"Subscribe("t")"#,
+                r#"Publish(Publication { topic: "t", binary: false, data: [120] })"#,
+                r#"Unsubscribe("t")"#,
+                r#"Unsubscribe("early")"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn publications_and_the_state_from_the_broker_reach_the_members() {
+        let bus = TopicBus::new();
+        let a = bus.join(wake());
+        a.send(vec!["t".into()], vec![], vec![]);
+        bus.from_broker(publication("t", b"from afar"));
+        bus.from_broker(publication("u", b"nobody here"));
+        bus.broker_state(false);
+        let mut got = Vec::new();
+        assert_eq!(a.receive(&mut got), Some(false));
+        assert_eq!(got, [publication("t", b"from afar")]);
+        assert_eq!(a.receive(&mut got), None, "told once");
+        let later = bus.join(wake());
+        assert_eq!(later.receive(&mut got), Some(false), "a member that joins later learns the state");
     }
 }

@@ -54,3 +54,10 @@ bench-hosts *ARGS:
 bench-fairness *ARGS:
     cargo build --release -p wsbox -p wsbox-bench
     ./target/release/wsbox-bench fairness --out docs/benchmarks.md {{ARGS}}
+
+# Topics: wsbox's relay, Bun's pub/sub and a tokio-tungstenite relay at fixed
+# publication rates (~2 minutes; the first run installs Bun from the npm
+# registry); rewrites the broadcast section of docs/benchmarks.md.
+bench-broadcast *ARGS:
+    cargo build --release -p wsbox -p wsbox-bench
+    ./target/release/wsbox-bench broadcast --out docs/benchmarks.md {{ARGS}}

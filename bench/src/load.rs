@@ -121,7 +121,7 @@ fn stamp(template: &[u8], clock: Instant) -> Vec<u8> {
     payload
 }
 
-fn sent_at(payload: &[u8]) -> Option<u64> {
+pub(crate) fn sent_at(payload: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(payload.get(..16)?).ok()?, 16).ok()
 }
 

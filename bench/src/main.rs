@@ -2,6 +2,7 @@
 //! measures wsbox against them and writes `docs/benchmarks.md`.
 
 mod baselines;
+mod broadcast;
 mod fairness;
 mod hosts;
 mod load;
@@ -35,6 +36,18 @@ enum Cmd {
     /// A light client's round trip alone and beside a flooding peer, on wsbox
     /// and tokio-tungstenite; prints (and with --out writes) the table.
     Fairness(run::RunOptions),
+    /// Topics: wsbox's relay, Bun's pub/sub and a tokio-tungstenite
+    /// broadcast at fixed publication rates, interleaved; prints (and with
+    /// --out writes) the table.
+    Broadcast {
+        #[command(flatten)]
+        run: run::RunOptions,
+        /// The Bun binary (default: bench/bootstrap-bun.sh installs the pinned one).
+        #[arg(long)]
+        bun: Option<PathBuf>,
+    },
+    /// One broadcast run against a URL; prints a JSON report.
+    BroadcastLoad(broadcast::BroadcastLoadOptions),
     /// One load run against a URL; prints a JSON report.
     Load(load::LoadOptions),
     /// Resident memory of a server with idle connections; prints JSON.
@@ -82,6 +95,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         }
         Cmd::Hosts(opts) => print!("{}", hosts::run(opts)?),
         Cmd::Fairness(opts) => print!("{}", fairness::run(opts)?),
+        Cmd::Broadcast { run, bun } => print!("{}", broadcast::run(run, bun)?),
+        Cmd::BroadcastLoad(opts) => {
+            let report = runtime()?.block_on(broadcast::broadcast_load(opts))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
         Cmd::Load(opts) => {
             let report = runtime()?.block_on(load::run(opts))?;
             println!("{}", serde_json::to_string(&report)?);

@@ -74,3 +74,32 @@ fn a_quick_hosts_run_measures_every_host() {
     }
     assert_eq!(rows, 4 * 5, "every host in every cell (quick: 50 connections, under wasmtime's limit):\n{table}");
 }
+
+/// The broadcast comparison, short: wsbox, Bun (installed by
+/// bench/bootstrap-bun.sh from the npm registry) and the tokio-tungstenite
+/// relay each deliver the publications to every subscriber, and so do two
+/// wsbox processes through a `nats-server`.
+#[test]
+fn a_quick_broadcast_run_delivers_on_every_server() {
+    let out = std::env::temp_dir().join(format!("wsbox-bench-broadcast-{}.md", std::process::id()));
+    std::fs::write(&out, "# kept\n").unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_wsbox-bench"))
+        .args(["broadcast", "--quick", "--duration", "0.5", "--out"])
+        .arg(&out)
+        .status()
+        .expect("run wsbox-bench");
+    assert!(status.success(), "wsbox-bench broadcast --quick failed (see its stderr above)");
+    let report = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let rows: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| server") && !l.starts_with("| path"))
+        .collect();
+    assert_eq!(rows.len(), 4, "one row per server, and one through NATS:\n{report}");
+    for row in rows {
+        let cols: Vec<&str> = row.split('|').map(str::trim).collect();
+        let delivered: f64 = cols[3].trim_end_matches('%').parse().unwrap_or_else(|_| panic!("delivered in {row}"));
+        // At 200 publications/s to 20 subscribers nothing is skipped.
+        assert_eq!(delivered, 100.0, "every publication to every subscriber: {row}");
+    }
+}

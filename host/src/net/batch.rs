@@ -91,13 +91,8 @@ pub struct SharedWrite {
     pub conns: Vec<u32>,
 }
 
-/// A message published to a topic, between instances: the payload, unframed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Publication {
-    pub topic: String,
-    pub binary: bool,
-    pub data: Vec<u8>,
-}
+/// A message published to a topic, between instances (the bus's own type).
+pub use crate::topics::Publication;
 
 /// Publications the guest counted since the last exchange.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -186,7 +186,8 @@ impl NetHost {
     /// its publications and gets theirs. Before the guest first runs (it
     /// asks once).
     pub fn join_topics(&mut self, bus: &TopicBus) {
-        self.topics = Some(bus.join(self.interrupter()));
+        let interrupter = self.interrupter();
+        self.topics = Some(bus.join(Box::new(move || interrupter.interrupt())));
     }
 
     /// Whether the guest should forward publications (see [`NetHost::join_topics`]).

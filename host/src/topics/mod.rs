@@ -17,11 +17,21 @@
 
 pub mod nats;
 
-use crate::net::Interrupter;
-use crate::net::batch::Publication;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A message published to a topic, between instances: the payload, not yet
+/// framed (WIT's `net.publication`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    pub topic: String,
+    pub binary: bool,
+    pub data: Vec<u8>,
+}
+
+/// How the bus wakes a member's event loop (it must not block).
+pub type Wake = Box<dyn Fn() + Send + Sync>;
 
 /// Bytes of publications an instance may have waiting before more are dropped.
 pub const INBOX_CAP: usize = 16 * 1024 * 1024;
@@ -72,7 +82,7 @@ struct Member {
 /// Publications waiting for one instance, and how to wake it.
 struct Inbox {
     queue: Mutex<Queue>,
-    wake: Interrupter,
+    wake: Wake,
 }
 
 #[derive(Default)]
@@ -91,7 +101,7 @@ impl TopicBus {
     }
 
     /// A new member, woken through `wake` when publications arrive for it.
-    pub fn join(&self, wake: Interrupter) -> BusPort {
+    pub fn join(&self, wake: Wake) -> BusPort {
         let mut members = lock(&self.0);
         members.next_id += 1;
         let id = members.next_id;
@@ -131,7 +141,7 @@ impl TopicBus {
         members.broker_connected = Some(connected);
         for member in &members.members {
             lock(&member.inbox.queue).broker_connected = Some(connected);
-            member.inbox.wake.interrupt();
+            (member.inbox.wake)();
         }
     }
 }
@@ -256,7 +266,7 @@ impl Inbox {
         queue.bytes += publication.data.len();
         queue.items.push_back(publication);
         drop(queue);
-        self.wake.interrupt();
+        (self.wake)();
     }
 }
 
@@ -289,8 +299,8 @@ mod tests {
         Publication { topic: topic.into(), binary: false, data: data.to_vec() }
     }
 
-    fn wake() -> Interrupter {
-        crate::net::NetHost::new(crate::sandbox::ListenPolicy::new([]), None).interrupter()
+    fn wake() -> Wake {
+        Box::new(|| {})
     }
 
     #[test]

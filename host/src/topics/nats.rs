@@ -14,8 +14,7 @@
 //! logged); the client reconnects with backoff and resubscribes, and every
 //! app is told both ways (`broker-state-changed`).
 
-use super::{BrokerCommand, TopicBus};
-use crate::net::batch::Publication;
+use super::{BrokerCommand, Publication, TopicBus};
 use anyhow::{Context, Result};
 use async_nats::connection::State;
 use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr};
@@ -112,14 +111,14 @@ async fn run(
                 // block): publications are at most once, so they are dropped.
                 if client.connection_state() != State::Connected {
                     count_dropped(1);
-                    continue;
-                }
-                let subject = subject(&options.subject_prefix, &publication.topic);
-                let mut headers = HeaderMap::new();
-                headers.insert(KIND_HEADER, if publication.binary { "binary" } else { "text" });
-                if let Err(e) = client.publish_with_headers(subject, headers, publication.data.into()).await {
-                    tracing::debug!("NATS: publish failed: {e}");
-                    count_dropped(1);
+                } else {
+                    let subject = subject(&options.subject_prefix, &publication.topic);
+                    let mut headers = HeaderMap::new();
+                    headers.insert(KIND_HEADER, if publication.binary { "binary" } else { "text" });
+                    if let Err(e) = client.publish_with_headers(subject, headers, publication.data.into()).await {
+                        tracing::debug!("NATS: publish failed: {e}");
+                        count_dropped(1);
+                    }
                 }
             }
             BrokerCommand::Subscribe(topic) => match client.subscribe(subject(&options.subject_prefix, &topic)).await {

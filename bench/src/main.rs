@@ -97,7 +97,11 @@ fn run_cli(cli: Cli) -> Result<()> {
         Cmd::Fairness(opts) => print!("{}", fairness::run(opts)?),
         Cmd::Broadcast { run, bun } => print!("{}", broadcast::run(run, bun)?),
         Cmd::BroadcastLoad(opts) => {
-            let report = runtime()?.block_on(broadcast::broadcast_load(opts))?;
+            // One thread: the generator is pinned to one core, where a
+            // second runtime thread would only add context switches to the
+            // latency it measures.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = runtime.block_on(broadcast::broadcast_load(opts))?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Cmd::Load(opts) => {

@@ -146,6 +146,8 @@ pub struct NetHost {
     topics: Option<BusPort>,
     /// Publications the guest counted since [`NetHost::take_topic_counts`].
     topic_counts: batch::TopicCounts,
+    /// Connections whose write failed while writing shared output.
+    failed: Vec<u32>,
 }
 
 impl NetHost {
@@ -179,6 +181,7 @@ impl NetHost {
             inherited: Vec::new(),
             topics: None,
             topic_counts: batch::TopicCounts::default(),
+            failed: Vec::new(),
         }
     }
 
@@ -414,17 +417,8 @@ impl NetHost {
                 conn.close_sent = true;
             }
         }
-        // A connection's share of a publication precedes its own output.
-        for shared in &out.shared {
-            for &id in &shared.conns {
-                if let Some(conn) = announced(&mut self.conns, id) {
-                    match conn.write(Cow::Borrowed(&shared.data), &mut self.turn) {
-                        Ok(()) => self.timers |= conn.has_timer(),
-                        Err(conn::Failed) => self.fail(id),
-                    }
-                }
-            }
-        }
+        // A connection's share of publications precedes its own output.
+        self.write_shared(&out.shared);
         for batch::Write { conn: id, data } in out.writes {
             if let Some(conn) = announced(&mut self.conns, id) {
                 match conn.write(Cow::Owned(data), &mut self.turn) {
@@ -450,6 +444,46 @@ impl NetHost {
             if announced(&mut self.conns, *id).is_some() {
                 self.remove(*id);
             }
+        }
+    }
+
+    /// Writes the exchange's publications. One publication goes out as it
+    /// is, the same bytes to each connection. Several go out joined per
+    /// connection, in order: a subscriber gets one send (one segment on
+    /// the wire, one wake-up for its reader) per exchange, not one per
+    /// publication, which is most of what a burst of publications costs.
+    fn write_shared(&mut self, shared: &[batch::SharedWrite]) {
+        let mut write = |id: u32, bytes: Cow<'_, [u8]>| {
+            if let Some(conn) = announced(&mut self.conns, id) {
+                match conn.write(bytes, &mut self.turn) {
+                    Ok(()) => self.timers |= conn.has_timer(),
+                    Err(conn::Failed) => self.failed.push(id),
+                }
+            }
+        };
+        if let [one] = shared {
+            for &id in &one.conns {
+                write(id, Cow::Borrowed(&one.data));
+            }
+        } else if !shared.is_empty() {
+            let mut order = Vec::new();
+            let mut joined: HashMap<u32, Vec<u8>> = HashMap::new();
+            for w in shared {
+                for &id in &w.conns {
+                    let bytes = joined.entry(id).or_insert_with(|| {
+                        order.push(id);
+                        Vec::new()
+                    });
+                    bytes.extend_from_slice(&w.data);
+                }
+            }
+            for id in order {
+                let bytes = joined.remove(&id).unwrap_or_default();
+                write(id, Cow::Owned(bytes));
+            }
+        }
+        for id in std::mem::take(&mut self.failed) {
+            self.fail(id);
         }
     }
 

@@ -294,7 +294,7 @@ pub fn run(mut opts: RunOptions, bun: Option<PathBuf>) -> Result<String> {
     let Setup { wsbox, pinned, server_core, load_core } = Setup::new(&mut opts)?;
     let bun = match bun {
         Some(b) => b,
-        None => bootstrap_bun()?,
+        None => bootstrap("bootstrap-bun.sh")?,
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bun/pubsub.js").display().to_string();
     let me = std::env::current_exe()?;
@@ -347,11 +347,13 @@ pub fn run(mut opts: RunOptions, bun: Option<PathBuf>) -> Result<String> {
     Ok(md)
 }
 
-fn bootstrap_bun() -> Result<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap-bun.sh");
-    let out = Command::new("bash").arg(&script).output().context("running bench/bootstrap-bun.sh")?;
+/// Runs one of the project's bootstrap scripts (a path from `bench/`) and
+/// returns the tool's path it prints.
+fn bootstrap(script: &str) -> Result<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let out = Command::new("bash").arg(&path).output().with_context(|| format!("running {script}"))?;
     if !out.status.success() {
-        bail!("bench/bootstrap-bun.sh failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!("{script} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
@@ -366,21 +368,9 @@ fn through_nats(
     server_core: Option<usize>,
     load_core: Option<usize>,
 ) -> Result<BroadcastReport> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/tests/clients/bootstrap-nats-server.sh");
-    let out = Command::new("bash").arg(&script).output().context("running bootstrap-nats-server.sh")?;
-    if !out.status.success() {
-        bail!("bootstrap-nats-server.sh failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let nats_server = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let nats_server = bootstrap("../host/tests/clients/bootstrap-nats-server.sh")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut command = match server_core {
-        Some(core) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(core.to_string()).arg(&nats_server);
-            c
-        }
-        None => Command::new(&nats_server),
-    };
+    let mut command = crate::servers::pinned(&nats_server, server_core);
     command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
     command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut nats = KillOnDrop(command.spawn().context("starting nats-server")?);
@@ -426,14 +416,7 @@ fn load(
     pin: Option<usize>,
 ) -> Result<BroadcastReport> {
     let me = std::env::current_exe()?;
-    let mut command = match pin {
-        Some(core) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(core.to_string()).arg(&me);
-            c
-        }
-        None => Command::new(&me),
-    };
+    let mut command = crate::servers::pinned(&me, pin);
     command.args(["broadcast-load", "--url", &server.url]);
     if let Some(publisher) = publish_to {
         command.args(["--publish-url", &publisher.url]);

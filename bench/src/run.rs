@@ -135,14 +135,7 @@ pub(crate) fn load(
     pin: Option<usize>,
 ) -> Result<LoadReport> {
     let me = std::env::current_exe()?;
-    let mut command = match pin {
-        Some(core) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(core.to_string()).arg(&me);
-            c
-        }
-        None => Command::new(&me),
-    };
+    let mut command = crate::servers::pinned(&me, pin);
     let url = server.url.replace("wss://127.0.0.1", "wss://localhost");
     command.args(["load", "--url", &url]).args(["--conns", &cell.conns.to_string()]);
     command.args(["--window", &cell.window.to_string(), "--size", &cell.size.to_string()]);

@@ -26,14 +26,7 @@ impl Running {
         core: Option<usize>,
         scheme: &str,
     ) -> Result<Self> {
-        let mut command = match core {
-            Some(core) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c").arg(core.to_string()).arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut command = pinned(program, core);
         command.args(args);
         let process = Process::spawn(command).map_err(|e| anyhow!("starting {name} ({}): {e}", program.display()))?;
         let prefix = format!("{scheme}://");
@@ -55,6 +48,18 @@ impl Running {
         let me = std::env::current_exe()?;
         let args = ["serve", "tungstenite", "--listen", "127.0.0.1:0"].map(String::from);
         Self::start("tungstenite", &me, &args, core, "ws")
+    }
+}
+
+/// A command running `program` on `core` (through `taskset`), or anywhere.
+pub fn pinned(program: &Path, core: Option<usize>) -> Command {
+    match core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 

@@ -61,11 +61,11 @@ fn a_publication_framed_once_keeps_every_context_in_step() {
     let shape = a.conn.shape_for(published.len()).expect("open");
     assert_eq!(b.conn.shape_for(published.len()), Some(shape), "same negotiation, same shape");
     let framed = shape.frame(MessageKind::Text, &published);
-    assert!(a.conn.send_framed(&published, shape, &framed, true), "nothing queued: shareable");
+    assert!(a.conn.send_framed(&published, shape, &framed), "nothing queued: shareable");
     a.out.extend_from_slice(&framed);
     // `b` has output queued ahead: the bytes are queued behind it.
     b.conn.ping(0, b"p");
-    assert!(!b.conn.send_framed(&published, shape, &framed, true));
+    assert!(!b.conn.send_framed(&published, shape, &framed));
     b.conn.take_transmit(&mut b.out);
 
     // Then more of their own, referring back into the window (which now

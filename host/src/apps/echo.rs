@@ -260,8 +260,11 @@ async fn serve(
         out.data.clear();
         // When the messages fill the payload end to end (the usual case), the
         // payload itself is sent back: the echo costs no copy here.
-        let reuse =
-            held.is_empty() && relays.is_empty() && payload_is_messages_only(&batch.events, batch.payload.len());
+        // (Not with a topic path: a relayed message is not echoed, so the
+        // payload is not the echoes' end to end.)
+        let reuse = held.is_empty()
+            && options.topic_path.is_none()
+            && payload_is_messages_only(&batch.events, batch.payload.len());
         for event in batch.events {
             match event {
                 BatchEvent::TextMessage(span) | BatchEvent::BinaryMessage(span) => {
@@ -279,8 +282,7 @@ async fn serve(
                         (span.end - span.start) as usize,
                     );
                     if let Some(topic) = relays.get(&span.socket) {
-                        let payload = &batch.payload[span.start as usize..span.end as usize];
-                        published.push((topic.clone(), kind, payload.to_vec(), span.socket));
+                        published.push((topic.clone(), kind, span));
                         continue;
                     }
                     if let Some(queue) = held.get_mut(&span.socket) {
@@ -406,13 +408,18 @@ async fn serve(
             );
         }
         if reuse {
+            // Reuse needs nothing held, and nothing became held since: there
+            // is nothing to resend either.
             out.data = batch.payload;
-        }
-        resend_held(&mut held, &mut resend, &mut out);
-        // Publications follow every message in the batch's data.
-        for (topic, kind, payload, from) in published.drain(..) {
-            out.data.extend_from_slice(&payload);
-            out.publications.push(OutgoingPublication { topic, kind, end: out.data.len() as u32, except: Some(from) });
+        } else {
+            resend_held(&mut held, &mut resend, &mut out);
+            // Publications follow every message in the batch's data, copied
+            // once from the payload (never reused when there can be any).
+            for (topic, kind, span) in published.drain(..) {
+                out.data.extend_from_slice(&batch.payload[span.start as usize..span.end as usize]);
+                let end = out.data.len() as u32;
+                out.publications.push(OutgoingPublication { topic, kind, end, except: Some(span.socket) });
+            }
         }
         if stop.load(Ordering::Acquire) && shutting_down.is_none() {
             shutting_down = Some(Instant::now());

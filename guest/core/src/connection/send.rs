@@ -43,17 +43,17 @@ impl Connection {
     /// Sends `payload` as `framed`, the bytes [`FrameShape::frame`] made for
     /// this connection's [`Connection::shape_for`] (and perhaps for many
     /// others), and keeps the compression context in step with the peer's.
-    /// Returns true when `may_share` and nothing is queued here ahead of
-    /// them: the binding may then hand `framed` to the transport as it is,
-    /// before this connection's own output. Otherwise the bytes are queued
-    /// here (and false returned).
-    pub fn send_framed(&mut self, payload: &[u8], shape: FrameShape, framed: &[u8], may_share: bool) -> bool {
+    /// Returns true when nothing is queued here ahead of them: the binding
+    /// may then hand `framed` to the transport as it is, before this
+    /// connection's own output. Otherwise the bytes are queued here (and
+    /// false returned).
+    pub fn send_framed(&mut self, payload: &[u8], shape: FrameShape, framed: &[u8]) -> bool {
         if shape.compressor.is_some()
             && let Some(deflate) = &mut self.deflate
         {
             deflate.deflater.sent_elsewhere(payload);
         }
-        if may_share && self.out.is_empty() {
+        if self.out.is_empty() {
             return true;
         }
         self.out.extend_from_slice(framed);

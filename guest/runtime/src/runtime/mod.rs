@@ -251,9 +251,8 @@ impl<N: Net> Runtime<N> {
         let Some(s) = self.sockets.get_mut(&id) else { return };
         s.released = true;
         s.conn.close(now, CloseCode::GOING_AWAY, "Connection closed");
-        for topic in std::mem::take(&mut s.topics) {
-            self.topics.remove(&topic, id);
-        }
+        self.forget_topics_if_closed(id);
+        let Some(s) = self.sockets.get_mut(&id) else { return };
         if s.transport_done {
             self.sockets.remove(&id);
         } else {

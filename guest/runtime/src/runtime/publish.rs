@@ -89,7 +89,7 @@ impl<N: Net> Runtime<N> {
                 }
             };
             let (_, framed, conns) = &mut shapes[at];
-            if s.conn.send_framed(payload, shape, framed, true) {
+            if s.conn.send_framed(payload, shape, framed) {
                 s.shared_pending += framed.len() as u64;
                 conns.push(id);
             } else {
@@ -106,7 +106,8 @@ impl<N: Net> Runtime<N> {
         delivered
     }
 
-    /// Drops the subscriptions of a socket that is no longer open.
+    /// Drops the subscriptions of a socket that is no longer open (closing,
+    /// closed, or its handle dropped).
     pub(super) fn forget_topics_if_closed(&mut self, id: u32) {
         let Some(s) = self.sockets.get_mut(&id) else { return };
         if s.topics.is_empty() || s.conn.state() == State::Open {

@@ -5,7 +5,8 @@
 use crate::net::ListenerInfo;
 use crate::signals::Deferred;
 use crate::socket::Socket;
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use wsbox_core::{CloseCode, Config, State};
 
@@ -73,7 +74,7 @@ impl Server {
 /// Keeps a server's connections in the handshake under its cap: forgets
 /// those that finished (or are gone) and, when the cap is still reached,
 /// returns the oldest unfinished one to drop.
-pub(crate) fn make_room_for_handshake(server: &mut Server, sockets: &HashMap<u32, Socket>) -> Option<u32> {
+pub(crate) fn make_room_for_handshake(server: &mut Server, sockets: &FxHashMap<u32, Socket>) -> Option<u32> {
     let unfinished =
         |id: &u32| sockets.get(id).is_some_and(|s| s.conn.state() == State::Handshaking && !s.transport_done);
     if server.handshaking.len() >= server.max_handshaking {

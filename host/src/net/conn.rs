@@ -9,7 +9,7 @@ use super::proxy::{self, Preamble};
 use super::turn::Turn;
 use crate::tls::{TlsFailure, TlsState};
 use std::borrow::Cow;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
@@ -47,6 +47,10 @@ pub enum Discarded {
     /// There may be more: again next pass.
     More,
 }
+
+/// Parts one vectored write takes; a connection given more in one exchange
+/// (many publications at once) gets them joined.
+const MAX_WRITE_PARTS: usize = 32;
 
 /// Reads per pass while discarding a lingering connection's input.
 const DISCARD_READS: usize = 4;
@@ -463,6 +467,59 @@ impl Conn {
             }
             None => self.write_raw(bytes, turn),
         }
+    }
+
+    /// Writes `parts` one after another, as one send where the socket takes
+    /// them (a vectored write: the parts are not joined first).
+    pub fn write_parts(&mut self, parts: &[&[u8]], turn: &mut Turn) -> Result<(), Failed> {
+        if let [one] = parts {
+            return self.write(Cow::Borrowed(one), turn);
+        }
+        if let Some(tls) = &mut self.tls {
+            let mut records = Vec::with_capacity(parts.iter().map(|p| p.len() + 64).sum());
+            for part in parts {
+                tls.encrypt(part, &mut records);
+            }
+            return self.write_raw(Cow::Owned(records), turn);
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 || self.phase != Phase::Open {
+            return Ok(());
+        }
+        let mut done = 0;
+        if self.unwritten() == 0 && parts.len() <= MAX_WRITE_PARTS {
+            let mut slices = [IoSlice::new(&[]); MAX_WRITE_PARTS];
+            for (slice, part) in slices.iter_mut().zip(parts) {
+                *slice = IoSlice::new(part);
+            }
+            let mut left = &mut slices[..parts.len()];
+            while done < total {
+                // sendmsg, not mio's writev: the socket path, not the file one.
+                match socket2::SockRef::from(&self.stream).send_vectored(left) {
+                    Ok(n) => {
+                        done += n;
+                        IoSlice::advance_slices(&mut left, n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return Err(Failed),
+                }
+            }
+            self.wrote(done, turn);
+        }
+        if done == total {
+            self.update_pressure(turn);
+            return Ok(());
+        }
+        // The rest waits, joined (the socket is full or output is waiting).
+        let mut rest = Vec::with_capacity(total - done);
+        let mut skip = done;
+        for part in parts {
+            let from = skip.min(part.len());
+            skip -= from;
+            rest.extend_from_slice(&part[from..]);
+        }
+        self.write_raw(Cow::Owned(rest), turn)
     }
 
     /// Writes `bytes` now as far as the socket takes them; the rest waits

@@ -34,8 +34,9 @@ pub struct Listeners(Vec<Listening>);
 use crate::topics::{BusPort, TopicBus};
 use poller::Poller;
 pub use proxy::ProxyProtocol;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -118,9 +119,11 @@ pub struct NetHost {
     limits: TransportLimits,
     /// Made on first use, in the runtime the instance runs on.
     poller: Option<Poller>,
-    listeners: HashMap<u32, Listening>,
+    // Keyed by ids this loop hands out, never by what a peer chose: a plain
+    // fast hash (a connection is looked up for every write).
+    listeners: FxHashMap<u32, Listening>,
     next_listener: u32,
-    conns: HashMap<u32, Conn>,
+    conns: FxHashMap<u32, Conn>,
     next_conn: u32,
     /// Connections to read, in turn order; those a full turn left unread
     /// stay at the front.
@@ -165,9 +168,9 @@ impl NetHost {
             tls,
             limits,
             poller: None,
-            listeners: HashMap::new(),
+            listeners: FxHashMap::default(),
             next_listener: 1,
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             next_conn: 1,
             to_read: VecDeque::new(),
             to_drain: Vec::new(),
@@ -453,33 +456,24 @@ impl NetHost {
     /// the wire, one wake-up for its reader) per exchange, not one per
     /// publication, which is most of what a burst of publications costs.
     fn write_shared(&mut self, shared: &[batch::SharedWrite]) {
-        let mut write = |id: u32, bytes: Cow<'_, [u8]>| {
-            if let Some(conn) = announced(&mut self.conns, id) {
-                match conn.write(bytes, &mut self.turn) {
-                    Ok(()) => self.timers |= conn.has_timer(),
-                    Err(conn::Failed) => self.failed.push(id),
-                }
-            }
-        };
-        if let [one] = shared {
-            for &id in &one.conns {
-                write(id, Cow::Borrowed(&one.data));
-            }
-        } else if !shared.is_empty() {
-            let mut order = Vec::new();
-            let mut joined: HashMap<u32, Vec<u8>> = HashMap::new();
-            for w in shared {
-                for &id in &w.conns {
-                    let bytes = joined.entry(id).or_insert_with(|| {
-                        order.push(id);
-                        Vec::new()
-                    });
-                    bytes.extend_from_slice(&w.data);
-                }
-            }
-            for id in order {
-                let bytes = joined.remove(&id).unwrap_or_default();
-                write(id, Cow::Owned(bytes));
+        // What each connection gets, grouped by connection: several
+        // publications of one exchange to one subscriber leave in one send
+        // (one segment and one wake-up for the reader, not one each), their
+        // order kept (the sort is stable), the bytes never copied.
+        let mut sends: Vec<(u32, usize)> =
+            shared.iter().enumerate().flat_map(|(at, w)| w.conns.iter().map(move |&id| (id, at))).collect();
+        if shared.len() > 1 {
+            sends.sort_by_key(|&(id, _)| id);
+        }
+        let mut parts: Vec<&[u8]> = Vec::new();
+        for group in sends.chunk_by(|a, b| a.0 == b.0) {
+            let id = group[0].0;
+            let Some(conn) = announced(&mut self.conns, id) else { continue };
+            parts.clear();
+            parts.extend(group.iter().map(|&(_, at)| &shared[at].data[..]));
+            match conn.write_parts(&parts, &mut self.turn) {
+                Ok(()) => self.timers |= conn.has_timer(),
+                Err(conn::Failed) => self.failed.push(id),
             }
         }
         for id in std::mem::take(&mut self.failed) {
@@ -753,7 +747,7 @@ impl NetHost {
 /// Connection `id` if the guest has heard of it: what the guest asks of a
 /// connection whose PROXY header is still being read (an id it could only
 /// guess) is ignored.
-fn announced(conns: &mut HashMap<u32, Conn>, id: u32) -> Option<&mut Conn> {
+fn announced(conns: &mut FxHashMap<u32, Conn>, id: u32) -> Option<&mut Conn> {
     conns.get_mut(&id).filter(|conn| conn.announced())
 }
 
@@ -770,8 +764,8 @@ fn enqueue_if_readable(conn: &mut Conn, to_read: &mut VecDeque<u32>) {
 /// connections to read (queued) and to drain.
 fn mark_ready(
     events: &mio::Events,
-    conns: &mut HashMap<u32, Conn>,
-    listeners: &mut HashMap<u32, Listening>,
+    conns: &mut FxHashMap<u32, Conn>,
+    listeners: &mut FxHashMap<u32, Listening>,
     to_read: &mut VecDeque<u32>,
     to_drain: &mut Vec<u32>,
 ) {

@@ -14,7 +14,7 @@ use crate::signals::Deferred;
 use crate::socket::{DEFAULT_MAX_SEND_BUFFER, SEND_BUFFER_RANGE, Sent, Socket, mark_dirty};
 use crate::timers::Timers;
 use crate::topics::Topics;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use wsbox_core::{CloseCode, Config, Connection, MessageKind, State};
 
@@ -22,9 +22,11 @@ use wsbox_core::{CloseCode, Config, Connection, MessageKind, State};
 pub struct Runtime<N: Net> {
     net: N,
     next_server: u32,
-    servers: HashMap<u32, Server>,
-    by_listener: HashMap<u32, u32>,
-    sockets: HashMap<u32, Socket>,
+    // Keyed by ids the transport and the runtime hand out, never by what a
+    // peer chose: a plain fast hash, looked up several times per delivery.
+    servers: FxHashMap<u32, Server>,
+    by_listener: FxHashMap<u32, u32>,
+    sockets: FxHashMap<u32, Socket>,
     dirty: Vec<u32>,
     timers: Timers,
     deferred: Vec<Deferred>,
@@ -44,9 +46,9 @@ impl<N: Net> Runtime<N> {
             topics: Topics::new(forwarding),
             forwarding,
             next_server: 1,
-            servers: HashMap::new(),
-            by_listener: HashMap::new(),
-            sockets: HashMap::new(),
+            servers: FxHashMap::default(),
+            by_listener: FxHashMap::default(),
+            sockets: FxHashMap::default(),
             dirty: Vec::new(),
             timers: Timers::new(),
             deferred: Vec::new(),

@@ -61,6 +61,14 @@ impl net::Host for HostState {
         Ok(self.net.forwards_publications())
     }
 
+    async fn health_check_path(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.net.health_check_path())
+    }
+
+    async fn serving(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.net.serving())
+    }
+
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
         let incoming = self.net.exchange(outgoing(out), timeout_ms).await;
         // The guest runs again from here (the watchdog's clock).
@@ -159,6 +167,7 @@ fn opened(o: batch::Opened) -> net::Opened {
         local_address: o.local_address,
         local_port: o.local_port,
         admission,
+        trusted_proxy: o.trusted_proxy,
     }
 }
 

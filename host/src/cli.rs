@@ -266,9 +266,14 @@ pub struct ServeArgs {
     /// header is refused (a client cannot claim an address).
     #[arg(long, requires = "trusted_proxies", help_heading = "Proxies")]
     pub proxy_protocol: bool,
-    /// A proxy whose connections start with a PROXY header: an address or a
-    /// network such as 10.0.0.0/8 (repeat for several).
-    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = crate::net::proxy::parse_trusted, requires = "proxy_protocol", help_heading = "Proxies")]
+    /// A proxy trusted to name its clients: an address or a network such as
+    /// 10.0.0.0/8 (repeat for several). With --proxy-protocol its
+    /// connections start with a PROXY header; without, the last entry of
+    /// its requests' `Forwarded` (or else `X-Forwarded-For`) header is the
+    /// client's address the app and its logs see, and the per-address
+    /// limits do not count the proxy's own address. Nobody else's headers
+    /// are read.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = crate::net::proxy::parse_trusted, help_heading = "Proxies")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A peer that takes none of its output for this long is dropped (a
     /// reader that stopped reading cannot hold memory forever).
@@ -299,6 +304,13 @@ pub struct ServeArgs {
     /// load balancer time to stop sending new clients).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub drain_delay_ms: u64,
+    /// A plain `GET` (or `HEAD`) of this path on the WebSocket listeners is
+    /// a load balancer's health check: `200 serving` while the server takes
+    /// new connections, `503 not serving` before it listens and once it
+    /// drains (see --drain-delay-ms); any other plain request still gets
+    /// 400. An empty path turns it off.
+    #[arg(long, default_value = crate::health::DEFAULT_PATH, value_name = "PATH", value_parser = parse_health_check_path)]
+    pub health_check_path: String,
     /// Serve metrics (OpenMetrics text, `GET /metrics`) and the health check
     /// (`GET /healthz`) on this address; off unless given. Every series is in
     /// docs/operations.md.
@@ -420,6 +432,15 @@ impl Cli {
                 &self.serve
             }
         }
+    }
+}
+
+/// `--health-check-path`: empty (off) or a path starting with `/`.
+fn parse_health_check_path(text: &str) -> Result<String, String> {
+    if text.is_empty() || (text.starts_with('/') && !text.contains(['?', ' '])) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("'{text}' is not a path such as /healthz (or empty, for no health check)"))
     }
 }
 

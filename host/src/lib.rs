@@ -58,6 +58,7 @@
 pub mod apps;
 pub mod bindings;
 pub mod cli;
+pub mod health;
 pub mod metrics;
 pub mod net;
 pub mod runner;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
+use wsbox::health::{HealthCheck, Readiness};
 use wsbox::metrics::Metrics;
-use wsbox::metrics::endpoint::Readiness;
 use wsbox::net::{AdmissionLimits, ProxyProtocol, TransportLimits};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
@@ -187,6 +187,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         // 0 turns the watchdog off (the engine has no epoch checks then).
         max_run: if args.max_guest_run_ms > 0 { Duration::from_millis(args.max_guest_run_ms) } else { Duration::MAX },
     };
+    let readiness = Arc::new(Readiness::default());
     let transport = TransportLimits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         write_timeout: Duration::from_millis(args.write_timeout_ms),
@@ -196,7 +197,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             limit_loopback: args.address_limits_on_loopback,
             ..AdmissionLimits::default()
         },
-        proxy: ProxyProtocol::trusting(args.trusted_proxies.iter().copied()),
+        proxy: ProxyProtocol::trusting(args.trusted_proxies.iter().copied(), args.proxy_protocol),
+        health_check: (!args.health_check_path.is_empty())
+            .then(|| HealthCheck { path: args.health_check_path.clone(), readiness: Arc::clone(&readiness) }),
         ..TransportLimits::default()
     };
     let options = EchoOptions {
@@ -228,7 +231,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // action (which would reset every connection without a close).
     let mut signals = ShutdownSignals::register()?;
     let requested = shutdown.clone();
-    let readiness = Arc::new(Readiness::default());
     let draining = Arc::clone(&readiness);
     let drain_delay = Duration::from_millis(args.drain_delay_ms);
     tokio::spawn(async move {

@@ -143,12 +143,17 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
 /// server closed without one), the echo when there was one, and the open
 /// stream.
 fn upgrade_behind(port: u16, preamble: &[u8]) -> (String, Option<String>, std::net::TcpStream) {
+    upgrade_with(port, preamble, &[])
+}
+
+/// [`upgrade_behind`] with extra request `headers` (`"Name: value"`).
+fn upgrade_with(port: u16, preamble: &[u8], headers: &[&str]) -> (String, Option<String>, std::net::TcpStream) {
     use std::io::{Read, Write};
     use wsbox_testkit::frames;
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut out = preamble.to_vec();
-    out.extend_from_slice(wsbox_testkit::upgrade::request("/", "localhost", &[]).as_bytes());
+    out.extend_from_slice(wsbox_testkit::upgrade::request("/", "localhost", headers).as_bytes());
     let _ = tcp.write_all(&out);
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -269,16 +274,46 @@ fn a_proxy_header_from_an_untrusted_peer_a_missing_one_and_a_malformed_one_are_r
 }
 
 #[test]
-fn trusted_proxies_and_the_proxy_protocol_come_together() {
-    for args in [
-        &["--proxy-protocol"][..],
-        &["--trusted-proxy", "10.0.0.0/8"],
-        &["--proxy-protocol", "--trusted-proxy", "10.0.0.0/33"],
+fn forwarded_headers_name_the_client_only_from_a_trusted_proxy() {
+    let forwarded = ["X-Forwarded-For: 10.1.1.1, 198.51.100.23"];
+    // Loopback is a trusted HTTP proxy here: the last entry is the client,
+    // and the per-address limits (on for loopback here) skip the proxy.
+    let server = Server::start(&[
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--address-limits-on-loopback",
+        "--max-connections-per-address",
+        "1",
+        "--log-level",
+        "debug",
+    ]);
+    let (status, echo, _first) = upgrade_with(server.port, b"", &forwarded);
+    assert!(status.contains(" 101 ") && echo.is_some(), "{status}\n{}", server.stderr());
+    let (status, echo, _second) =
+        upgrade_with(server.port, b"", &["Forwarded: for=192.0.2.60;proto=http, for=\"[2001:db8::7]:4711\""]);
+    assert!(status.contains(" 101 ") && echo.is_some(), "the proxy's address is not capped: {status}");
+    assert!(log_shows(&server, "peer=198.51.100.23:0"), "{}", server.stderr());
+    assert!(log_shows(&server, "peer=2001:db8::7:4711"), "{}", server.stderr());
+
+    // Nobody is trusted here: the header is the client's own claim, ignored.
+    let server = Server::start(&["--log-level", "debug"]);
+    let (status, echo, _) = upgrade_with(server.port, b"", &forwarded);
+    assert!(status.contains(" 101 ") && echo.is_some(), "{status}");
+    assert!(log_shows(&server, "peer=127.0.0.1:"), "{}", server.stderr());
+    assert!(!server.stderr().contains("198.51.100.23"), "{}", server.stderr());
+}
+
+#[test]
+fn proxy_and_health_check_flags_are_checked() {
+    for (args, named) in [
+        (&["--proxy-protocol"][..], "--trusted-proxy"),
+        (&["--proxy-protocol", "--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
+        (&["--health-check-path", "healthz"], "--health-check-path"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_wsbox")).arg("serve").args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("--trusted-proxy") || stderr.contains("--proxy-protocol"), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
 }
 
@@ -293,6 +328,12 @@ fn healthz_turns_503_before_the_shutdown_begins() {
     assert!(status.starts_with("HTTP/1.1 200") && body == "serving\n", "{status} {body:?}");
     let (status, _) = http_get(&addr, "POST", "/healthz");
     assert!(status.starts_with("HTTP/1.1 405"), "{status}");
+    // The same check on the WebSocket listener, where load balancers ask;
+    // any other plain request there is still a 400.
+    let listener = format!("127.0.0.1:{}", server.port);
+    let (status, body) = http_get(&listener, "GET", "/healthz");
+    assert!(status.starts_with("HTTP/1.1 200") && body == "serving\n", "{status} {body:?}");
+    assert!(http_get(&listener, "GET", "/").0.starts_with("HTTP/1.1 400"));
 
     // A client connected before the signal, still echoing while draining.
     let (status, _, mut held) = upgrade_behind(server.port, b"");
@@ -307,6 +348,8 @@ fn healthz_turns_503_before_the_shutdown_begins() {
         draining
     });
     assert!(draining, "/healthz says 503 once a shutdown is asked for\n{}", server.stderr());
+    let (status, body) = http_get(&listener, "GET", "/healthz");
+    assert!(status.starts_with("HTTP/1.1 503") && body == "not serving\n", "{status} {body:?}");
     // Still serving: a new client is upgraded and echoed, the held one too.
     let (status, echo, _) = upgrade_behind(server.port, b"");
     assert!(status.contains(" 101 ") && echo.is_some(), "new clients are served while draining: {status}");

@@ -12,6 +12,7 @@ pub enum Ev {
     UpgradeRequested,
     Upgraded,
     Refused(u16),
+    HealthCheck,
     TextFrame(Vec<u8>, bool),
     BinaryFrame(Vec<u8>, bool),
     Text(String),
@@ -77,6 +78,7 @@ impl Driver {
                     }
                     Event::Upgraded => Ev::Upgraded,
                     Event::HandshakeRefused(e) => Ev::Refused(e.status().0),
+                    Event::HealthCheck => Ev::HealthCheck,
                     Event::TextFrame { frame, is_last } => Ev::TextFrame(frame.to_vec(), is_last),
                     Event::BinaryFrame { frame, is_last } => Ev::BinaryFrame(frame.to_vec(), is_last),
                     Event::TextMessage(t) => Ev::Text(String::from_utf8(t.to_vec()).expect("text events are UTF-8")),

@@ -56,6 +56,40 @@ fn a_plain_http_request_gets_400() {
 }
 
 #[test]
+fn a_health_check_waits_for_its_answer_and_other_plain_requests_still_get_400() {
+    let config = Config { health_check_path: Some("/healthz".into()), ..Config::default() };
+    let answered = |request: &str, serving: bool| {
+        let mut d = Driver::new(config.clone());
+        d.feed(0, request.as_bytes());
+        assert_eq!(d.events, [Ev::HealthCheck], "{request}");
+        d.feed(1, b"more bytes are ignored");
+        d.conn.answer_health_check(serving);
+        d.conn.answer_health_check(serving);
+        let mut out = Vec::new();
+        d.conn.take_transmit(&mut out);
+        assert_eq!((d.conn.transport(), d.conn.state()), (Transport::Close, State::Closed));
+        String::from_utf8(out).unwrap()
+    };
+    let ok = answered("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n") && ok.ends_with("\r\n\r\nserving\n"), "{ok}");
+    let draining = answered("GET /healthz?probe=1 HTTP/1.0\r\n\r\n", false);
+    assert!(draining.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{draining}");
+    assert!(draining.ends_with("not serving\n"), "{draining}");
+    let head = answered("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    assert!(head.contains("Content-Length: 8\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+    for other in [
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthzz HTTP/1.1\r\n\r\n",
+    ] {
+        let o = run(config.clone(), false, other.as_bytes());
+        assert_eq!(o.events, [Ev::Refused(400)], "{other}");
+    }
+    let o = run(Config::default(), false, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(o.events, [Ev::Refused(400)], "no health check unless configured");
+}
+
+#[test]
 fn an_unsupported_version_gets_426_with_the_supported_version() {
     let request = String::from_utf8(UPGRADE.to_vec()).unwrap().replace("Version: 13", "Version: 8");
     let o = run(Config::default(), false, request.as_bytes());

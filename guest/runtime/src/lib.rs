@@ -17,6 +17,7 @@
 //! - `server`, `socket`, `timers`, `topics`: the state the runtime keeps.
 //! - `runtime`: the app's calls, the turn, the upgrade decision, publishing.
 
+mod forwarded;
 pub mod net;
 mod runtime;
 mod server;

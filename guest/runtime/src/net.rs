@@ -29,6 +29,9 @@ pub struct Opened {
     pub local_address: String,
     pub local_port: u16,
     pub admission: Admission,
+    /// The peer is a proxy trusted to name its client in `Forwarded` /
+    /// `X-Forwarded-For` (see [`crate::forwarded`]).
+    pub trusted_proxy: bool,
 }
 
 /// The transport's admission decision for a new connection (see
@@ -188,5 +191,16 @@ pub trait Net {
     /// may have subscribers. Asked once.
     fn forwards_publications(&self) -> bool {
         false
+    }
+
+    /// A path whose plain `GET` is a load balancer's health check (see the
+    /// WIT's `net.health-check-path`); none by default. Asked once.
+    fn health_check_path(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the server takes new connections: a health check's answer.
+    fn serving(&mut self) -> bool {
+        true
     }
 }

@@ -49,8 +49,8 @@ pub struct Server {
 
 impl Server {
     /// A server with Qt's defaults and wsbox's caps, not listening.
-    pub(crate) fn new(name: String, secure: bool) -> Self {
-        let config = Config { server_name: name.clone(), secure, ..Config::default() };
+    pub(crate) fn new(name: String, secure: bool, health_check_path: Option<String>) -> Self {
+        let config = Config { server_name: name.clone(), secure, health_check_path, ..Config::default() };
         Server {
             name,
             secure,

@@ -57,6 +57,8 @@ pub struct Socket {
     pub(crate) send_refused: bool,
     /// What the transport's admission policy decided.
     pub(crate) admission: Admission,
+    /// The peer is a trusted proxy: its request names the client.
+    pub(crate) trusted_proxy: bool,
     /// The transport was told it upgraded, and that its close frame went out.
     pub(crate) told_upgraded: bool,
     pub(crate) told_closing: bool,
@@ -92,6 +94,7 @@ impl Socket {
             peer_port: opened.peer_port,
             local_address: opened.local_address,
             local_port: opened.local_port,
+            trusted_proxy: opened.trusted_proxy,
             tls: None,
             taken: false,
             released: false,

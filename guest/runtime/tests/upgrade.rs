@@ -3,7 +3,7 @@
 
 mod harness;
 
-use harness::Harness;
+use harness::{Harness, Wire};
 use wsbox_runtime::Admission;
 use wsbox_testkit::upgrade::{ACCEPT, request};
 
@@ -135,4 +135,40 @@ fn a_connection_accepted_as_its_listener_closed_is_aborted() {
     h.turn();
     assert_eq!(h.wire.borrow().aborted, [1]);
     assert!(h.wire.borrow().listeners.is_empty(), "the listener is closed");
+}
+
+#[test]
+fn a_health_check_is_answered_by_the_transports_state_without_a_signal() {
+    let wire = Wire { health_check_path: Some("/healthz".into()), ..Wire::default() };
+    let mut h = Harness::with_wire(wire, |_, _| {});
+    h.connect(1, b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n");
+    h.connect(2, b"GET /other HTTP/1.1\r\nHost: lb\r\n\r\n");
+    h.connect(3, &plain());
+    let mut signals = h.turn();
+    h.wire.borrow_mut().draining = true;
+    h.connect(4, b"GET /healthz HTTP/1.1\r\nHost: lb\r\n\r\n");
+    signals.extend(h.turn());
+    signals.extend(h.turn());
+    let errors: Vec<_> = signals.iter().filter(|s| s.starts_with("server-error")).collect();
+    assert_eq!(errors.len(), 1, "only the plain request's 400 is a server error: {signals:?}");
+    assert_eq!(signals.iter().filter(|s| *s == "new-connection 1").count(), 1, "{signals:?}");
+    assert!(h.output(1).0.starts_with("HTTP/1.1 200 OK"), "{}", h.output(1).0);
+    assert!(h.output(2).0.starts_with("HTTP/1.1 400"), "{}", h.output(2).0);
+    assert!(h.output(3).0.starts_with("HTTP/1.1 101"), "{}", h.output(3).0);
+    assert!(h.output(4).0.starts_with("HTTP/1.1 503"), "{}", h.output(4).0);
+    assert!(h.wire.borrow().closed.contains(&1) && h.wire.borrow().closed.contains(&4));
+}
+
+#[test]
+fn only_a_trusted_proxy_names_the_client() {
+    let forwarded = request("/", "server.test", &["X-Forwarded-For: 10.0.0.1, 203.0.113.7"]);
+    let peer = |trusted_proxy: bool| {
+        let mut h = Harness::with_wire(Wire { trusted_proxy, ..Wire::default() }, |_, _| {});
+        h.connect(1, forwarded.as_bytes());
+        assert_eq!(h.turn(), ["new-connection 1"]);
+        let s = h.rt.socket(1).expect("socket");
+        (s.peer_address.clone(), s.peer_port)
+    };
+    assert_eq!(peer(true), ("203.0.113.7".to_string(), 0));
+    assert_eq!(peer(false), ("192.0.2.7".to_string(), 50_001), "anyone else's header is ignored");
 }

@@ -6,39 +6,18 @@
 //! seconds is dropped.
 
 use super::Metrics;
+use crate::health::Readiness;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The path scrapers ask for.
 pub const PATH: &str = "/metrics";
 /// The path health checks ask for: `200` while the server takes new
 /// connections, `503` before it listens and once it drains.
-pub const HEALTH_PATH: &str = "/healthz";
+pub const HEALTH_PATH: &str = crate::health::DEFAULT_PATH;
 
-/// Whether the server takes new connections: what `/healthz` answers.
-/// Ready once it listens, and never again once it drains.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    listening: AtomicBool,
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    pub fn listening(&self) {
-        self.listening.store(true, Ordering::Release);
-    }
-
-    pub fn draining(&self) {
-        self.draining.store(true, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.listening.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
-    }
-}
 /// The OpenMetrics text format's content type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Largest request head read.

@@ -100,6 +100,17 @@ impl AdmissionControl {
     /// Decides for a connection just accepted from `peer`; every decided
     /// connection is counted until [`AdmissionControl::closed`].
     pub fn decide(&mut self, peer: IpAddr, now: Instant) -> Admission {
+        self.decide_with(peer, true, now)
+    }
+
+    /// [`AdmissionControl::decide`] for a trusted proxy that names its
+    /// clients in their requests: its address carries many clients, so the
+    /// per-address limits do not apply to it (the memory marks do).
+    pub fn decide_for_proxy(&mut self, peer: IpAddr, now: Instant) -> Admission {
+        self.decide_with(peer, false, now)
+    }
+
+    fn decide_with(&mut self, peer: IpAddr, address_limits: bool, now: Instant) -> Admission {
         // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
         let peer = peer.to_canonical();
         self.decisions = self.decisions.wrapping_add(1);
@@ -107,7 +118,7 @@ impl AdmissionControl {
             // A bucket refills completely within a second.
             self.addresses.retain(|_, a| a.open > 0 || now.saturating_duration_since(a.refilled).as_secs() < 1);
         }
-        let per_address = self.limits.limit_loopback || !peer.is_loopback();
+        let per_address = address_limits && (self.limits.limit_loopback || !peer.is_loopback());
         let rate = f64::from(self.limits.handshakes_per_address_per_second);
         let address = self.addresses.entry(peer).or_insert(Address { open: 0, tokens: rate, refilled: now });
         address.open += 1;

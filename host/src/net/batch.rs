@@ -47,6 +47,8 @@ pub struct Opened {
     pub local_address: String,
     pub local_port: u16,
     pub admission: Admission,
+    /// The peer is a proxy trusted to name its client in the request.
+    pub trusted_proxy: bool,
 }
 
 /// An accept that failed (the listener keeps listening).

@@ -253,7 +253,9 @@ impl Conn {
                 admission.decide(peer.ip(), now)
             }
         };
-        turn.opened.push(opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted));
+        // The client a PROXY header names is a client: its requests' own
+        // `Forwarded` headers are not read.
+        turn.opened.push(opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted, false));
         let rest = &awaiting.bytes[len..];
         if rest.is_empty() {
             return HeaderOutcome::Opened;

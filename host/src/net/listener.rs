@@ -123,12 +123,15 @@ impl Listening {
         // A trusted proxy's connection is admitted by the client its header
         // names; any other peer is its own client, admitted now (so that one
         // address cannot hold idle connections past its limits).
+        let forwards = proxy.forwards(peer.ip());
         let admitted = (!trusted).then(|| {
             conn.counted = true;
-            admission.decide(peer.ip(), now)
+            if forwards { admission.decide_for_proxy(peer.ip(), now) } else { admission.decide(peer.ip(), now) }
         });
         match admitted {
-            Some(admitted) if !proxy.is_on() => turn.opened.push(opened_record(id, self.id, peer, local, admitted)),
+            Some(admitted) if !proxy.is_on() => {
+                turn.opened.push(opened_record(id, self.id, peer, local, admitted, forwards));
+            }
             admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, admitted, now)),
         }
         Some(conn)
@@ -142,6 +145,7 @@ pub fn opened_record(
     peer: SocketAddr,
     local: Option<SocketAddr>,
     admission: net::Admission,
+    trusted_proxy: bool,
 ) -> net::Opened {
     net::Opened {
         conn,
@@ -151,5 +155,6 @@ pub fn opened_record(
         local_address: local.map(|a| a.ip().to_string()).unwrap_or_default(),
         local_port: local.map_or(0, |a| a.port()),
         admission,
+        trusted_proxy,
     }
 }

@@ -31,6 +31,7 @@ use listener::Listening;
 /// instance recycled or replaced after a failure), so the port stays open
 /// and its backlog is kept: no client is refused in between.
 pub struct Listeners(Vec<Listening>);
+use crate::health::HealthCheck;
 use crate::topics::{BusPort, TopicBus};
 use poller::Poller;
 pub use proxy::ProxyProtocol;
@@ -63,9 +64,11 @@ pub struct TransportLimits {
     pub reuse_port: bool,
     /// Which new connections are served (memory marks, per-address caps).
     pub admission: AdmissionLimits,
-    /// The peers that are proxies starting each connection with a PROXY
-    /// header. Default: none (the protocol is off).
+    /// The proxies the operator trusts to name their clients (in a PROXY
+    /// header, or in `Forwarded` / `X-Forwarded-For`). Default: none.
     pub proxy: ProxyProtocol,
+    /// The health check the guest answers on the listeners. Default: none.
+    pub health_check: Option<HealthCheck>,
 }
 
 impl Default for TransportLimits {
@@ -76,6 +79,7 @@ impl Default for TransportLimits {
             reuse_port: false,
             admission: AdmissionLimits::default(),
             proxy: ProxyProtocol::default(),
+            health_check: None,
         }
     }
 }
@@ -197,6 +201,17 @@ impl NetHost {
     }
 
     /// Whether the guest should forward publications (see [`NetHost::join_topics`]).
+    /// The path of the health check the guest answers (see the WIT's
+    /// `net.health-check-path`).
+    pub fn health_check_path(&self) -> Option<String> {
+        self.limits.health_check.as_ref().map(|h| h.path.clone())
+    }
+
+    /// Whether the server takes new connections: a health check's answer.
+    pub fn serving(&self) -> bool {
+        self.limits.health_check.as_ref().is_none_or(|h| h.readiness.is_ready())
+    }
+
     pub fn forwards_publications(&self) -> bool {
         self.topics.is_some()
     }

@@ -26,20 +26,30 @@ const V1_PREFIX: &[u8] = b"PROXY ";
 const V1_MAX: usize = 107;
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 
-/// The peers that are proxies sending the header; none: the protocol is off.
+/// The proxies the operator trusts to name their clients: in a PROXY
+/// header at the start of each connection (`header`), or else in the
+/// request's `Forwarded` / `X-Forwarded-For` (read by the guest).
 #[derive(Clone, Debug, Default)]
 pub struct ProxyProtocol {
     trusted: Arc<[IpNet]>,
+    header: bool,
 }
 
 impl ProxyProtocol {
-    /// The protocol on for peers in `trusted` (off when it is empty).
-    pub fn trusting(trusted: impl IntoIterator<Item = IpNet>) -> Self {
-        Self { trusted: trusted.into_iter().collect() }
+    /// Peers in `trusted` name their clients, in a PROXY header if `header`.
+    pub fn trusting(trusted: impl IntoIterator<Item = IpNet>, header: bool) -> Self {
+        Self { trusted: trusted.into_iter().collect(), header }
     }
 
+    /// Whether connections are looked at for a PROXY header.
     pub fn is_on(&self) -> bool {
-        !self.trusted.is_empty()
+        self.header && !self.trusted.is_empty()
+    }
+
+    /// Whether `peer` names its client in its requests' `Forwarded` /
+    /// `X-Forwarded-For` headers: a trusted proxy, when PROXY headers are off.
+    pub fn forwards(&self, peer: IpAddr) -> bool {
+        !self.header && self.trusts(peer)
     }
 
     /// Whether `peer` is one of the trusted proxies (an IPv4 peer on an
@@ -226,7 +236,7 @@ mod tests {
     #[test]
     fn trust_is_by_network_or_address_and_sees_through_mapped_ipv4() {
         let nets = ["10.0.0.0/8", "192.0.2.5", "fd00::/8"].map(|t| parse_trusted(t).unwrap());
-        let proxies = ProxyProtocol::trusting(nets);
+        let proxies = ProxyProtocol::trusting(nets, true);
         assert!(proxies.is_on());
         for trusted in ["10.1.2.3", "192.0.2.5", "fd12::1", "::ffff:10.9.9.9"] {
             assert!(proxies.trusts(trusted.parse().unwrap()), "{trusted}");

@@ -110,6 +110,14 @@ impl Net for FedNet {
     fn forwards_publications(&self) -> bool {
         self.forwarding
     }
+
+    fn health_check_path(&self) -> Option<String> {
+        net::health_check_path()
+    }
+
+    fn serving(&mut self) -> bool {
+        net::serving()
+    }
 }
 
 fn to_wit(p: Publication) -> net::Publication {
@@ -139,6 +147,7 @@ fn fill_transport(batch: &mut InBatch, t: net::TransportEvents) {
             peer_port: o.peer_port,
             local_address: o.local_address,
             local_port: o.local_port,
+            trusted_proxy: o.trusted_proxy,
             admission: match o.admission {
                 net::Admission::Admit => Admission::Admit,
                 net::Admission::AdmitUncompressed => Admission::AdmitUncompressed,

@@ -201,8 +201,9 @@ impl WasiNet {
                 peer_port,
                 local_address,
                 local_port,
-                // A stock host has no admission policy.
+                // A stock host has no admission policy, and no proxies it trusts.
                 admission: Admission::Admit,
+                trusted_proxy: false,
             });
         }
     }

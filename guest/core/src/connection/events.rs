@@ -13,6 +13,7 @@ pub(super) enum Record {
     UpgradeRequested,
     Upgraded,
     HandshakeRefused(HandshakeError),
+    HealthCheck,
     Frame { kind: MessageKind, range: Range<usize>, is_last: bool },
     Message { kind: MessageKind, bytes: Delivered },
     Pong { elapsed_ms: u64, range: Range<usize> },
@@ -30,6 +31,7 @@ impl Record {
             Record::UpgradeRequested => Event::UpgradeRequested,
             Record::Upgraded => Event::Upgraded,
             Record::HandshakeRefused(e) => Event::HandshakeRefused(*e),
+            Record::HealthCheck => Event::HealthCheck,
             Record::Frame { kind, range, is_last } => {
                 let (frame, is_last) = (&arena[range.clone()], *is_last);
                 match kind {

@@ -52,6 +52,22 @@ impl Connection {
         }
     }
 
+    /// Answers the health check announced by [`Event::HealthCheck`]: `200`
+    /// while the server is `serving`, `503` otherwise; then the transport
+    /// closes. Does nothing otherwise.
+    pub fn answer_health_check(&mut self, serving: bool) {
+        let Some(head_only) = self.health_check.take() else { return };
+        let (status, phrase, body) =
+            if serving { (200, "OK", "serving") } else { (503, "Service Unavailable", "not serving") };
+        let start = self.out.len();
+        self.refuse(status, phrase, body, None);
+        if head_only {
+            // A HEAD is answered with the GET's head, Content-Length included.
+            let body_len = body.len() + 1;
+            self.out.truncate(self.out.len().max(start + body_len) - body_len);
+        }
+    }
+
     /// Makes [`Connection::accept_upgrade`] decline every extension offer
     /// (the server is short of memory for compression).
     pub fn decline_extensions(&mut self) {

@@ -23,7 +23,7 @@ use crate::deflate::{
 use crate::error::ProtocolError;
 use crate::frame::{Chunk, Decoder, FrameHeader, OpCode, encode_header, unmask_into};
 use crate::handshake::{
-    HandshakeError, Request, accept_key, choose_subprotocol, parse_request, write_error_response,
+    HandshakeError, Request, accept_key, choose_subprotocol, health_check, parse_request, write_error_response,
     write_upgrade_response,
 };
 use crate::limits::Limits;
@@ -56,6 +56,9 @@ pub struct Config {
     /// permessage-deflate (RFC 7692) when a client offers it; `None` declines
     /// every offer. On by default.
     pub deflate: Option<DeflateConfig>,
+    /// A path whose plain `GET` or `HEAD` (no upgrade) is a health check,
+    /// announced by [`Event::HealthCheck`] instead of refused with 400.
+    pub health_check_path: Option<String>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             frame_events: false,
             secure: false,
             deflate: Some(DeflateConfig::default()),
+            health_check_path: None,
         }
     }
 }
@@ -185,6 +189,10 @@ pub enum Event<'a> {
     /// The upgrade request was malformed and answered with an HTTP error
     /// (Qt's `serverError`).
     HandshakeRefused(HandshakeError),
+    /// A health check of [`Config::health_check_path`] arrived; answer it
+    /// with [`Connection::answer_health_check`]. Not a WebSocket: no other
+    /// event follows.
+    HealthCheck,
     /// A text data frame (UTF-8, up to the last complete code point), if frame
     /// events are on.
     TextFrame {
@@ -268,6 +276,8 @@ pub struct Connection {
     compressed: bool,
     /// [`Connection::decline_extensions`] was called.
     extensions_declined: bool,
+    /// A health check awaits its answer: `Some(true)` for a `HEAD`.
+    health_check: Option<bool>,
     /// When the decompressor, held since the last compressed message, is
     /// freed if no other came ([`INFLATER_QUIET_MS`]).
     inflater_quiet_at: Option<u64>,
@@ -307,6 +317,7 @@ impl Connection {
             deflate: None,
             compressed: false,
             extensions_declined: false,
+            health_check: None,
             inflater_quiet_at: None,
             scratch: Vec::new(),
         }

@@ -8,6 +8,10 @@ impl Connection {
     pub fn handle_input(&mut self, now: u64, mut input: &[u8]) {
         if let Phase::Handshaking { head, .. } = &mut self.phase {
             let max_head = self.config.limits.max_request_head;
+            if self.health_check.is_some() {
+                // A health check's answer closes the connection: nothing more is read.
+                return;
+            }
             if self.request.is_some() {
                 // Awaiting the upgrade decision: keep early frames, within reason.
                 if head.len() + input.len() > max_head {
@@ -24,9 +28,15 @@ impl Connection {
                     self.records.push(Record::UpgradeRequested);
                 }
                 Err(error) => {
-                    let (status, phrase) = error.status();
-                    self.refuse(status, phrase, error.message(), error.extra_header());
-                    self.records.push(Record::HandshakeRefused(error));
+                    let path = self.config.health_check_path.as_deref();
+                    if let Some(head_only) = path.and_then(|p| health_check(head, p)) {
+                        self.health_check = Some(head_only);
+                        self.records.push(Record::HealthCheck);
+                    } else {
+                        let (status, phrase) = error.status();
+                        self.refuse(status, phrase, error.message(), error.extra_header());
+                        self.records.push(Record::HandshakeRefused(error));
+                    }
                 }
             }
             return;

@@ -8,5 +8,5 @@ mod response;
 
 pub use accept_key::accept_key;
 pub use negotiate::choose_subprotocol;
-pub use request::{HandshakeError, Request, parse_request};
+pub use request::{HandshakeError, Request, health_check, parse_request};
 pub use response::{write_error_response, write_upgrade_response};

@@ -102,6 +102,25 @@ impl HandshakeError {
     }
 }
 
+/// Whether the complete request head in `buf` is a plain `GET` or `HEAD` of
+/// `path` (any query, HTTP/1.0 or 1.1): a load balancer's health check.
+/// `Some(true)` for a `HEAD`.
+pub fn health_check(buf: &[u8], path: &str) -> Option<bool> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let target = req.path?;
+    let asked = target.split_once('?').map_or(target, |(p, _)| p);
+    let head_only = match req.method? {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return None,
+    };
+    (asked == path).then_some(head_only)
+}
+
 /// Parses an upgrade request from the start of `buf`.
 ///
 /// `Ok(None)`: the head is not complete yet (and `buf` is within

@@ -13,6 +13,7 @@ impl<N: Net> Runtime<N> {
             let server_id = s.server;
             let mut server = self.servers.get_mut(&server_id);
             let mut requested = false;
+            let mut health_check = false;
             let quiet = s.released;
             let (peer_address, peer_port) = (s.peer_address.as_str(), s.peer_port);
             let mut last_error = None;
@@ -20,6 +21,7 @@ impl<N: Net> Runtime<N> {
                 let socket = id;
                 match e {
                     Event::UpgradeRequested => requested = true,
+                    Event::HealthCheck => health_check = true,
                     Event::Upgraded => {
                         if let Some(srv) = server.as_deref_mut() {
                             srv.pending.push_back(id);
@@ -58,6 +60,13 @@ impl<N: Net> Runtime<N> {
             });
             if last_error.is_some() {
                 s.error = last_error;
+            }
+            if health_check {
+                let serving = self.net.serving();
+                if let Some(s) = self.sockets.get_mut(&id) {
+                    s.conn.answer_health_check(serving);
+                }
+                return;
             }
             if !requested {
                 return;

@@ -36,12 +36,16 @@ pub struct Runtime<N: Net> {
     topics: Topics,
     /// Publications go to the transport too (other instances may have subscribers).
     forwarding: bool,
+    /// The transport's health check path, given to every server's connections.
+    health_check_path: Option<String>,
 }
 
 impl<N: Net> Runtime<N> {
     pub fn new(net: N) -> Self {
         let forwarding = net.forwards_publications();
+        let health_check_path = net.health_check_path();
         Self {
+            health_check_path,
             net,
             topics: Topics::new(forwarding),
             forwarding,
@@ -66,7 +70,7 @@ impl<N: Net> Runtime<N> {
     pub fn new_server(&mut self, name: String, secure: bool) -> u32 {
         let id = self.next_server;
         self.next_server += 1;
-        let server = Server::new(name, secure);
+        let server = Server::new(name, secure, self.health_check_path.clone());
         self.servers.insert(id, server);
         id
     }

@@ -14,6 +14,13 @@ impl<N: Net> Runtime<N> {
     /// otherwise the app is asked (origin authentication on) or it upgrades.
     pub(super) fn decide_upgrade(&mut self, id: u32, now: u64, sink: &mut impl Sink) {
         let Some(s) = self.sockets.get_mut(&id) else { return };
+        if s.trusted_proxy
+            && let Some((address, port)) = s.conn.request().and_then(crate::forwarded::client)
+        {
+            // Everything from here on (the app, its logs) sees the client.
+            s.peer_address = address.to_string();
+            s.peer_port = port.unwrap_or(0);
+        }
         let Some(server) = self.servers.get_mut(&s.server) else {
             s.conn.refuse_upgrade(503, "Service Unavailable", "The server is closed.");
             return;

@@ -46,6 +46,11 @@ pub struct Wire {
     pub shared: Vec<(Vec<u8>, Vec<u32>)>,
     /// Publication counts, summed over exchanges.
     pub counts: TopicCounts,
+    /// Peers are trusted proxies (their requests name the client).
+    pub trusted_proxy: bool,
+    /// The transport's health check path, and whether it drains.
+    pub health_check_path: Option<String>,
+    pub draining: bool,
 }
 
 /// The runtime's side of the wire.
@@ -119,6 +124,14 @@ impl Net for ScriptedNet {
     fn forwards_publications(&self) -> bool {
         self.0.borrow().forwarding
     }
+
+    fn health_check_path(&self) -> Option<String> {
+        self.0.borrow().health_check_path.clone()
+    }
+
+    fn serving(&mut self) -> bool {
+        !self.0.borrow().draining
+    }
 }
 
 /// Signals as text, for assertions that read like Qt's.
@@ -191,6 +204,7 @@ impl Harness {
     /// with `bytes` already arrived.
     pub fn connect_with(&mut self, conn: u32, admission: Admission, bytes: &[u8]) {
         let mut w = self.wire.borrow_mut();
+        let trusted_proxy = w.trusted_proxy;
         w.incoming.opened.push(Opened {
             conn,
             listener: self.listener,
@@ -199,6 +213,7 @@ impl Harness {
             local_address: "127.0.0.1".to_string(),
             local_port: 1234,
             admission,
+            trusted_proxy,
         });
         drop(w);
         self.arrive(conn, bytes);

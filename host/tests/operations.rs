@@ -101,6 +101,8 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
         let (status, _) = http_get(&format!("127.0.0.1:{}", server.port), "GET", "/");
         assert!(status.starts_with("HTTP/1.1 400"), "{status}");
     }
+    let (status, _) = http_get(&format!("127.0.0.1:{}", server.port), "GET", "/healthz");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
 
     // The closes and refusals are counted as the server sees them: poll.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -112,7 +114,11 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
             .filter(|l| l.starts_with("wsbox_handshakes_refused_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
-        if sample(&body, r#"wsbox_closes_total{code="1000"}"#) >= clients as f64 && refused >= 3.0 {
+        let health_checks = sample(&body, r#"wsbox_http_responses_total{status="200"}"#);
+        if sample(&body, r#"wsbox_closes_total{code="1000"}"#) >= clients as f64
+            && refused >= 3.0
+            && health_checks >= 1.0
+        {
             break body;
         }
         assert!(std::time::Instant::now() < deadline, "closes and refusals not counted in time:\n{body}");
@@ -125,6 +131,10 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
     assert_eq!(sample(&text, r#"wsbox_message_bytes_total{direction="out",kind="text"}"#), texts * 20.0);
     assert_eq!(sample(&text, r#"wsbox_messages_total{direction="in",kind="binary"}"#), clients as f64);
     assert_eq!(sample(&text, r#"wsbox_message_bytes_total{direction="out",kind="binary"}"#), clients as f64 * 1000.0);
+    // Every answer to an HTTP request, by status.
+    assert_eq!(sample(&text, r#"wsbox_http_responses_total{status="101"}"#), clients as f64, "{text}");
+    assert_eq!(sample(&text, r#"wsbox_http_responses_total{status="400"}"#), 3.0, "{text}");
+    assert_eq!(sample(&text, r#"wsbox_http_responses_total{status="200"}"#), 1.0, "{text}");
     // tungstenite offers no compression.
     assert_eq!(sample(&text, r#"wsbox_websockets_opened_total{compression="none"}"#), clients as f64);
     assert_eq!(sample(&text, r#"wsbox_closes_total{code="1000"}"#), clients as f64);

@@ -240,6 +240,7 @@ async fn serve(
             m.send_buffer_refused(batch.buffer_full.len());
             m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
             m.topics(store.data_mut().net.take_topic_counts());
+            m.http_responses(&store.data_mut().net.take_http_responses());
         }
         // Refused echoes are older than anything still held for their socket:
         // they go back in front, in order, and the socket waits for its next

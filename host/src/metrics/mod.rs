@@ -40,6 +40,11 @@ struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CompressionLabels {
     compression: &'static str,
 }
@@ -101,6 +106,7 @@ pub struct Metrics {
     websockets_open: Family<TransportLabels, Gauge>,
     websockets_opened: Family<CompressionLabels, Counter>,
     handshakes_refused: Family<CodeLabels, Counter>,
+    http_responses: Family<StatusLabels, Counter>,
     tls_failures: Counter,
     messages: Family<MessageLabels, Counter>,
     message_bytes: Family<MessageLabels, Counter>,
@@ -131,6 +137,7 @@ impl Metrics {
             websockets_open: Family::default(),
             websockets_opened: Family::default(),
             handshakes_refused: Family::default(),
+            http_responses: Family::default(),
             tls_failures: Counter::default(),
             messages: Family::default(),
             message_bytes: Family::default(),
@@ -162,6 +169,11 @@ impl Metrics {
             "handshakes_refused",
             "Upgrade requests answered with an HTTP error, by the close code the app is told (Qt's serverError)",
             m.handshakes_refused.clone(),
+        );
+        r.register(
+            "http_responses",
+            "Answers to the HTTP requests on the listeners, by status (101: upgraded; 200, 503: health checks; others: refused)",
+            m.http_responses.clone(),
         );
         r.register("tls_handshake_failures", "TLS handshakes that failed", m.tls_failures.clone());
         r.register(
@@ -256,6 +268,13 @@ impl Metrics {
     }
 
     /// Publications an instance counted since its last report.
+    /// Answers to HTTP requests since the last call, by status.
+    pub fn http_responses(&self, counts: &[(u16, u64)]) {
+        for &(status, n) in counts {
+            self.http_responses.get_or_create(&StatusLabels { status }).inc_by(n);
+        }
+    }
+
     pub fn topics(&self, counts: crate::net::batch::TopicCounts) {
         self.publications.inc_by(u64::from(counts.publications));
         self.deliveries.inc_by(counts.delivered);

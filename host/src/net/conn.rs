@@ -132,6 +132,8 @@ pub struct Conn {
     /// sends one.
     pub websocket: bool,
     pub close_sent: bool,
+    /// Its first output (the answer to its HTTP request) was counted.
+    pub answered: bool,
     stream: mio::net::TcpStream,
     /// The TLS session of a connection on a secure listener.
     tls: Option<TlsState>,
@@ -167,6 +169,7 @@ impl Conn {
             id,
             peer,
             websocket: false,
+            answered: false,
             close_sent: false,
             stream,
             tls,

@@ -155,6 +155,9 @@ pub struct NetHost {
     topic_counts: batch::TopicCounts,
     /// Connections whose write failed while writing shared output.
     failed: Vec<u32>,
+    /// The statuses of the guest's answers to HTTP requests, counted at
+    /// each connection's first write (see [`NetHost::take_http_responses`]).
+    http_responses: Vec<(u16, u64)>,
 }
 
 impl NetHost {
@@ -189,6 +192,7 @@ impl NetHost {
             topics: None,
             topic_counts: batch::TopicCounts::default(),
             failed: Vec::new(),
+            http_responses: Vec::new(),
         }
     }
 
@@ -219,6 +223,12 @@ impl NetHost {
     /// What the guest counted of its publications since the last call.
     pub fn take_topic_counts(&mut self) -> batch::TopicCounts {
         std::mem::take(&mut self.topic_counts)
+    }
+
+    /// The answers the guest gave to HTTP requests since the last call:
+    /// (status, count).
+    pub fn take_http_responses(&mut self) -> Vec<(u16, u64)> {
+        std::mem::take(&mut self.http_responses)
     }
 
     /// Takes the listening sockets out, for the next instance.
@@ -439,6 +449,10 @@ impl NetHost {
         self.write_shared(&out.shared);
         for batch::Write { conn: id, data } in out.writes {
             if let Some(conn) = announced(&mut self.conns, id) {
+                if !conn.answered {
+                    conn.answered = true;
+                    count_response(&mut self.http_responses, &data);
+                }
                 match conn.write(Cow::Owned(data), &mut self.turn) {
                     Ok(()) => {
                         self.timers |= conn.has_timer();
@@ -756,6 +770,17 @@ impl NetHost {
         if let Some(conn) = announced(&mut self.conns, conn) {
             conn.report_written = enabled;
         }
+    }
+}
+
+/// Counts the HTTP status `first_output` starts with, if it is an answer
+/// (`HTTP/1.1 101 ...`); a few distinct statuses: a short list.
+fn count_response(counts: &mut Vec<(u16, u64)>, first_output: &[u8]) {
+    let Some(digits) = first_output.strip_prefix(b"HTTP/1.1 ").and_then(|rest| rest.get(..3)) else { return };
+    let Some(status) = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<u16>().ok()) else { return };
+    match counts.iter_mut().find(|(s, _)| *s == status) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((status, 1)),
     }
 }
 

@@ -51,15 +51,22 @@ impl Server {
         self.process.log()
     }
 
-    /// Where the metrics endpoint listens (`--metrics-listen`), from the log.
+    /// Where the metrics endpoint listens (`--metrics-listen`), from the log
+    /// (waiting up to 5 s: the log is read on a thread of its own, and the
+    /// line may come after the listening line was seen).
     pub fn metrics_addr(&self) -> String {
-        let log = self.stderr();
-        let url = log
-            .lines()
-            .find(|l| l.contains("metrics endpoint"))
-            .and_then(|l| l.split("url=http://").nth(1)?.split_whitespace().next().map(str::to_string))
-            .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"));
-        url.trim_end_matches("/metrics").to_string()
+        let find = |log: &str| {
+            log.lines()
+                .find(|l| l.contains("metrics endpoint"))
+                .and_then(|l| l.split("url=http://").nth(1)?.split_whitespace().next().map(str::to_string))
+        };
+        for _ in 0..250 {
+            if let Some(url) = find(&self.stderr()) {
+                return url.trim_end_matches("/metrics").to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no metrics endpoint in the log:\n{}", self.stderr());
     }
 
     /// The server's resident memory in bytes (from /proc).

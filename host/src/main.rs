@@ -274,7 +274,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(url) => {
             let bus = TopicBus::new();
             let options = NatsOptions { url: url.clone(), subject_prefix: args.nats_subject_prefix.clone() };
-            wsbox::topics::nats::start(&bus, options)?;
+            wsbox::topics::nats::start(&bus, options, metrics.as_ref().map(|m| m.broker()))?;
             Some(bus)
         }
         None => None,

@@ -94,7 +94,12 @@ impl Drop for Nats {
 }
 
 fn wsbox(nats: &Nats) -> Server {
-    Server::start(&["--topic-path", "/topics/", "--nats", &nats.url()])
+    Server::start(&["--topic-path", "/topics/", "--nats", &nats.url(), "--metrics-listen", "127.0.0.1:0"])
+}
+
+/// The value of the metric `series` on `server`'s endpoint.
+fn metric(server: &Server, series: &str) -> f64 {
+    support::sample(&support::http_get(&server.metrics_addr(), "GET", "/metrics").1, series)
 }
 
 /// Waits for the `n`th time the server's log has `line`.
@@ -123,6 +128,7 @@ async fn topics_cross_processes_through_nats_once_per_process_and_survive_its_lo
     let (one, two) = (wsbox(&nats), wsbox(&nats));
     await_log(&one, "NATS: connected", 1);
     await_log(&two, "NATS: connected", 1);
+    assert_eq!(metric(&one, "wsbox_nats_connected"), 1.0);
 
     let mut publisher = join(&one, "room").await;
     let mut local = join(&one, "room").await;
@@ -168,12 +174,15 @@ async fn topics_cross_processes_through_nats_once_per_process_and_survive_its_lo
     assert_eq!(next(&mut local).await, Message::text("while lost"));
     // The gap is reported: what could not reach the broker is counted.
     await_log(&one, "NATS: 1 publications did not reach the broker", 1);
+    assert_eq!(metric(&one, "wsbox_nats_connected"), 0.0);
+    assert_eq!(metric(&one, "wsbox_nats_publications_dropped_total"), 1.0);
 
     // It comes back on the same port: each process reconnects and
     // resubscribes, and delivery across resumes.
     let nats = Nats::start(Some((port, monitor)));
     await_log(&one, "NATS: connected", 2);
     await_log(&two, "NATS: connected", 2);
+    assert_eq!(metric(&one, "wsbox_nats_connected"), 1.0);
     nats.await_subscribers("wsbox.topics.room", 2);
     publisher.send(Message::text("back")).await.unwrap();
     for ws in far.iter_mut().chain([&mut local]) {

@@ -10,6 +10,7 @@
 
 pub mod endpoint;
 
+use crate::topics::nats::BrokerMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -107,6 +108,7 @@ pub struct Metrics {
     websockets_opened: Family<CompressionLabels, Counter>,
     handshakes_refused: Family<CodeLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
+    broker: BrokerMetrics,
     tls_failures: Counter,
     messages: Family<MessageLabels, Counter>,
     message_bytes: Family<MessageLabels, Counter>,
@@ -138,6 +140,7 @@ impl Metrics {
             websockets_opened: Family::default(),
             handshakes_refused: Family::default(),
             http_responses: Family::default(),
+            broker: BrokerMetrics::default(),
             tls_failures: Counter::default(),
             messages: Family::default(),
             message_bytes: Family::default(),
@@ -176,6 +179,16 @@ impl Metrics {
             m.http_responses.clone(),
         );
         r.register("tls_handshake_failures", "TLS handshakes that failed", m.tls_failures.clone());
+        r.register(
+            "nats_connected",
+            "1 while the NATS connection (--nats) is up, 0 while it is lost",
+            m.broker.connected.clone(),
+        );
+        r.register(
+            "nats_publications_dropped",
+            "Publications that did not reach the NATS broker (connection lost, or too far behind)",
+            m.broker.dropped.clone(),
+        );
         r.register(
             "messages",
             "WebSocket messages, by direction (in, out) and kind (text, binary)",
@@ -268,6 +281,11 @@ impl Metrics {
     }
 
     /// Publications an instance counted since its last report.
+    /// The series the NATS bridge keeps up to date.
+    pub fn broker(&self) -> BrokerMetrics {
+        self.broker.clone()
+    }
+
     /// Answers to HTTP requests since the last call, by status.
     pub fn http_responses(&self, counts: &[(u16, u64)]) {
         for &(status, n) in counts {

@@ -21,6 +21,8 @@ use async_nats::{ConnectOptions, Event, HeaderMap, ServerAddr};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -39,6 +41,14 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
 
 /// Publications dropped (broker lost or too far behind) since the last log line.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// What the bridge shows the metrics (see `crate::metrics`): whether the
+/// broker connection is up, and the publications that did not reach it.
+#[derive(Clone, Debug, Default)]
+pub struct BrokerMetrics {
+    pub connected: Gauge,
+    pub dropped: Counter,
+}
 
 /// Where to connect and the subjects' prefix.
 #[derive(Clone, Debug)]
@@ -63,8 +73,9 @@ impl NatsOptions {
 }
 
 /// Starts the bridge for `bus` on a thread of its own; connecting (and
-/// reconnecting) goes on in the background.
-pub fn start(bus: &TopicBus, options: NatsOptions) -> Result<()> {
+/// reconnecting) goes on in the background. `metrics`, when on, follow the
+/// connection's state and count what did not reach the broker.
+pub fn start(bus: &TopicBus, options: NatsOptions, metrics: Option<BrokerMetrics>) -> Result<()> {
     options.validate()?;
     let (commands, queued) = bus.attach_broker();
     let bus = bus.clone();
@@ -73,7 +84,7 @@ pub fn start(bus: &TopicBus, options: NatsOptions) -> Result<()> {
             Ok(runtime) => runtime,
             Err(e) => return tracing::error!("NATS: cannot start the bridge's runtime: {e}"),
         };
-        runtime.block_on(run(bus, options, commands, queued));
+        runtime.block_on(run(bus, options, commands, queued, metrics));
     })?;
     Ok(())
 }
@@ -83,9 +94,11 @@ async fn run(
     options: NatsOptions,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<BrokerCommand>,
     queued: Arc<AtomicUsize>,
+    metrics: Option<BrokerMetrics>,
 ) {
     tracing::info!(url = %options.url, subject_prefix = %options.subject_prefix, "NATS: connecting");
     let events = bus.clone();
+    let watched = metrics.clone();
     let connecting = ConnectOptions::new()
         .name("wsbox")
         .no_echo()
@@ -93,8 +106,8 @@ async fn run(
         .max_reconnects(None)
         .reconnect_delay_callback(reconnect_delay)
         .event_callback(move |event| {
-            let bus = events.clone();
-            async move { on_event(&bus, event) }
+            let (bus, metrics) = (events.clone(), watched.clone());
+            async move { on_event(&bus, metrics.as_ref(), event) }
         })
         .connect(options.url.as_str())
         .await;
@@ -147,11 +160,14 @@ async fn run(
                 }
             }
         }
-        log_dropped();
+        log_dropped(metrics.as_ref());
     }
 }
 
-fn on_event(bus: &TopicBus, event: Event) {
+fn on_event(bus: &TopicBus, metrics: Option<&BrokerMetrics>, event: Event) {
+    if let (Some(m), Event::Connected | Event::Disconnected) = (metrics, &event) {
+        m.connected.set(i64::from(matches!(event, Event::Connected)));
+    }
     match event {
         Event::Connected => {
             tracing::info!("NATS: connected");
@@ -181,8 +197,11 @@ pub(crate) fn count_dropped(n: u64) {
     DROPPED.fetch_add(n, Ordering::Relaxed);
 }
 
-fn log_dropped() {
+fn log_dropped(metrics: Option<&BrokerMetrics>) {
     let n = DROPPED.swap(0, Ordering::Relaxed);
+    if let Some(m) = metrics {
+        m.dropped.inc_by(n);
+    }
     if n > 0 {
         tracing::warn!(
             dropped = n,

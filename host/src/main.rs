@@ -9,7 +9,7 @@ use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::health::{HealthCheck, Readiness};
 use wsbox::metrics::Metrics;
-use wsbox::net::{AdmissionLimits, ProxyProtocol, TransportLimits};
+use wsbox::net::{AdmissionLimits, TransportLimits, TrustedProxies};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::serve::{ServeConfig, Shutdown};
@@ -197,7 +197,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             limit_loopback: args.address_limits_on_loopback,
             ..AdmissionLimits::default()
         },
-        proxy: ProxyProtocol::trusting(args.trusted_proxies.iter().copied(), args.proxy_protocol),
+        proxy: TrustedProxies::trusting(args.trusted_proxies.iter().copied(), args.proxy_protocol),
         health_check: (!args.health_check_path.is_empty())
             .then(|| HealthCheck { path: args.health_check_path.clone(), readiness: Arc::clone(&readiness) }),
         ..TransportLimits::default()

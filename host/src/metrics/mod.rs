@@ -280,7 +280,6 @@ impl Metrics {
         self.send_buffer_refusals.inc_by(n as u64);
     }
 
-    /// Publications an instance counted since its last report.
     /// The series the NATS bridge keeps up to date.
     pub fn broker(&self) -> BrokerMetrics {
         self.broker.clone()
@@ -293,6 +292,7 @@ impl Metrics {
         }
     }
 
+    /// Publications an instance counted since its last report.
     pub fn topics(&self, counts: crate::net::batch::TopicCounts) {
         self.publications.inc_by(u64::from(counts.publications));
         self.deliveries.inc_by(counts.delivered);

@@ -3,7 +3,7 @@
 use super::admission::AdmissionControl;
 use super::batch as net;
 use super::conn::{AwaitingHeader, Conn};
-use super::proxy::ProxyProtocol;
+use super::proxy::TrustedProxies;
 use super::turn::Turn;
 use crate::tls::TlsState;
 use std::io::ErrorKind;
@@ -84,7 +84,7 @@ impl Listening {
         turn: &mut Turn,
         now: Instant,
         admission: &mut AdmissionControl,
-        proxy: &ProxyProtocol,
+        proxy: &TrustedProxies,
     ) -> Option<Conn> {
         self.resting_until = None;
         let (stream, peer, session) = loop {
@@ -119,17 +119,17 @@ impl Listening {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok();
         let mut conn = Conn::new(id, stream, session, peer.ip());
-        let trusted = proxy.is_on() && proxy.trusts(peer.ip());
+        let header_expected = proxy.reads_header() && proxy.trusts(peer.ip());
         // A trusted proxy's connection is admitted by the client its header
         // names; any other peer is its own client, admitted now (so that one
         // address cannot hold idle connections past its limits).
         let forwards = proxy.forwards(peer.ip());
-        let admitted = (!trusted).then(|| {
+        let admitted = (!header_expected).then(|| {
             conn.counted = true;
             if forwards { admission.decide_for_proxy(peer.ip(), now) } else { admission.decide(peer.ip(), now) }
         });
         match admitted {
-            Some(admitted) if !proxy.is_on() => {
+            Some(admitted) if !proxy.reads_header() => {
                 turn.opened.push(opened_record(id, self.id, peer, local, admitted, forwards));
             }
             admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, admitted, now)),

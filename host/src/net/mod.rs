@@ -34,7 +34,7 @@ pub struct Listeners(Vec<Listening>);
 use crate::health::HealthCheck;
 use crate::topics::{BusPort, TopicBus};
 use poller::Poller;
-pub use proxy::ProxyProtocol;
+pub use proxy::TrustedProxies;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -66,7 +66,7 @@ pub struct TransportLimits {
     pub admission: AdmissionLimits,
     /// The proxies the operator trusts to name their clients (in a PROXY
     /// header, or in `Forwarded` / `X-Forwarded-For`). Default: none.
-    pub proxy: ProxyProtocol,
+    pub proxy: TrustedProxies,
     /// The health check the guest answers on the listeners. Default: none.
     pub health_check: Option<HealthCheck>,
 }
@@ -78,7 +78,7 @@ impl Default for TransportLimits {
             write_timeout: Duration::from_millis(wsbox_transport::WRITE_TIMEOUT_MS),
             reuse_port: false,
             admission: AdmissionLimits::default(),
-            proxy: ProxyProtocol::default(),
+            proxy: TrustedProxies::default(),
             health_check: None,
         }
     }
@@ -153,8 +153,6 @@ pub struct NetHost {
     topics: Option<BusPort>,
     /// Publications the guest counted since [`NetHost::take_topic_counts`].
     topic_counts: batch::TopicCounts,
-    /// Connections whose write failed while writing shared output.
-    failed: Vec<u32>,
     /// The statuses of the guest's answers to HTTP requests, counted at
     /// each connection's first write (see [`NetHost::take_http_responses`]).
     http_responses: Vec<(u16, u64)>,
@@ -191,7 +189,6 @@ impl NetHost {
             inherited: Vec::new(),
             topics: None,
             topic_counts: batch::TopicCounts::default(),
-            failed: Vec::new(),
             http_responses: Vec::new(),
         }
     }
@@ -204,7 +201,6 @@ impl NetHost {
         self.topics = Some(bus.join(Box::new(move || interrupter.interrupt())));
     }
 
-    /// Whether the guest should forward publications (see [`NetHost::join_topics`]).
     /// The path of the health check the guest answers (see the WIT's
     /// `net.health-check-path`).
     pub fn health_check_path(&self) -> Option<String> {
@@ -216,6 +212,7 @@ impl NetHost {
         self.limits.health_check.as_ref().is_none_or(|h| h.readiness.is_ready())
     }
 
+    /// Whether the guest should forward publications (see [`NetHost::join_topics`]).
     pub fn forwards_publications(&self) -> bool {
         self.topics.is_some()
     }
@@ -479,16 +476,11 @@ impl NetHost {
         }
     }
 
-    /// Writes the exchange's publications. One publication goes out as it
-    /// is, the same bytes to each connection. Several go out joined per
-    /// connection, in order: a subscriber gets one send (one segment on
-    /// the wire, one wake-up for its reader) per exchange, not one per
-    /// publication, which is most of what a burst of publications costs.
+    /// Writes the exchange's publications, grouped by connection: several
+    /// publications of one exchange to one subscriber leave in one send (one
+    /// segment and one wake-up for its reader, not one each, which is most
+    /// of what a burst costs), in order (the sort is stable), never copied.
     fn write_shared(&mut self, shared: &[batch::SharedWrite]) {
-        // What each connection gets, grouped by connection: several
-        // publications of one exchange to one subscriber leave in one send
-        // (one segment and one wake-up for the reader, not one each), their
-        // order kept (the sort is stable), the bytes never copied.
         let mut sends: Vec<(u32, usize)> =
             shared.iter().enumerate().flat_map(|(at, w)| w.conns.iter().map(move |&id| (id, at))).collect();
         if shared.len() > 1 {
@@ -502,11 +494,8 @@ impl NetHost {
             parts.extend(group.iter().map(|&(_, at)| &shared[at].data[..]));
             match conn.write_parts(&parts, &mut self.turn) {
                 Ok(()) => self.timers |= conn.has_timer(),
-                Err(conn::Failed) => self.failed.push(id),
+                Err(conn::Failed) => self.fail(id),
             }
-        }
-        for id in std::mem::take(&mut self.failed) {
-            self.fail(id);
         }
     }
 

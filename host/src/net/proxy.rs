@@ -30,19 +30,19 @@ const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 /// header at the start of each connection (`header`), or else in the
 /// request's `Forwarded` / `X-Forwarded-For` (read by the guest).
 #[derive(Clone, Debug, Default)]
-pub struct ProxyProtocol {
+pub struct TrustedProxies {
     trusted: Arc<[IpNet]>,
     header: bool,
 }
 
-impl ProxyProtocol {
+impl TrustedProxies {
     /// Peers in `trusted` name their clients, in a PROXY header if `header`.
     pub fn trusting(trusted: impl IntoIterator<Item = IpNet>, header: bool) -> Self {
         Self { trusted: trusted.into_iter().collect(), header }
     }
 
     /// Whether connections are looked at for a PROXY header.
-    pub fn is_on(&self) -> bool {
+    pub fn reads_header(&self) -> bool {
         self.header && !self.trusted.is_empty()
     }
 
@@ -236,15 +236,15 @@ mod tests {
     #[test]
     fn trust_is_by_network_or_address_and_sees_through_mapped_ipv4() {
         let nets = ["10.0.0.0/8", "192.0.2.5", "fd00::/8"].map(|t| parse_trusted(t).unwrap());
-        let proxies = ProxyProtocol::trusting(nets, true);
-        assert!(proxies.is_on());
+        let proxies = TrustedProxies::trusting(nets, true);
+        assert!(proxies.reads_header());
         for trusted in ["10.1.2.3", "192.0.2.5", "fd12::1", "::ffff:10.9.9.9"] {
             assert!(proxies.trusts(trusted.parse().unwrap()), "{trusted}");
         }
         for other in ["192.0.2.6", "127.0.0.1", "2001:db8::1"] {
             assert!(!proxies.trusts(other.parse().unwrap()), "{other}");
         }
-        assert!(!ProxyProtocol::default().is_on());
+        assert!(!TrustedProxies::default().reads_header());
         assert!(parse_trusted("10.0.0.0/33").unwrap_err().contains("neither"));
     }
 }

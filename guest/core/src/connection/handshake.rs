@@ -59,12 +59,11 @@ impl Connection {
         let Some(head_only) = self.health_check.take() else { return };
         let (status, phrase, body) =
             if serving { (200, "OK", "serving") } else { (503, "Service Unavailable", "not serving") };
-        let start = self.out.len();
         self.refuse(status, phrase, body, None);
         if head_only {
-            // A HEAD is answered with the GET's head, Content-Length included.
-            let body_len = body.len() + 1;
-            self.out.truncate(self.out.len().max(start + body_len) - body_len);
+            // A HEAD gets the GET's head, Content-Length included: the
+            // response ends with the body and its newline.
+            self.out.truncate(self.out.len() - (body.len() + 1));
         }
     }
 

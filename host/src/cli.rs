@@ -1,11 +1,13 @@
 //! The command line.
 
+use crate::apps::echo::{DEFAULT_RELOAD_DRAIN, EchoOptions};
 use crate::bindings::api::CompressionOptions;
 use crate::net::AdmissionLimits;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use wsbox_defaults as defaults;
 
 /// Qt's QWebSocketServer as a sandboxed WebAssembly component.
@@ -122,7 +124,7 @@ pub enum LogFormat {
 }
 
 /// Options of `wsbox serve`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct ServeArgs {
     /// Read options from a TOML file: its keys are these flags' long names
     /// (`listen = "0.0.0.0:80"`, `no-deflate = true`); flags on the command
@@ -304,6 +306,12 @@ pub struct ServeArgs {
     /// load balancer time to stop sending new clients).
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub drain_delay_ms: u64,
+    /// At a reload (SIGHUP) that changes the app (--component or its
+    /// settings): how long the previous instance serves the connections it
+    /// holds, while a new instance takes new ones, before it closes the
+    /// rest with 1001 Going Away.
+    #[arg(long, default_value_t = DEFAULT_RELOAD_DRAIN.as_millis() as u64, value_name = "MS")]
+    pub reload_drain_timeout_ms: u64,
     /// A plain `GET` (or `HEAD`) of this path on the WebSocket listeners is
     /// a load balancer's health check: `200 serving` while the server takes
     /// new connections, `503 not serving` before it listens and once it
@@ -327,6 +335,66 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The echo app's options these flags ask for (a `wss://` listener
+    /// when `tls`); metrics and the worker label are the pool's to set.
+    pub fn echo_options(&self, tls: bool) -> EchoOptions {
+        EchoOptions {
+            name: self.server_name.clone(),
+            listen: self.listen,
+            tls_listen: tls.then_some(self.tls_listen),
+            compression: self.compression(),
+            handshake_timeout_ms: self.handshake_timeout_ms,
+            shutdown_grace: Duration::from_millis(self.shutdown_timeout_ms),
+            reload_drain: Duration::from_millis(self.reload_drain_timeout_ms),
+            max_pending_connections: self.max_pending_connections,
+            subprotocols: self.subprotocols.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            outgoing_frame_size: self.outgoing_frame_size,
+            keepalive_interval_ms: self.keepalive_interval_ms,
+            keepalive_timeout_ms: self.keepalive_timeout_ms,
+            max_send_buffer: self.max_send_buffer,
+            max_handshaking_connections: self.max_handshaking_connections,
+            topic_path: self.topic_path.clone(),
+            recycle_when_idle: true,
+            metrics: None,
+            worker: 0,
+        }
+    }
+
+    /// These flags with `other`'s values for the ones a reload applies: the
+    /// component and the app's settings ([`ServeArgs::echo_options`] but
+    /// where it listens). So `new.with_app_flags_of(old) != new` says the
+    /// app changed, and `!= old` that something a reload cannot apply did.
+    pub fn with_app_flags_of(&self, other: &ServeArgs) -> ServeArgs {
+        ServeArgs {
+            component: other.component.clone(),
+            server_name: other.server_name.clone(),
+            handshake_timeout_ms: other.handshake_timeout_ms,
+            shutdown_timeout_ms: other.shutdown_timeout_ms,
+            reload_drain_timeout_ms: other.reload_drain_timeout_ms,
+            max_pending_connections: other.max_pending_connections,
+            subprotocols: other.subprotocols.clone(),
+            allowed_origins: other.allowed_origins.clone(),
+            max_frame_size: other.max_frame_size,
+            max_message_size: other.max_message_size,
+            outgoing_frame_size: other.outgoing_frame_size,
+            no_deflate: other.no_deflate,
+            deflate_server_window_bits: other.deflate_server_window_bits,
+            deflate_client_window_bits: other.deflate_client_window_bits,
+            deflate_server_no_context_takeover: other.deflate_server_no_context_takeover,
+            deflate_client_no_context_takeover: other.deflate_client_no_context_takeover,
+            deflate_min_size: other.deflate_min_size,
+            keepalive_interval_ms: other.keepalive_interval_ms,
+            keepalive_timeout_ms: other.keepalive_timeout_ms,
+            max_send_buffer: other.max_send_buffer,
+            max_handshaking_connections: other.max_handshaking_connections,
+            topic_path: other.topic_path.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The permessage-deflate settings these flags ask for.
     pub fn compression(&self) -> CompressionOptions {
         CompressionOptions {
@@ -494,6 +562,20 @@ mod tests {
         assert!(config_error(parse(&[], Some("listen = \n"))).contains("not valid TOML"));
         // A value the flag itself refuses is clap's error, as on the command line.
         assert!(matches!(parse(&[], Some("deflate-server-window-bits = 20\n")), Err(ParseError::Clap(_))));
+    }
+
+    /// What a reload applies is told apart from what waits for a restart.
+    #[test]
+    fn a_reload_tells_the_app_flags_from_the_others() {
+        let args = |extra: &[&str]| parse(extra, None).unwrap().serve_args().clone();
+        let old = args(&["--server-name", "old"]);
+        let app_only = args(&["--server-name", "new", "--subprotocol", "chat", "--no-deflate"]);
+        assert_ne!(app_only.with_app_flags_of(&old), app_only, "the app changed");
+        assert_eq!(app_only.with_app_flags_of(&old), old, "nothing else did");
+        let moved = args(&["--server-name", "old", "--listen", "127.0.0.1:4000"]);
+        assert_eq!(moved.with_app_flags_of(&old), moved, "the app did not change");
+        assert_ne!(moved.with_app_flags_of(&old), old, "the address did");
+        assert_eq!(app_only.echo_options(false).name, "new");
     }
 
     #[test]

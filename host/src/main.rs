@@ -5,14 +5,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use wsbox::apps::echo::EchoOptions;
 use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::health::{HealthCheck, Readiness};
 use wsbox::metrics::Metrics;
 use wsbox::net::{AdmissionLimits, TransportLimits, TrustedProxies};
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
-use wsbox::serve::{ServeConfig, Shutdown};
+use wsbox::serve::{App, Reload, ServeConfig, Shutdown};
 use wsbox::tls::{ServerTls, TlsFiles};
 use wsbox::topics::TopicBus;
 use wsbox::topics::nats::NatsOptions;
@@ -179,7 +178,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         })?),
         _ => None,
     };
-    reload_on_hangup(tls.clone())?;
+    // Installed before anything listens (SIGHUP's default action would end
+    // the process); served once the app exists.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let tls_listen = tls.as_ref().map(|_| args.tls_listen);
     let policy = ListenPolicy::new(std::iter::once(args.listen).chain(tls_listen));
     let limits = SandboxLimits {
@@ -202,29 +204,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .then(|| HealthCheck { path: args.health_check_path.clone(), readiness: Arc::clone(&readiness) }),
         ..TransportLimits::default()
     };
-    let options = EchoOptions {
-        name: args.server_name.clone(),
-        listen: args.listen,
-        tls_listen,
-        compression: args.compression(),
-        handshake_timeout_ms: args.handshake_timeout_ms,
-        shutdown_grace: Duration::from_millis(args.shutdown_timeout_ms),
-        max_pending_connections: args.max_pending_connections,
-        subprotocols: args.subprotocols.clone(),
-        allowed_origins: args.allowed_origins.clone(),
-        max_frame_size: args.max_frame_size,
-        max_message_size: args.max_message_size,
-        outgoing_frame_size: args.outgoing_frame_size,
-        keepalive_interval_ms: args.keepalive_interval_ms,
-        keepalive_timeout_ms: args.keepalive_timeout_ms,
-        max_send_buffer: args.max_send_buffer,
-        max_handshaking_connections: args.max_handshaking_connections,
-        topic_path: args.topic_path.clone(),
-        recycle_when_idle: true,
-        // Set per worker by serve::serve.
-        metrics: None,
-        worker: 0,
-    };
+    let options = args.echo_options(tls.is_some());
     let shutdown = Shutdown::default();
     // Registered here, before anything listens: a signal that comes as soon
     // as the listening line is out must find the handler, not the default
@@ -279,10 +259,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    let app = App { component: Arc::new(component), component_name: component_name(&args), options };
+    let reload = Reload::default();
+    let reloader = Reloader {
+        tls: tls.clone(),
+        engine: config,
+        args: args.clone(),
+        component_digest: args.component.as_deref().map(file_digest).transpose()?,
+        app: app.clone(),
+        reload: reload.clone(),
+    };
+    tokio::spawn(reloader.serve(hangups));
     let config = ServeConfig {
-        component: Arc::new(component),
-        component_name: args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string()),
-        options,
+        app,
+        reload,
         policy,
         tls: tls.as_ref().map(ServerTls::config),
         limits,
@@ -318,18 +308,43 @@ fn announce(url: &str) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 }
 
-/// SIGHUP re-reads the TLS certificate and key: new handshakes get the new
-/// ones, established connections go on. A file that does not load is
-/// logged and the current identity stays. Registered before anything
-/// listens, like the shutdown signals (SIGHUP's default action would end
-/// the process).
-fn reload_on_hangup(tls: Option<ServerTls>) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            match &tls {
-                None => tracing::info!("SIGHUP: nothing to reload (no TLS listener)"),
+/// How the logs name the component: "embedded", or its path.
+fn component_name(args: &ServeArgs) -> String {
+    args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string())
+}
+
+/// A digest of a component file, to tell whether a reload changes it.
+fn file_digest(path: &std::path::Path) -> Result<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = std::hash::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Ok(hasher.finish())
+}
+
+/// What SIGHUP reloads: the TLS certificate and key (new handshakes get the
+/// new ones, established connections go on), and the app: the command line
+/// and `--config` file are read again, and when the component file or the
+/// app's settings changed, every worker hands its listeners to an instance
+/// of the new app while the previous one serves its connections to their
+/// end ([`Reload`]). Whatever does not load is logged and the current one
+/// stays.
+struct Reloader {
+    tls: Option<ServerTls>,
+    /// The engine settings components are compiled with.
+    engine: wasmtime::Config,
+    /// The flags, and the component file's digest, the running app came from.
+    args: ServeArgs,
+    component_digest: Option<u64>,
+    app: App,
+    reload: Reload,
+}
+
+impl Reloader {
+    async fn serve(mut self, mut hangups: tokio::signal::unix::Signal) {
+        while hangups.recv().await.is_some() {
+            match &self.tls {
+                None => {}
                 Some(tls) => match tls.reload() {
                     Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
                     Err(e) => {
@@ -337,9 +352,59 @@ fn reload_on_hangup(tls: Option<ServerTls>) -> Result<()> {
                     }
                 },
             }
+            if let Err(e) = self.reload_app().await {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: app reload failed; the current app stays");
+            }
         }
-    });
-    Ok(())
+    }
+
+    async fn reload_app(&mut self) -> Result<()> {
+        let args = match wsbox::cli::parse_from(std::env::args_os().collect()) {
+            Ok(cli) => cli.serve_args().clone(),
+            Err(wsbox::cli::ParseError::Config(message)) => anyhow::bail!("{message}"),
+            Err(wsbox::cli::ParseError::Clap(e)) => {
+                anyhow::bail!("{}", e.to_string().lines().next().unwrap_or("the command line does not parse"))
+            }
+        };
+        let digest = args.component.as_deref().map(file_digest).transpose()?;
+        let same_app = args.with_app_flags_of(&self.args);
+        if same_app != self.args {
+            tracing::warn!("SIGHUP: flags other than the app's changed; they take effect at the next start");
+        }
+        if same_app == args && digest == self.component_digest {
+            tracing::info!("SIGHUP: the app and its settings are unchanged");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            self.app.component.binding() == Binding::HostFed,
+            "swapping the app needs the host-fed binding (a WASI component holds its own listeners)"
+        );
+        let component = if args.component == self.args.component && digest == self.component_digest {
+            Arc::clone(&self.app.component)
+        } else {
+            // Compiling takes a while (seconds, without the compile cache).
+            let (path, engine) = (args.component.clone(), self.engine.clone());
+            let loaded = tokio::task::spawn_blocking(move || match path {
+                Some(path) => WsboxComponent::from_file_with_config(&path, &engine),
+                None => WsboxComponent::embedded_with_config(&engine),
+            })
+            .await??;
+            anyhow::ensure!(
+                loaded.binding() == Binding::HostFed,
+                "the new component listens through wasi:sockets; a reload needs a host-fed one"
+            );
+            Arc::new(loaded)
+        };
+        let tls = self.app.options.tls_listen.is_some();
+        let app = App { component, component_name: component_name(&args), options: args.echo_options(tls) };
+        tracing::info!(
+            component = app.component_name,
+            "SIGHUP: serving the new app; open connections stay with the previous one"
+        );
+        self.reload.request(app.clone());
+        (self.args, self.component_digest, self.app) = (args, digest, app);
+        Ok(())
+    }
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, each registered once at start.

@@ -1,5 +1,6 @@
 //! What an operator runs wsbox with: systemd's readiness protocol, shell
-//! completions and man pages generated from the command line's definition.
+//! completions and man pages generated from the command line's definition,
+//! metrics, proxies, health checks, and reloading the app while serving.
 
 mod support;
 
@@ -373,4 +374,190 @@ fn healthz_turns_503_before_the_shutdown_begins() {
     let log = server.stderr();
     let (draining_at, shutdown_at) = (log.find("draining:"), log.find("shutdown requested"));
     assert!(matches!((draining_at, shutdown_at), (Some(d), Some(s)) if d < s), "{log}");
+}
+
+/// The `Server:` header of a handshake with `url`, and the socket.
+async fn connect_named(url: &str) -> Result<(String, support::Ws), String> {
+    let (ws, response) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+    let name = response.headers().get("server").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    Ok((name, ws))
+}
+
+/// Sends `text` and waits (5 s) for its echo.
+async fn echo_text(ws: &mut support::Ws, text: &str) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).await.map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        Ok(Some(Ok(Message::Text(echo)))) if echo.as_str() == text => Ok(()),
+        other => Err(format!("echo of {text:?}: {other:?}")),
+    }
+}
+
+/// A config file naming the component and the server name (the `Server:`
+/// header, which tells which app's settings a handshake met).
+fn write_app_config(path: &std::path::Path, component: &std::path::Path, server_name: &str) {
+    let text = format!("component = {:?}\nserver-name = {server_name:?}\n", component.display().to_string());
+    std::fs::write(path, text).unwrap();
+}
+
+/// SIGHUP with a new component and new settings in the config file, under
+/// load: connections opened before keep echoing on the previous instance
+/// until they end, handshakes go on without a failure, and new connections
+/// meet the new app (its `Server:` header, and its component: the new one
+/// is built with the test-only faults, the old one echoes the fault message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = scratch_dir("swap");
+    support::write_components(&dir);
+    let (old_component, new_component) = (dir.join("wsbox-server.wasm"), support::faulty_component());
+    let config = dir.join("wsbox.toml");
+    write_app_config(&config, &old_component, "old-app");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let url = server.url.clone();
+
+    // Established before the swap, each echoing all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let echoed = Arc::new(AtomicUsize::new(0));
+    let mut established = Vec::new();
+    for c in 0..20 {
+        let (name, mut ws) = connect_named(&url).await.expect("connect");
+        assert_eq!(name, "old-app");
+        let (stop, failures, echoed) = (stop.clone(), failures.clone(), echoed.clone());
+        established.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = echo_text(&mut ws, &format!("established {c} message {i}")).await {
+                    failures.lock().unwrap().push(format!("established {c}: {e}"));
+                    return None;
+                }
+                echoed.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Some(ws)
+        }));
+    }
+    // Handshakes all along: each counts which app answered.
+    let (old_seen, new_seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let fresh = {
+        let (stop, failures, url) = (stop.clone(), failures.clone(), url.clone());
+        let (old_seen, new_seen) = (old_seen.clone(), new_seen.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = async {
+                    let (name, mut ws) = connect_named(&url).await?;
+                    echo_text(&mut ws, "fresh").await?;
+                    ws.close(None).await.map_err(|e| e.to_string())?;
+                    Ok::<_, String>(name)
+                };
+                match outcome.await {
+                    Ok(name) if name == "old-app" => old_seen.fetch_add(1, Ordering::Relaxed),
+                    Ok(name) if name == "new-app" => new_seen.fetch_add(1, Ordering::Relaxed),
+                    Ok(name) => panic!("unexpected Server header {name:?}"),
+                    Err(e) => {
+                        failures.lock().unwrap().push(format!("fresh: {e}"));
+                        0
+                    }
+                };
+            }
+        })
+    };
+    let wait_for = |count: &Arc<AtomicUsize>, at_least: usize, what: &str| {
+        let (count, what) = (count.clone(), what.to_string());
+        async move {
+            for _ in 0..1200 {
+                if count.load(Ordering::Relaxed) >= at_least {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("{what}: fewer than {at_least} in 60 s");
+        }
+    };
+    wait_for(&old_seen, 5, "handshakes with the old app").await;
+    wait_for(&echoed, 100, "echoes on established connections").await;
+
+    write_app_config(&config, new_component, "new-app");
+    server.signal("HUP");
+    wait_for(&new_seen, 5, "handshakes with the new app (the new component compiles first)").await;
+    let echoed_at_swap = echoed.load(Ordering::Relaxed);
+    wait_for(&echoed, echoed_at_swap + 100, "echoes on established connections after the swap").await;
+    stop.store(true, Ordering::Relaxed);
+    fresh.await.unwrap();
+    let mut kept = Vec::new();
+    for task in established {
+        kept.extend(task.await.unwrap());
+    }
+    assert!(failures.lock().unwrap().is_empty(), "{:?}\n{}", failures.lock().unwrap(), server.stderr());
+    assert_eq!(kept.len(), 20, "every established connection is still open");
+
+    // The previous component serves the connections it kept: it has no
+    // faults, so the fault message is only echoed.
+    echo_text(&mut kept[0], "__wsbox_fault:trap").await.expect("the old component echoes the fault message");
+    // The new component has them: the message stops its instance, whose
+    // connection gets 1012, while the old instance's connections go on.
+    let (name, mut probe) = connect_named(&url).await.expect("connect to the new app");
+    assert_eq!(name, "new-app");
+    echo_text(&mut probe, "before the fault").await.unwrap();
+    {
+        use futures_util::SinkExt;
+        probe.send(tokio_tungstenite::tungstenite::Message::text("__wsbox_fault:trap")).await.unwrap();
+    }
+    assert_eq!(support::close_code(&mut probe).await, Some(1012), "the new component trapped");
+    for (i, ws) in kept.iter_mut().enumerate() {
+        echo_text(ws, &format!("after the fault {i}")).await.expect("the old instance is not the one that failed");
+    }
+    let (name, mut after) = connect_named(&url).await.expect("the new app restarted");
+    assert_eq!(name, "new-app");
+    echo_text(&mut after, "restarted").await.unwrap();
+
+    // Once its connections end, the previous instance is gone.
+    for mut ws in kept {
+        ws.close(None).await.unwrap();
+    }
+    assert!(log_shows(&server, "the previous instance's connections all ended"), "{}", server.stderr());
+    let log = server.stderr();
+    assert!(log.contains("SIGHUP: serving the new app"), "{log}");
+}
+
+/// A reload's drain time is bounded: what the previous instance still holds
+/// then gets 1001. A config that does not parse is refused and logged, and
+/// the app stays; a SIGHUP that changes nothing swaps nothing. Every worker
+/// hands over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_drains_for_a_bounded_time_and_a_bad_config_changes_nothing() {
+    let dir = scratch_dir("drain");
+    support::write_components(&dir);
+    let component = dir.join("wsbox-server.wasm");
+    let config = dir.join("wsbox.toml");
+    write_app_config(&config, &component, "first");
+    // Two workers: each hands over.
+    let args = ["--config", config.to_str().unwrap(), "--reload-drain-timeout-ms", "500", "--workers", "2"];
+    let server = Server::start(&args);
+
+    server.signal("HUP");
+    assert!(log_shows(&server, "the app and its settings are unchanged"), "{}", server.stderr());
+    std::fs::write(&config, "server-name = [\n").unwrap();
+    server.signal("HUP");
+    assert!(log_shows(&server, "app reload failed"), "{}", server.stderr());
+    let (name, mut kept) = connect_named(&server.url).await.unwrap();
+    assert_eq!(name, "first", "the app stays");
+
+    write_app_config(&config, &component, "second");
+    server.signal("HUP");
+    let started = std::time::Instant::now();
+    assert_eq!(support::close_code(&mut kept).await, Some(1001), "the drain time is over");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for i in 0..8 {
+        let (name, mut ws) =
+            connect_named(&server.url).await.unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", server.stderr()));
+        assert_eq!(name, "second", "connection {i}: every worker serves the new app");
+        echo_text(&mut ws, "served by the new app").await.unwrap();
+    }
+    let log = server.stderr();
+    assert_eq!(log.matches("handed the listeners over").count(), 2, "{log}");
 }

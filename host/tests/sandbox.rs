@@ -5,23 +5,14 @@
 //! Service Restart close frame, start a fresh instance that serves again,
 //! and never give up (frequent failures only slow the restarts down).
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
+use support::{close_code, faulty_component};
 use tokio_tungstenite::tungstenite::Message;
 use wsbox_testkit::process::Process;
-
-/// The component with faults built in (once per test binary).
-fn faulty_component() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faulty-guest");
-        wsbox_testkit::guest::build(root, &target_dir, Some("faults")).unwrap_or_else(|e| panic!("{e}"))
-    })
-}
 
 /// wsbox serving the faulty component, with a tight watchdog and memory cap.
 struct Supervised(Process);
@@ -55,26 +46,6 @@ async fn echo_then_fault(url: &str, fault: &str) {
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
     ws.send(Message::text(fault)).await.unwrap();
     assert_eq!(close_code(&mut ws).await, Some(1012), "the faulty instance's connection");
-}
-
-/// The code of the close frame the server sends next (`None`: the
-/// connection ended without one).
-async fn close_code(ws: &mut support_ws::Ws) -> Option<u16> {
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) => return None,
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    ended.expect("the connection outlived the faulty instance")
-}
-
-mod support_ws {
-    pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 }
 
 async fn echo(url: &str) {

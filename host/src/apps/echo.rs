@@ -12,6 +12,7 @@
 //! turn's batch whatever their number (and, with several workers, on
 //! every worker).
 
+use super::HandOver;
 use super::log_budget::{LINES_PER_WINDOW, LogBudget};
 use crate::bindings::api::{self, BatchEvent, Event, MessageBatch, MessageKind, OutgoingMessage, OutgoingPublication};
 use crate::metrics::{Kind, Metrics, TurnCounts};
@@ -34,6 +35,22 @@ const SHUTDOWN_TURN_MS: u32 = 50;
 /// hundreds of MiB (which the guest would have to hold whole).
 const RESEND_PER_TURN: usize = 1024 * 1024;
 
+/// How long an instance that handed its listeners over (a reload) serves
+/// its connections before it closes the rest with 1001 Going Away.
+pub const DEFAULT_RELOAD_DRAIN: Duration = Duration::from_secs(300);
+
+/// What asks a running echo app to end.
+#[derive(Clone, Copy)]
+pub struct Signals<'a> {
+    /// Shut down: stop listening, close every connection with 1001, return
+    /// once they closed or the grace period is over.
+    pub stop: &'a AtomicBool,
+    /// Hand over (a reload): once requested, give the listeners away and
+    /// serve the open connections to their end, for at most
+    /// [`EchoOptions::reload_drain`] (then 1001 and the grace period).
+    pub hand_over: Option<&'a HandOver>,
+}
+
 /// How the echo server is set up.
 #[derive(Clone)]
 pub struct EchoOptions {
@@ -49,6 +66,8 @@ pub struct EchoOptions {
     pub handshake_timeout_ms: i32,
     /// On shutdown, how long open connections get to answer our 1001.
     pub shutdown_grace: Duration,
+    /// After a hand-over, how long the connections kept may go on.
+    pub reload_drain: Duration,
     /// Qt's `maxPendingConnections`.
     pub max_pending_connections: u32,
     /// Qt's `supportedSubprotocols`.
@@ -87,6 +106,9 @@ pub struct EchoOptions {
 pub enum Ending {
     /// Shut down (the `stop` flag): every connection closed or the grace over.
     Stopped,
+    /// Handed over ([`Signals::hand_over`]), then every connection it kept
+    /// ended (or the drain time was over and they were closed with 1001).
+    Drained,
     /// Idle and grown: the caller should start a fresh instance (handing it
     /// the listeners: [`crate::net::NetHost::take_listeners`]).
     Recycle,
@@ -125,6 +147,7 @@ impl EchoOptions {
             },
             handshake_timeout_ms: defaults::HANDSHAKE_TIMEOUT_MS as i32,
             shutdown_grace: Duration::from_secs(5),
+            reload_drain: DEFAULT_RELOAD_DRAIN,
             max_pending_connections: defaults::MAX_PENDING_CONNECTIONS as u32,
             subprotocols: Vec::new(),
             allowed_origins: Vec::new(),
@@ -154,22 +177,24 @@ struct Open {
 }
 
 /// Listens as `options` say, calls `on_listening` with the server URL, then
-/// echoes every message. When `stop` is set (and the instance interrupted),
-/// it stops listening, closes every connection with 1001 Going Away, waits
-/// up to the grace period for their close frames, and returns.
+/// echoes every message. When `signals.stop` is set (and the instance
+/// interrupted), it stops listening, closes every connection with 1001 Going
+/// Away, waits up to the grace period for their close frames, and returns.
+/// When a hand-over is requested, it gives its listeners away and returns
+/// once the connections it holds have ended.
 pub async fn run(
     instance: &mut Instance,
     options: &EchoOptions,
-    stop: &AtomicBool,
+    signals: Signals<'_>,
     on_listening: impl FnMut(&str),
 ) -> Result<Ending> {
-    crate::runner::drive(instance.binding, serve(instance, options, stop, on_listening)).await
+    crate::runner::drive(instance.binding, serve(instance, options, signals, on_listening)).await
 }
 
 async fn serve(
     instance: &mut Instance,
     options: &EchoOptions,
-    stop: &AtomicBool,
+    signals: Signals<'_>,
     mut on_listening: impl FnMut(&str),
 ) -> Result<Ending> {
     // Only where the host holds the sockets can it tell that none is left:
@@ -227,6 +252,8 @@ async fn serve(
     let mut relays: HashMap<u32, String> = HashMap::new();
     let mut published = Vec::new();
     let mut shutting_down: Option<Instant> = None;
+    // Since when this instance no longer listens (it handed over).
+    let mut handed_over: Option<Instant> = None;
     // Lines peers cause, each kind within its budget (a scanner must not flood the log).
     let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
     loop {
@@ -238,7 +265,10 @@ async fn serve(
         if let Some(m) = metrics {
             count_sent(&out, &batch.buffer_full, &mut counts);
             m.send_buffer_refused(batch.buffer_full.len());
-            m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
+            // The worker's gauges follow its newest instance.
+            if handed_over.is_none() {
+                m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
+            }
             m.topics(store.data_mut().net.take_topic_counts());
             m.http_responses(&store.data_mut().net.take_http_responses());
         }
@@ -422,20 +452,47 @@ async fn serve(
                 out.publications.push(OutgoingPublication { topic, kind, end, except: Some(span.socket) });
             }
         }
-        if stop.load(Ordering::Acquire) && shutting_down.is_none() {
-            shutting_down = Some(Instant::now());
+        if handed_over.is_none()
+            && shutting_down.is_none()
+            && let Some(hand_over) = signals.hand_over.filter(|h| h.is_requested())
+        {
+            handed_over = Some(Instant::now());
+            hand_over.give(store.data_mut().net.take_listeners());
             tracing::info!(
                 connections = sockets.len(),
-                "shutting down: no new connections, closing open ones with 1001"
+                drain_ms = options.reload_drain.as_millis() as u64,
+                "handed the listeners over; serving the open connections to their end"
             );
+        }
+        let drain_over = handed_over.is_some_and(|since| since.elapsed() >= options.reload_drain);
+        if (signals.stop.load(Ordering::Acquire) || drain_over) && shutting_down.is_none() {
+            shutting_down = Some(Instant::now());
+            let reason = if drain_over {
+                tracing::info!(connections = sockets.len(), "reload drain time over: closing the rest with 1001");
+                "Server reloaded"
+            } else {
+                tracing::info!(
+                    connections = sockets.len(),
+                    "shutting down: no new connections, closing open ones with 1001"
+                );
+                "Server shutting down"
+            };
             for s in servers.values() {
                 api.server().call_close(&mut *store, *s).await?;
             }
             for open in sockets.values() {
-                api.websocket().call_close(&mut *store, open.handle, 1001, "Server shutting down").await?;
+                api.websocket().call_close(&mut *store, open.handle, 1001, reason).await?;
             }
         }
+        if handed_over.is_some()
+            && shutting_down.is_none()
+            && sockets.is_empty()
+            && store.data().net.connection_count() == 0
+        {
+            break;
+        }
         if may_recycle
+            && handed_over.is_none()
             && shutting_down.is_none()
             && store.data().net.connection_count() == 0
             && store.data().guest_memory_bytes() > memory_at_start + crate::sandbox::RECYCLE_GROWTH
@@ -465,7 +522,7 @@ async fn serve(
     for (_, s) in servers.drain() {
         s.resource_drop_async(&mut *store).await?;
     }
-    Ok(Ending::Stopped)
+    Ok(if handed_over.is_some() { Ending::Drained } else { Ending::Stopped })
 }
 
 /// The topic a request for `path` relays, when topics are on and the path

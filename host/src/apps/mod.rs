@@ -2,4 +2,7 @@
 //! `QWebSocketServer`.
 
 pub mod echo;
+mod hand_over;
 pub mod log_budget;
+
+pub use hand_over::HandOver;

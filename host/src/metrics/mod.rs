@@ -64,6 +64,8 @@ pub enum RestartCause {
     Watchdog,
     /// It held no connection and its memory had grown: replaced by a fresh one.
     Recycle,
+    /// A reload: an instance of the new app took over its listeners.
+    Reload,
 }
 
 /// The kind of a message, for its label.
@@ -305,6 +307,7 @@ impl Metrics {
             RestartCause::Trap => "trap",
             RestartCause::Watchdog => "watchdog",
             RestartCause::Recycle => "recycle",
+            RestartCause::Reload => "reload",
         };
         self.restarts.get_or_create(&CauseLabels { cause }).inc();
     }

@@ -5,9 +5,11 @@
 //! [`serve`] with its own [`ServeConfig`] and [`Shutdown`].
 
 mod pool;
+mod reload;
 mod worker;
 
 pub use pool::serve;
+pub use reload::Reload;
 
 use crate::apps::echo::EchoOptions;
 use crate::metrics::Metrics;
@@ -18,16 +20,24 @@ use crate::topics::TopicBus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What every worker runs: the component, the app's options and the
-/// sandbox's and transport's limits.
+/// What a reload replaces: the component and the app's options.
 #[derive(Clone)]
-pub struct ServeConfig {
+pub struct App {
     /// Compiled once, instantiated by every worker (and again at each restart).
     pub component: Arc<WsboxComponent>,
     /// How the logs name the component ("embedded", or its path).
     pub component_name: String,
     /// The echo app's options (where it listens, the Qt server settings).
     pub options: EchoOptions,
+}
+
+/// What every worker runs: the app and the sandbox's and transport's limits.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// The app, until a [`Reload`] replaces it.
+    pub app: App,
+    /// Replaces the app while serving (see [`Reload`]).
+    pub reload: Reload,
     /// Where the guest may listen.
     pub policy: ListenPolicy,
     /// The TLS identity for `wss://` listeners.

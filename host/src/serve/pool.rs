@@ -17,8 +17,11 @@ use std::time::Duration;
 /// it inside a tokio runtime.
 pub async fn serve(config: ServeConfig, workers: usize, shutdown: &Shutdown, announce: impl Fn(&str)) -> Result<()> {
     let workers = workers.max(1);
+    // Instances exchange publications through a bus: the workers', and
+    // with topics on, a reload's two (the previous instance keeps its
+    // subscribers while it drains).
     let topics = match config.topics {
-        None if workers > 1 => Some(TopicBus::new()),
+        None if workers > 1 || config.app.options.topic_path.is_some() => Some(TopicBus::new()),
         topics => topics,
     };
     let config =
@@ -31,12 +34,12 @@ pub async fn serve(config: ServeConfig, workers: usize, shutdown: &Shutdown, ann
     // (the kernel spreads connections across the workers).
     let (bound_tx, bound_rx) = channel::<(usize, String)>();
     let mut threads = vec![config.spawn_worker(0, shutdown, bound_tx.clone())?];
-    let per_worker = 1 + usize::from(config.options.tls_listen.is_some());
+    let per_worker = 1 + usize::from(config.app.options.tls_listen.is_some());
     let urls: Vec<String> =
         await_listening(&bound_rx, &threads, 0..1, per_worker).into_iter().map(|(_, url)| url).collect();
     let mut rest = config.clone();
-    rest.options.adopt_ports(&urls);
-    rest.policy = ListenPolicy::new(std::iter::once(rest.options.listen).chain(rest.options.tls_listen));
+    rest.app.options.adopt_ports(&urls);
+    rest.policy = ListenPolicy::new(std::iter::once(rest.app.options.listen).chain(rest.app.options.tls_listen));
     if !threads[0].is_finished() {
         for index in 1..workers {
             threads.push(rest.spawn_worker(index, shutdown, bound_tx.clone())?);

@@ -1,14 +1,20 @@
 //! One worker: an instance of the component serving the echo app,
-//! replaced when it fails or when it is recycled.
+//! replaced when it fails, when it is recycled, or at a reload (then the
+//! previous one drains beside it).
 
 use super::{ServeConfig, Shutdown};
-use crate::apps::echo::Ending;
+use crate::apps::HandOver;
+use crate::apps::echo::{EchoOptions, Ending, Signals};
 use crate::metrics::RestartCause;
 use crate::net::{Listeners, NetHost, TransportLimits};
 use crate::runner::Instance;
 use crate::sandbox::ListenPolicy;
 use crate::sandbox::supervisor::{FAREWELL_GRACE, Restarts, service_restart_frame};
 use anyhow::Result;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -34,21 +40,26 @@ impl ServeConfig {
 
     /// Serves as worker `index` until `shutdown`; when the guest traps or is
     /// stopped, its connections get 1012 and a fresh instance takes over.
-    /// The first instance failing before it listens is a setup error (a busy
-    /// port, say), returned without a restart.
+    /// At a [`Reload`](super::Reload), an instance of the new app takes the
+    /// listeners over while the previous one serves its connections to
+    /// their end. The first instance failing before it listens is a setup
+    /// error (a busy port, say), returned without a restart.
     pub(super) async fn supervise(&self, index: usize, shutdown: &Shutdown, mut bound: impl FnMut(&str)) -> Result<()> {
         let mut restarts = Restarts::default();
+        // A reload requested before this worker started counts already.
+        let (mut generation, requested) = self.reload.current();
+        let mut app = requested.unwrap_or_else(|| self.app.clone());
         // With several workers sharing a port, a restarted instance listens
         // on the ports the first one got (for port 0).
-        let mut options = self.options.clone();
-        options.metrics = self.metrics.clone();
-        options.worker = index as u32;
+        let mut options = self.worker_options(&app.options, index, None);
         // The previous instance's listening sockets: the next one takes them
         // over, so the port stays open and its backlog waits.
         let mut listeners = None;
         let mut first_instance = true;
+        // Instances that handed over, serving their connections to their end.
+        let mut draining: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + '_>>> = FuturesUnordered::new();
         loop {
-            let mut instance = self
+            let mut instance = app
                 .component
                 .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport.clone())
                 .await?;
@@ -58,29 +69,87 @@ impl ServeConfig {
             if let Some(bus) = &self.topics {
                 instance.store.data_mut().net.join_topics(bus);
             }
-            shutdown.register(index, instance.store.data().net.interrupter());
+            let interrupter = instance.store.data().net.interrupter();
+            shutdown.register(index, interrupter.clone());
+            let hand_over = Arc::new(HandOver::default());
+            self.reload.register(index, generation, Arc::clone(&hand_over), interrupter);
+            let (url_tx, mut url_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let mut running = Box::pin({
+                let (options, hand_over) = (options.clone(), Arc::clone(&hand_over));
+                async move {
+                    let signals = Signals { stop: shutdown.flag(), hand_over: Some(&hand_over) };
+                    let result = crate::apps::echo::run(&mut instance, &options, signals, |url| {
+                        let _ = url_tx.send(url.to_string());
+                    })
+                    .await;
+                    (instance, result)
+                }
+            });
             let mut urls = Vec::new();
-            let result = crate::apps::echo::run(&mut instance, &options, shutdown.flag(), |url| {
-                urls.push(url.to_string());
-                tracing::info!(
-                    %url,
-                    component = self.component_name,
-                    binding = ?self.component.binding(),
-                    deflate = self.options.compression.enabled,
-                    handshake_timeout_ms = self.options.handshake_timeout_ms,
-                    max_guest_memory_mib = self.limits.max_memory >> 20,
-                    "listening"
-                );
-                bound(url);
-            })
-            .await;
+            let next = loop {
+                tokio::select! {
+                    biased;
+                    Some(url) = url_rx.recv() => {
+                        tracing::info!(
+                            %url,
+                            component = app.component_name,
+                            binding = ?app.component.binding(),
+                            deflate = options.compression.enabled,
+                            handshake_timeout_ms = options.handshake_timeout_ms,
+                            max_guest_memory_mib = self.limits.max_memory >> 20,
+                            "listening"
+                        );
+                        bound(&url);
+                        urls.push(url);
+                    }
+                    ended = &mut running => break Next::Ended(Box::new(ended)),
+                    given = hand_over.taken() => break Next::HandedOver(given),
+                    Some(()) = draining.next(), if !draining.is_empty() => {}
+                }
+            };
             if self.transport.reuse_port {
                 options.adopt_ports(&urls);
             }
+            let next = match next {
+                // It handed over holding no connection, and so was done at once.
+                Next::Ended(ended) if matches!(ended.1, Ok(Ending::Drained)) => {
+                    Next::HandedOver(hand_over.taken().await)
+                }
+                Next::HandedOver(given) => {
+                    draining.push(Box::pin(drain(running)));
+                    Next::HandedOver(given)
+                }
+                ended => ended,
+            };
+            let (mut instance, result) = match next {
+                Next::HandedOver(given) => {
+                    listeners = Some(given);
+                    first_instance = false;
+                    let (now, requested) = self.reload.current();
+                    generation = now;
+                    if let Some(requested) = requested {
+                        options = self.worker_options(&requested.options, index, Some(&options));
+                        app = requested;
+                    }
+                    if let Some(m) = &self.metrics {
+                        m.restart(RestartCause::Reload);
+                    }
+                    tracing::info!(
+                        component = app.component_name,
+                        "reload: a new instance takes the listeners; the previous one serves its connections to their end"
+                    );
+                    continue;
+                }
+                Next::Ended(ended) => *ended,
+            };
             let open = instance.store.data().net.connection_count();
             let first = std::mem::replace(&mut first_instance, false);
             let error = match result {
-                Ok(Ending::Stopped) => return Ok(()),
+                // (An instance that drained handed over: it is handled above.)
+                Ok(Ending::Stopped | Ending::Drained) => {
+                    while draining.next().await.is_some() {}
+                    return Ok(());
+                }
                 Ok(Ending::Recycle) => {
                     if let Some(m) = &self.metrics {
                         m.restart(RestartCause::Recycle);
@@ -103,7 +172,53 @@ impl ServeConfig {
                 pause_ms = pause.as_millis() as u64,
                 "the guest stopped ({error:#}); its WebSockets get 1012 Service Restart; starting a fresh instance"
             );
-            tokio::time::sleep(pause).await;
+            // Draining instances go on serving through the pause.
+            let pause = tokio::time::sleep(pause);
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    () = &mut pause => break,
+                    Some(()) = draining.next(), if !draining.is_empty() => {}
+                }
+            }
+        }
+    }
+
+    /// `app`'s options as worker `index` runs them: its metrics and worker
+    /// label, and (for a reloaded app) the addresses the worker listens on,
+    /// which its listeners keep.
+    fn worker_options(&self, app: &EchoOptions, index: usize, listening: Option<&EchoOptions>) -> EchoOptions {
+        let mut options = app.clone();
+        options.metrics = self.metrics.clone();
+        options.worker = index as u32;
+        if let Some(listening) = listening {
+            (options.listen, options.tls_listen) = (listening.listen, listening.tls_listen);
+        }
+        options
+    }
+}
+
+/// How an instance's run ended for its worker.
+enum Next {
+    /// It returned (stopped, recycled, failed), with its instance.
+    Ended(Box<(Instance, Result<Ending>)>),
+    /// It gave its listeners away (a reload) and goes on draining.
+    HandedOver(Listeners),
+}
+
+/// Serves a handed-over instance's connections to their end; if it fails
+/// meanwhile, they get the failed instance's farewell.
+async fn drain(running: impl Future<Output = (Instance, Result<Ending>)>) {
+    let (instance, result) = running.await;
+    match result {
+        Ok(_) => tracing::info!("the previous instance's connections all ended"),
+        Err(error) => {
+            let open = instance.store.data().net.connection_count();
+            tracing::error!(
+                connections = open,
+                "the previous instance stopped while draining ({error:#}); its WebSockets get 1012"
+            );
+            retire(instance);
         }
     }
 }

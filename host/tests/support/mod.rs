@@ -197,3 +197,33 @@ pub fn sample(text: &str, series: &str) -> f64 {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// The component built with its test-only `faults` feature (once per test
+/// binary): a text message `__wsbox_fault:trap` (`:loop`, `:alloc`) makes
+/// it trap (spin, allocate without bound).
+pub fn faulty_component() -> &'static std::path::Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("faulty-guest");
+        wsbox_testkit::guest::build(root, &target_dir, Some("faults")).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+/// The code of the close frame the server sends next, within 10 s (`None`:
+/// the connection ended without one).
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    ended.expect("no close within 10 s")
+}

@@ -265,7 +265,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls: tls.clone(),
         engine: config,
         args: args.clone(),
-        component_digest: args.component.as_deref().map(file_digest).transpose()?,
+        component_digest: args.component.as_deref().map(read_component).transpose()?.as_deref().map(digest_of),
+        limits,
         app: app.clone(),
         reload: reload.clone(),
     };
@@ -313,13 +314,17 @@ fn component_name(args: &ServeArgs) -> String {
     args.component.as_ref().map_or("embedded".to_string(), |p| p.display().to_string())
 }
 
-/// A digest of a component file, to tell whether a reload changes it.
-fn file_digest(path: &std::path::Path) -> Result<u64> {
+/// A component file's bytes.
+fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))
+}
+
+/// A digest of a component's bytes, to tell whether a reload changes it.
+fn digest_of(bytes: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = std::hash::DefaultHasher::new();
     bytes.hash(&mut hasher);
-    Ok(hasher.finish())
+    hasher.finish()
 }
 
 /// What SIGHUP reloads: the TLS certificate and key (new handshakes get the
@@ -336,6 +341,8 @@ struct Reloader {
     /// The flags, and the component file's digest, the running app came from.
     args: ServeArgs,
     component_digest: Option<u64>,
+    /// The sandbox's limits, for a new component's trial instance.
+    limits: SandboxLimits,
     app: App,
     reload: Reload,
 }
@@ -366,12 +373,15 @@ impl Reloader {
                 anyhow::bail!("{}", e.to_string().lines().next().unwrap_or("the command line does not parse"))
             }
         };
-        let digest = args.component.as_deref().map(file_digest).transpose()?;
-        let same_app = args.with_app_flags_of(&self.args);
-        if same_app != self.args {
+        // The bytes compiled are the bytes compared.
+        let bytes = args.component.as_deref().map(read_component).transpose()?;
+        let digest = bytes.as_deref().map(digest_of);
+        // What runs: the flags it started with, but the app's as last applied.
+        let applied = args.with_app_flags_of(&self.args);
+        if applied != self.args {
             tracing::warn!("SIGHUP: flags other than the app's changed; they take effect at the next start");
         }
-        if same_app == args && digest == self.component_digest {
+        if applied == args && digest == self.component_digest {
             tracing::info!("SIGHUP: the app and its settings are unchanged");
             return Ok(());
         }
@@ -383,9 +393,9 @@ impl Reloader {
             Arc::clone(&self.app.component)
         } else {
             // Compiling takes a while (seconds, without the compile cache).
-            let (path, engine) = (args.component.clone(), self.engine.clone());
-            let loaded = tokio::task::spawn_blocking(move || match path {
-                Some(path) => WsboxComponent::from_file_with_config(&path, &engine),
+            let engine = self.engine.clone();
+            let loaded = tokio::task::spawn_blocking(move || match bytes {
+                Some(bytes) => WsboxComponent::from_bytes_with_config(&bytes, &engine),
                 None => WsboxComponent::embedded_with_config(&engine),
             })
             .await??;
@@ -393,6 +403,13 @@ impl Reloader {
                 loaded.binding() == Binding::HostFed,
                 "the new component listens through wasi:sockets; a reload needs a host-fed one"
             );
+            // A trial instance, within the sandbox's limits: a component
+            // that cannot be instantiated (wrong exports, a memory above
+            // the cap) is refused here, not by every worker.
+            loaded
+                .instantiate_with(ListenPolicy::new([]), None, self.limits, TransportLimits::default())
+                .await
+                .context("the new component does not instantiate")?;
             Arc::new(loaded)
         };
         let tls = self.app.options.tls_listen.is_some();
@@ -402,7 +419,8 @@ impl Reloader {
             "SIGHUP: serving the new app; open connections stay with the previous one"
         );
         self.reload.request(app.clone());
-        (self.args, self.component_digest, self.app) = (args, digest, app);
+        self.args = self.args.with_app_flags_of(&args);
+        (self.component_digest, self.app) = (digest, app);
         Ok(())
     }
 }

@@ -406,6 +406,7 @@ fn write_app_config(path: &std::path::Path, component: &std::path::Path, server_
 /// until they end, handshakes go on without a failure, and new connections
 /// meet the new app (its `Server:` header, and its component: the new one
 /// is built with the test-only faults, the old one echoes the fault message).
+/// A shutdown then closes what either instance holds with 1001.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
     use std::sync::Arc;
@@ -515,18 +516,25 @@ async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
     assert_eq!(name, "new-app");
     echo_text(&mut after, "restarted").await.unwrap();
 
-    // Once its connections end, the previous instance is gone.
+    // A shutdown while the previous instance drains: what both instances
+    // hold gets 1001, and the previous instance is done.
+    let mut last = kept.pop().unwrap();
     for mut ws in kept {
         ws.close(None).await.unwrap();
     }
-    assert!(log_shows(&server, "the previous instance's connections all ended"), "{}", server.stderr());
+    server.signal("TERM");
+    let started = std::time::Instant::now();
+    assert_eq!(support::close_code(&mut last).await, Some(1001), "the draining instance's connection");
+    assert_eq!(support::close_code(&mut after).await, Some(1001), "the new instance's connection");
+    assert!(started.elapsed() < Duration::from_secs(2), "the draining instance saw the shutdown soon");
+    assert!(log_shows(&server, "the previous instance is done"), "{}", server.stderr());
     let log = server.stderr();
     assert!(log.contains("SIGHUP: serving the new app"), "{log}");
 }
 
 /// A reload's drain time is bounded: what the previous instance still holds
-/// then gets 1001. A config that does not parse is refused and logged, and
-/// the app stays; a SIGHUP that changes nothing swaps nothing. Every worker
+/// then gets 1001. A config that does not parse and a component that does
+/// not compile are refused and logged, and the app stays; a SIGHUP that changes nothing swaps nothing. Every worker
 /// hands over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_drains_for_a_bounded_time_and_a_bad_config_changes_nothing() {
@@ -544,6 +552,20 @@ async fn a_reload_drains_for_a_bounded_time_and_a_bad_config_changes_nothing() {
     std::fs::write(&config, "server-name = [\n").unwrap();
     server.signal("HUP");
     assert!(log_shows(&server, "app reload failed"), "{}", server.stderr());
+    // A component that does not compile: refused too.
+    let good = std::fs::read(&component).unwrap();
+    std::fs::write(&component, b"\0asm not a component").unwrap();
+    write_app_config(&config, &component, "first");
+    server.signal("HUP");
+    assert!(
+        (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            server.stderr().matches("app reload failed").count() == 2
+        }),
+        "{}",
+        server.stderr()
+    );
+    std::fs::write(&component, good).unwrap();
     let (name, mut kept) = connect_named(&server.url).await.unwrap();
     assert_eq!(name, "first", "the app stays");
 

@@ -257,7 +257,10 @@ async fn serve(
     // Lines peers cause, each kind within its budget (a scanner must not flood the log).
     let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
     loop {
-        let timeout = if shutting_down.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
+        // Short turns while shutting down or draining: the grace and the
+        // drain time are kept, and a draining instance sees a shutdown soon
+        // (nothing wakes it: its worker's interrupter is the new instance's).
+        let timeout = if shutting_down.is_some() || handed_over.is_some() { SHUTDOWN_TURN_MS } else { IDLE_TURN_MS };
         let turn_started = metrics.map(|_| Instant::now());
         let batch = api.server().call_turn(&mut *store, server, timeout, &out).await?;
         let turn_seconds = turn_started.map(|started| started.elapsed().as_secs_f64());
@@ -452,18 +455,6 @@ async fn serve(
                 out.publications.push(OutgoingPublication { topic, kind, end, except: Some(span.socket) });
             }
         }
-        if handed_over.is_none()
-            && shutting_down.is_none()
-            && let Some(hand_over) = signals.hand_over.filter(|h| h.is_requested())
-        {
-            handed_over = Some(Instant::now());
-            hand_over.give(store.data_mut().net.take_listeners());
-            tracing::info!(
-                connections = sockets.len(),
-                drain_ms = options.reload_drain.as_millis() as u64,
-                "handed the listeners over; serving the open connections to their end"
-            );
-        }
         let drain_over = handed_over.is_some_and(|since| since.elapsed() >= options.reload_drain);
         if (signals.stop.load(Ordering::Acquire) || drain_over) && shutting_down.is_none() {
             shutting_down = Some(Instant::now());
@@ -483,6 +474,19 @@ async fn serve(
             for open in sockets.values() {
                 api.websocket().call_close(&mut *store, open.handle, 1001, reason).await?;
             }
+        }
+        // (After the stop: an instance shutting down hands nothing over.)
+        if handed_over.is_none()
+            && shutting_down.is_none()
+            && let Some(hand_over) = signals.hand_over.filter(|h| h.is_requested())
+        {
+            handed_over = Some(Instant::now());
+            hand_over.give(store.data_mut().net.take_listeners());
+            tracing::info!(
+                connections = sockets.len(),
+                drain_ms = options.reload_drain.as_millis() as u64,
+                "handed the listeners over; serving the open connections to their end"
+            );
         }
         if handed_over.is_some()
             && shutting_down.is_none()

@@ -33,10 +33,15 @@ impl HandOver {
         self.given.notify_one();
     }
 
+    /// The listeners, if the instance gave them away.
+    pub fn try_take(&self) -> Option<Listeners> {
+        self.listeners.lock().expect("hand-over lock").take()
+    }
+
     /// Waits until the instance gave its listeners away, and takes them.
     pub async fn taken(&self) -> Listeners {
         loop {
-            if let Some(listeners) = self.listeners.lock().expect("hand-over lock").take() {
+            if let Some(listeners) = self.try_take() {
                 return listeners;
             }
             self.given.notified().await;

@@ -231,6 +231,8 @@ impl NetHost {
     /// Takes the listening sockets out, for the next instance.
     pub fn take_listeners(&mut self) -> Listeners {
         let mut taken: Vec<Listening> = self.listeners.drain().map(|(_, l)| l).collect();
+        // And those inherited that the guest had not listened on yet.
+        taken.append(&mut self.inherited);
         if let Some(poller) = self.poller.as_ref() {
             for listening in &mut taken {
                 let _ = poller.registry().deregister(listening.source());

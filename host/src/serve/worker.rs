@@ -2,7 +2,7 @@
 //! replaced when it fails, when it is recycled, or at a reload (then the
 //! previous one drains beside it).
 
-use super::{ServeConfig, Shutdown};
+use super::{App, ServeConfig, Shutdown};
 use crate::apps::HandOver;
 use crate::apps::echo::{EchoOptions, Ending, Signals};
 use crate::metrics::RestartCause;
@@ -44,25 +44,55 @@ impl ServeConfig {
     /// listeners over while the previous one serves its connections to
     /// their end. The first instance failing before it listens is a setup
     /// error (a busy port, say), returned without a restart.
-    pub(super) async fn supervise(&self, index: usize, shutdown: &Shutdown, mut bound: impl FnMut(&str)) -> Result<()> {
+    pub(super) async fn supervise(&self, index: usize, shutdown: &Shutdown, bound: impl FnMut(&str)) -> Result<()> {
+        // Instances that handed over: every way out waits for them to end
+        // (at a shutdown they close their connections with 1001).
+        let mut draining = Draining::default();
+        let result = self.serve_instances(index, shutdown, bound, &mut draining).await;
+        draining.finish().await;
+        result
+    }
+
+    async fn serve_instances<'a>(
+        &'a self,
+        index: usize,
+        shutdown: &'a Shutdown,
+        mut bound: impl FnMut(&str),
+        draining: &mut Draining<'a>,
+    ) -> Result<()> {
         let mut restarts = Restarts::default();
         // A reload requested before this worker started counts already.
         let (mut generation, requested) = self.reload.current();
         let mut app = requested.unwrap_or_else(|| self.app.clone());
         // With several workers sharing a port, a restarted instance listens
         // on the ports the first one got (for port 0).
-        let mut options = self.worker_options(&app.options, index, None);
+        let mut options = self.worker_options(&app.options, index, &self.app.options);
+        // The app before the last reload, until the new one listens: a new
+        // app that cannot start gives way to it again.
+        let mut fallback: Option<App> = None;
         // The previous instance's listening sockets: the next one takes them
         // over, so the port stays open and its backlog waits.
         let mut listeners = None;
         let mut first_instance = true;
-        // Instances that handed over, serving their connections to their end.
-        let mut draining: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + '_>>> = FuturesUnordered::new();
         loop {
-            let mut instance = app
-                .component
-                .instantiate_with(self.policy.clone(), self.tls.clone(), self.limits, self.transport.clone())
-                .await?;
+            let instantiating = app.component.instantiate_with(
+                self.policy.clone(),
+                self.tls.clone(),
+                self.limits,
+                self.transport.clone(),
+            );
+            let mut instance = match draining.alongside(instantiating).await {
+                Ok(instance) => instance,
+                Err(error) => match fallback.take() {
+                    Some(previous) => {
+                        tracing::error!("the new app does not start ({error:#}); serving the previous one again");
+                        options = self.worker_options(&previous.options, index, &options);
+                        app = previous;
+                        continue;
+                    }
+                    None => return Err(error),
+                },
+            };
             if let Some(listeners) = listeners.take() {
                 instance.store.data_mut().net.inherit_listeners(listeners);
             }
@@ -76,37 +106,47 @@ impl ServeConfig {
             let (url_tx, mut url_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
             let mut running = Box::pin({
                 let (options, hand_over) = (options.clone(), Arc::clone(&hand_over));
+                // The component outlives its instance's run: its epoch ticker
+                // is the instance's watchdog, draining or not.
+                let component = Arc::clone(&app.component);
                 async move {
                     let signals = Signals { stop: shutdown.flag(), hand_over: Some(&hand_over) };
                     let result = crate::apps::echo::run(&mut instance, &options, signals, |url| {
                         let _ = url_tx.send(url.to_string());
                     })
                     .await;
+                    drop(component);
                     (instance, result)
                 }
             });
             let mut urls = Vec::new();
-            let next = loop {
-                tokio::select! {
-                    biased;
-                    Some(url) = url_rx.recv() => {
-                        tracing::info!(
-                            %url,
-                            component = app.component_name,
-                            binding = ?app.component.binding(),
-                            deflate = options.compression.enabled,
-                            handshake_timeout_ms = options.handshake_timeout_ms,
-                            max_guest_memory_mib = self.limits.max_memory >> 20,
-                            "listening"
-                        );
-                        bound(&url);
-                        urls.push(url);
+            let next = draining
+                .alongside(async {
+                    loop {
+                        tokio::select! {
+                            biased;
+                            Some(url) = url_rx.recv() => {
+                                tracing::info!(
+                                    %url,
+                                    component = app.component_name,
+                                    binding = ?app.component.binding(),
+                                    deflate = options.compression.enabled,
+                                    handshake_timeout_ms = options.handshake_timeout_ms,
+                                    max_guest_memory_mib = self.limits.max_memory >> 20,
+                                    "listening"
+                                );
+                                bound(&url);
+                                urls.push(url);
+                            }
+                            ended = &mut running => break Next::Ended(Box::new(ended)),
+                            given = hand_over.taken() => break Next::HandedOver(given),
+                        }
                     }
-                    ended = &mut running => break Next::Ended(Box::new(ended)),
-                    given = hand_over.taken() => break Next::HandedOver(given),
-                    Some(()) = draining.next(), if !draining.is_empty() => {}
-                }
-            };
+                })
+                .await;
+            if !urls.is_empty() {
+                fallback = None;
+            }
             if self.transport.reuse_port {
                 options.adopt_ports(&urls);
             }
@@ -116,7 +156,7 @@ impl ServeConfig {
                     Next::HandedOver(hand_over.taken().await)
                 }
                 Next::HandedOver(given) => {
-                    draining.push(Box::pin(drain(running)));
+                    draining.push(running);
                     Next::HandedOver(given)
                 }
                 ended => ended,
@@ -125,11 +165,14 @@ impl ServeConfig {
                 Next::HandedOver(given) => {
                     listeners = Some(given);
                     first_instance = false;
+                    if shutdown.is_requested() {
+                        return Ok(());
+                    }
                     let (now, requested) = self.reload.current();
                     generation = now;
                     if let Some(requested) = requested {
-                        options = self.worker_options(&requested.options, index, Some(&options));
-                        app = requested;
+                        options = self.worker_options(&requested.options, index, &options);
+                        fallback = Some(std::mem::replace(&mut app, requested));
                     }
                     if let Some(m) = &self.metrics {
                         m.restart(RestartCause::Reload);
@@ -146,10 +189,7 @@ impl ServeConfig {
             let first = std::mem::replace(&mut first_instance, false);
             let error = match result {
                 // (An instance that drained handed over: it is handled above.)
-                Ok(Ending::Stopped | Ending::Drained) => {
-                    while draining.next().await.is_some() {}
-                    return Ok(());
-                }
+                Ok(Ending::Stopped | Ending::Drained) => return Ok(()),
                 Ok(Ending::Recycle) => {
                     if let Some(m) = &self.metrics {
                         m.restart(RestartCause::Recycle);
@@ -164,7 +204,14 @@ impl ServeConfig {
                 let watchdog = format!("{error:#}").contains("stopped by the watchdog");
                 m.restart(if watchdog { RestartCause::Watchdog } else { RestartCause::Trap });
             }
-            listeners = Some(retire(instance));
+            // Listeners it gave away just before it failed are not lost.
+            let retired = retire(instance);
+            listeners = Some(hand_over.try_take().unwrap_or(retired));
+            if let Some(previous) = fallback.take() {
+                tracing::error!("the new app failed before it listened ({error:#}); serving the previous one again");
+                options = self.worker_options(&previous.options, index, &options);
+                app = previous;
+            }
             let (within_a_minute, pause) = restarts.record(Instant::now());
             tracing::error!(
                 restarts_within_a_minute = within_a_minute,
@@ -172,28 +219,18 @@ impl ServeConfig {
                 pause_ms = pause.as_millis() as u64,
                 "the guest stopped ({error:#}); its WebSockets get 1012 Service Restart; starting a fresh instance"
             );
-            // Draining instances go on serving through the pause.
-            let pause = tokio::time::sleep(pause);
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    () = &mut pause => break,
-                    Some(()) = draining.next(), if !draining.is_empty() => {}
-                }
-            }
+            draining.alongside(tokio::time::sleep(pause)).await;
         }
     }
 
     /// `app`'s options as worker `index` runs them: its metrics and worker
-    /// label, and (for a reloaded app) the addresses the worker listens on,
-    /// which its listeners keep.
-    fn worker_options(&self, app: &EchoOptions, index: usize, listening: Option<&EchoOptions>) -> EchoOptions {
+    /// label, and the addresses `listening` has (the worker's listeners
+    /// keep theirs whatever a reloaded app says).
+    fn worker_options(&self, app: &EchoOptions, index: usize, listening: &EchoOptions) -> EchoOptions {
         let mut options = app.clone();
         options.metrics = self.metrics.clone();
         options.worker = index as u32;
-        if let Some(listening) = listening {
-            (options.listen, options.tls_listen) = (listening.listen, listening.tls_listen);
-        }
+        (options.listen, options.tls_listen) = (listening.listen, listening.tls_listen);
         options
     }
 }
@@ -206,12 +243,41 @@ enum Next {
     HandedOver(Listeners),
 }
 
-/// Serves a handed-over instance's connections to their end; if it fails
-/// meanwhile, they get the failed instance's farewell.
+/// The instances of a worker that handed over and serve their connections
+/// to their end.
+#[derive(Default)]
+struct Draining<'a>(FuturesUnordered<Pin<Box<dyn Future<Output = ()> + 'a>>>);
+
+impl<'a> Draining<'a> {
+    fn push(&mut self, running: impl Future<Output = (Instance, Result<Ending>)> + 'a) {
+        self.0.push(Box::pin(drain(running)));
+    }
+
+    /// Awaits `future` while the draining instances go on serving.
+    async fn alongside<T>(&mut self, future: impl Future<Output = T>) -> T {
+        tokio::pin!(future);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut future => return out,
+                Some(()) = self.0.next(), if !self.0.is_empty() => {}
+            }
+        }
+    }
+
+    /// Waits until every draining instance is done.
+    async fn finish(&mut self) {
+        while self.0.next().await.is_some() {}
+    }
+}
+
+/// Serves a handed-over instance's connections to their end (or to the
+/// drain time's); if it fails meanwhile, they get the failed instance's
+/// farewell.
 async fn drain(running: impl Future<Output = (Instance, Result<Ending>)>) {
     let (instance, result) = running.await;
     match result {
-        Ok(_) => tracing::info!("the previous instance's connections all ended"),
+        Ok(_) => tracing::info!("the previous instance is done: its connections ended"),
         Err(error) => {
             let open = instance.store.data().net.connection_count();
             tracing::error!(

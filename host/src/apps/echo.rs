@@ -30,6 +30,9 @@ use wsbox_defaults as defaults;
 const IDLE_TURN_MS: u32 = 1000;
 /// Turn length while shutting down, so the grace period is kept.
 const SHUTDOWN_TURN_MS: u32 = 50;
+/// How often the connections-by-state gauge is sampled (a pass over every
+/// connection: not once per turn).
+const STATES_SAMPLE: Duration = Duration::from_millis(250);
 /// Held echoes sent again per turn at most: when many slow readers drain at
 /// once, their backlogs go out over several turns instead of one batch of
 /// hundreds of MiB (which the guest would have to hold whole).
@@ -254,6 +257,7 @@ async fn serve(
     let mut shutting_down: Option<Instant> = None;
     // Since when this instance no longer listens (it handed over).
     let mut handed_over: Option<Instant> = None;
+    let mut next_states_sample = Instant::now();
     // Lines peers cause, each kind within its budget (a scanner must not flood the log).
     let (mut tls_failures, mut refusals) = (LogBudget::default(), LogBudget::default());
     loop {
@@ -271,6 +275,11 @@ async fn serve(
             // The worker's gauges follow its newest instance.
             if handed_over.is_none() {
                 m.worker_state(options.worker, store.data().net.connection_count(), store.data().guest_memory_bytes());
+                let now = turn_started.unwrap_or_else(Instant::now);
+                if now >= next_states_sample {
+                    next_states_sample = now + STATES_SAMPLE;
+                    m.connection_states(options.worker, store.data().net.connection_states());
+                }
             }
             m.topics(store.data_mut().net.take_topic_counts());
             m.http_responses(&store.data_mut().net.take_http_responses());

@@ -25,6 +25,12 @@ struct WorkerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    worker: u32,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabels {
     transport: &'static str,
 }
@@ -106,6 +112,7 @@ impl TurnCounts {
 pub struct Metrics {
     registry: Registry,
     connections: Family<WorkerLabels, Gauge>,
+    connections_by_state: Family<StateLabels, Gauge>,
     websockets_open: Family<TransportLabels, Gauge>,
     websockets_opened: Family<CompressionLabels, Counter>,
     handshakes_refused: Family<CodeLabels, Counter>,
@@ -138,6 +145,7 @@ impl Metrics {
         let m = Metrics {
             registry: Registry::default(),
             connections: Family::default(),
+            connections_by_state: Family::default(),
             websockets_open: Family::default(),
             websockets_opened: Family::default(),
             handshakes_refused: Family::default(),
@@ -163,6 +171,11 @@ impl Metrics {
             "connections",
             "TCP connections the host holds (handshaking, WebSocket or closing), per worker",
             m.connections.clone(),
+        );
+        r.register(
+            "connections_by_state",
+            "TCP connections by state (handshake, websocket, closing), per worker, sampled every 250 ms",
+            m.connections_by_state.clone(),
         );
         r.register("websockets_open", "Open WebSockets, by transport (ws, wss)", m.websockets_open.clone());
         r.register(
@@ -244,6 +257,15 @@ impl Metrics {
             }
         }
         self.turn_seconds.observe(seconds);
+    }
+
+    /// Worker `worker`'s instance's connections, by state.
+    pub fn connection_states(&self, worker: u32, states: crate::net::ConnectionStates) {
+        for (state, count) in
+            [("handshake", states.handshake), ("websocket", states.websocket), ("closing", states.closing)]
+        {
+            self.connections_by_state.get_or_create(&StateLabels { worker, state }).set(count as i64);
+        }
     }
 
     /// Worker `worker`'s instance holds `connections` TCP connections and

@@ -94,6 +94,19 @@ const COALESCE_PAUSE: Duration = Duration::from_micros(50);
 /// Only a turn with less input than this pauses.
 const COALESCE_BELOW: usize = 64 * 1024;
 
+/// How many connections are in each state (a metric's labels).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStates {
+    /// Before the upgrade: the PROXY header, the TLS handshake, the HTTP
+    /// request (and a plain request's answer).
+    pub handshake: usize,
+    /// Upgraded, our close frame not sent.
+    pub websocket: usize,
+    /// Our close frame sent, or closed by the guest: output being written,
+    /// or lingering for the peer's close.
+    pub closing: usize,
+}
+
 /// Tokens of listeners carry this bit; connections' tokens are their ids.
 const LISTENER_TOKEN: usize = 1 << (usize::BITS - 1);
 
@@ -303,6 +316,22 @@ impl NetHost {
     /// The number of connections the host holds open (lingering ones too).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The connections by state (one pass over them all: for a sample, not
+    /// for every turn).
+    pub fn connection_states(&self) -> ConnectionStates {
+        let mut states = ConnectionStates::default();
+        for conn in self.conns.values() {
+            if conn.websocket {
+                states.websocket += 1;
+            } else if conn.close_sent || conn.phase != Phase::Open {
+                states.closing += 1;
+            } else {
+                states.handshake += 1;
+            }
+        }
+        states
     }
 
     fn poller(&mut self) -> std::io::Result<&mut Poller> {

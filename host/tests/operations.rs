@@ -546,7 +546,7 @@ async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
     let started = std::time::Instant::now();
     assert_eq!(support::close_code(&mut last).await, Some(1001), "the draining instance's connection");
     assert_eq!(support::close_code(&mut after).await, Some(1001), "the new instance's connection");
-    assert!(started.elapsed() < Duration::from_secs(2), "the draining instance saw the shutdown soon");
+    assert!(started.elapsed() < Duration::from_secs(5), "the draining instance saw the shutdown");
     assert!(log_shows(&server, "the previous instance is done"), "{}", server.stderr());
     let log = server.stderr();
     assert!(log.contains("SIGHUP: serving the new app"), "{log}");

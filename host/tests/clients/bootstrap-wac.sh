@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure `wac` (the WebAssembly composition tool, pinned) is installed
 # under .cache/ and prints its path: wac-cli from crates.io without the
-# registry feature; the first run builds it, ~3 minutes on 2 cores.
+# registry feature; the first run builds it, ~2 minutes on 2 cores.
 # WSBOX_WAC=/path/to/wac uses that binary instead.
 set -euo pipefail
 if [ -n "${WSBOX_WAC:-}" ]; then

@@ -5,7 +5,7 @@
 # Unoptimised but for the compiler's pipeline (cranelift, regalloc2,
 # wasmparser at opt-level 1): the test compiles one small component, which
 # takes under a second either way, and the build takes ~40% less CPU than
-# at opt-level 1 throughout (measured: 387 against 640 CPU-seconds).
+# at opt-level 1 throughout (measured: ~400 against 640 CPU-seconds).
 # WSBOX_WASMTIME_CLI=/path/to/wasmtime uses that binary instead.
 set -euo pipefail
 if [ -n "${WSBOX_WASMTIME_CLI:-}" ]; then

@@ -324,6 +324,11 @@ pub struct ServeArgs {
     /// docs/operations.md.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Also reload on `POST /reload` to the --metrics-listen address: what
+    /// SIGHUP does, answered with the outcome (200, or 500 saying what was
+    /// refused). Off unless given: whoever reaches that address can use it.
+    #[arg(long, requires = "metrics_listen")]
+    pub reload_endpoint: bool,
     /// Log format: `text` for people, `json` (one object per line) for machines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

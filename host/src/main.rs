@@ -235,11 +235,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         requested.request();
         second_signal(signals.next().await);
     });
+    // Reloads asked for over HTTP (--reload-endpoint), served with SIGHUP's.
+    let (reload_requests, reloads_asked) = tokio::sync::mpsc::unbounded_channel();
+    let reload_requests = args.reload_endpoint.then_some(reload_requests);
     let metrics = match args.metrics_listen {
         Some(addr) => {
             let metrics = Arc::new(Metrics::new(limits.max_memory as u64));
-            let local = wsbox::metrics::endpoint::spawn(addr, Arc::clone(&metrics), Arc::clone(&readiness))
-                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            let endpoint =
+                wsbox::metrics::endpoint::spawn(addr, Arc::clone(&metrics), Arc::clone(&readiness), reload_requests);
+            let local = endpoint.with_context(|| format!("cannot serve metrics on {addr}"))?;
             tracing::info!(
                 url = %format!("http://{local}{}", wsbox::metrics::endpoint::PATH),
                 health = %format!("http://{local}{}", wsbox::metrics::endpoint::HEALTH_PATH),
@@ -270,7 +274,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         app: app.clone(),
         reload: reload.clone(),
     };
-    tokio::spawn(reloader.serve(hangups));
+    tokio::spawn(reloader.serve(hangups, reloads_asked));
     let config = ServeConfig {
         app,
         reload,
@@ -333,7 +337,8 @@ fn digest_of(bytes: &[u8]) -> u64 {
 /// app's settings changed, every worker hands its listeners to an instance
 /// of the new app while the previous one serves its connections to their
 /// end ([`Reload`]). Whatever does not load is logged and the current one
-/// stays.
+/// stays. `POST /reload` on the metrics address (`--reload-endpoint`) asks
+/// for the same and gets the outcome.
 struct Reloader {
     tls: Option<ServerTls>,
     /// The engine settings components are compiled with.
@@ -348,24 +353,55 @@ struct Reloader {
 }
 
 impl Reloader {
-    async fn serve(mut self, mut hangups: tokio::signal::unix::Signal) {
-        while hangups.recv().await.is_some() {
-            match &self.tls {
-                None => {}
-                Some(tls) => match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS reload failed; the current certificate stays")
-                    }
-                },
-            }
-            if let Err(e) = self.reload_app().await {
-                tracing::error!(error = %format!("{e:#}"), "SIGHUP: app reload failed; the current app stays");
+    /// Reloads at each SIGHUP, and at each request of the reload endpoint
+    /// (which gets the outcome).
+    async fn serve(
+        mut self,
+        mut hangups: tokio::signal::unix::Signal,
+        mut asked: tokio::sync::mpsc::UnboundedReceiver<wsbox::metrics::endpoint::ReloadReply>,
+    ) {
+        loop {
+            let reply = tokio::select! {
+                Some(()) = hangups.recv() => None,
+                Some(reply) = asked.recv() => Some(reply),
+                else => return,
+            };
+            let outcome = self.reload_all(if reply.is_some() { "POST /reload" } else { "SIGHUP" }).await;
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome);
             }
         }
     }
 
-    async fn reload_app(&mut self) -> Result<()> {
+    /// The certificate and key, then the app; `Ok`: what was done, `Err`:
+    /// what was refused (each part is logged, prefixed with `cause`).
+    async fn reload_all(&mut self, cause: &str) -> Result<String, String> {
+        let (mut done, mut refused) = (Vec::new(), Vec::new());
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("{cause}: reloaded the TLS certificate and key");
+                    done.push("reloaded the TLS certificate and key".to_string());
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "{cause}: TLS reload failed; the current certificate stays");
+                    refused.push(format!("TLS reload failed ({e:#}); the current certificate stays"));
+                }
+            }
+        }
+        match self.reload_app(cause).await {
+            Ok(what) => done.push(what.to_string()),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "{cause}: app reload failed; the current app stays");
+                refused.push(format!("app reload failed ({e:#}); the current app stays"));
+            }
+        }
+        if refused.is_empty() { Ok(done.join("; ")) } else { Err(refused.join("; ")) }
+    }
+
+    /// Reads the flags, the config file and the component again, and
+    /// swaps the app if they changed it; says what it did.
+    async fn reload_app(&mut self, cause: &str) -> Result<&'static str> {
         let args = match wsbox::cli::parse_from(std::env::args_os().collect()) {
             Ok(cli) => cli.serve_args().clone(),
             Err(wsbox::cli::ParseError::Config(message)) => anyhow::bail!("{message}"),
@@ -379,11 +415,11 @@ impl Reloader {
         // What runs: the flags it started with, but the app's as last applied.
         let applied = args.with_app_flags_of(&self.args);
         if applied != self.args {
-            tracing::warn!("SIGHUP: flags other than the app's changed; they take effect at the next start");
+            tracing::warn!("{cause}: flags other than the app's changed; they take effect at the next start");
         }
         if applied == args && digest == self.component_digest {
-            tracing::info!("SIGHUP: the app and its settings are unchanged");
-            return Ok(());
+            tracing::info!("{cause}: the app and its settings are unchanged");
+            return Ok("the app and its settings are unchanged");
         }
         anyhow::ensure!(
             self.app.component.binding() == Binding::HostFed,
@@ -416,12 +452,12 @@ impl Reloader {
         let app = App { component, component_name: component_name(&args), options: args.echo_options(tls) };
         tracing::info!(
             component = app.component_name,
-            "SIGHUP: serving the new app; open connections stay with the previous one"
+            "{cause}: serving the new app; open connections stay with the previous one"
         );
         self.reload.request(app.clone());
         self.args = self.args.with_app_flags_of(&args);
         (self.component_digest, self.app) = (digest, app);
-        Ok(())
+        Ok("serving the new app; open connections stay with the previous one")
     }
 }
 

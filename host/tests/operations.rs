@@ -335,11 +335,12 @@ fn forwarded_headers_name_the_client_only_from_a_trusted_proxy() {
 }
 
 #[test]
-fn proxy_and_health_check_flags_are_checked() {
+fn proxy_health_check_and_reload_flags_are_checked() {
     for (args, named) in [
         (&["--proxy-protocol"][..], "--trusted-proxy"),
         (&["--proxy-protocol", "--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
         (&["--health-check-path", "healthz"], "--health-check-path"),
+        (&["--reload-endpoint"], "--metrics-listen"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_wsbox")).arg("serve").args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
@@ -602,4 +603,35 @@ async fn a_reload_drains_for_a_bounded_time_and_a_bad_config_changes_nothing() {
     }
     let log = server.stderr();
     assert_eq!(log.matches("handed the listeners over").count(), 2, "{log}");
+}
+
+/// With `--reload-endpoint`, `POST /reload` on the metrics address does what
+/// SIGHUP does and answers with the outcome; without it, there is no such path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_on_the_metrics_address_reloads_and_says_how_it_went() {
+    let config = scratch_dir("reload-endpoint").join("wsbox.toml");
+    std::fs::write(&config, "server-name = \"first\"\n").unwrap();
+    let args = ["--config", config.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0", "--reload-endpoint"];
+    let server = Server::start(&args);
+    let addr = server.metrics_addr();
+
+    let (status, body) = http_get(&addr, "POST", "/reload");
+    assert_eq!((status.as_str(), body.trim()), ("HTTP/1.1 200 OK", "the app and its settings are unchanged"));
+    std::fs::write(&config, "server-name = \"second\"\n").unwrap();
+    let (status, body) = http_get(&addr, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.starts_with("serving the new app"), "{body}");
+    let (name, mut ws) = connect_named(&server.url).await.unwrap();
+    assert_eq!(name, "second");
+    echo_text(&mut ws, "after the reload").await.unwrap();
+
+    std::fs::write(&config, "server-name = [\n").unwrap();
+    let (status, body) = http_get(&addr, "POST", "/reload");
+    assert_eq!(status, "HTTP/1.1 500 Internal Server Error");
+    assert!(body.contains("app reload failed") && body.contains("not valid TOML"), "{body}");
+    assert!(log_shows(&server, "POST /reload: app reload failed"), "{}", server.stderr());
+    assert!(http_get(&addr, "GET", "/reload").0.starts_with("HTTP/1.1 405"));
+
+    let plain = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
+    assert!(http_get(&plain.metrics_addr(), "POST", "/reload").0.starts_with("HTTP/1.1 404"));
 }

@@ -1,9 +1,10 @@
 //! The operations endpoint: `GET /metrics` and the health check `GET
-//! /healthz` over plain HTTP/1.1 on `--metrics-listen`, answered on a
-//! thread of its own, one connection at a time (a scraper's and a load
-//! balancer's load, not a crowd's), so the event loops never wait on it.
-//! Anything else gets 404 or 405; a request that does not come within a few
-//! seconds is dropped.
+//! /healthz` over plain HTTP/1.1 on `--metrics-listen`, and with
+//! `--reload-endpoint` `POST /reload` (what SIGHUP does, answered with its
+//! outcome), on a thread of its own, one connection at a time (a scraper's
+//! and a load balancer's load, not a crowd's), so the event loops never
+//! wait on it. Anything else gets 404 or 405; a request that does not come
+//! within a few seconds is dropped.
 
 use super::Metrics;
 use crate::health::Readiness;
@@ -11,12 +12,20 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// The path scrapers ask for.
 pub const PATH: &str = "/metrics";
 /// The path health checks ask for: `200` while the server takes new
 /// connections, `503` before it listens and once it drains.
 pub const HEALTH_PATH: &str = crate::health::DEFAULT_PATH;
+
+/// The path that reloads, when the reload endpoint is on.
+pub const RELOAD_PATH: &str = "/reload";
+
+/// A reload asked for over HTTP: where its outcome goes (`Ok`: what was
+/// done; `Err`: what was refused, the rest kept).
+pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 /// The OpenMetrics text format's content type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -26,15 +35,21 @@ const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Listens on `addr` and serves `metrics` from a background thread; returns
-/// the address it listens on (port 0 picks one).
-pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> io::Result<SocketAddr> {
+/// the address it listens on (port 0 picks one). With `reload`, `POST
+/// /reload` sends a [`ReloadReply`] there and answers with the outcome.
+pub fn spawn(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    reload: Option<UnboundedSender<ReloadReply>>,
+) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new().name("wsbox-metrics".into()).spawn(move || {
         for stream in listener.incoming() {
             match stream {
                 Ok(stream) => {
-                    if let Err(e) = answer(stream, &metrics, &readiness) {
+                    if let Err(e) = answer(stream, &metrics, &readiness, reload.as_ref()) {
                         tracing::debug!(error = %e, "metrics request failed");
                     }
                 }
@@ -45,7 +60,12 @@ pub fn spawn(addr: SocketAddr, metrics: Arc<Metrics>, readiness: Arc<Readiness>)
     Ok(local)
 }
 
-fn answer(mut stream: TcpStream, metrics: &Metrics, readiness: &Readiness) -> io::Result<()> {
+fn answer(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    readiness: &Readiness,
+    reload: Option<&UnboundedSender<ReloadReply>>,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -75,6 +95,24 @@ fn answer(mut stream: TcpStream, metrics: &Metrics, readiness: &Readiness) -> io
             true => respond(&mut stream, "200 OK", "text/plain", b"serving\n", method == "GET"),
             false => respond(&mut stream, "503 Service Unavailable", "text/plain", b"not serving\n", method == "GET"),
         },
+        ("POST", RELOAD_PATH) if reload.is_some() => {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            let outcome = match reload.map(|r| r.send(reply)) {
+                Some(Ok(())) => outcome.blocking_recv().ok(),
+                _ => None,
+            };
+            match outcome {
+                Some(Ok(done)) => respond(&mut stream, "200 OK", "text/plain", format!("{done}\n").as_bytes(), true),
+                Some(Err(refused)) => {
+                    let body = format!("{refused}\n");
+                    respond(&mut stream, "500 Internal Server Error", "text/plain", body.as_bytes(), true)
+                }
+                None => respond(&mut stream, "503 Service Unavailable", "text/plain", b"not reloading\n", true),
+            }
+        }
+        (_, RELOAD_PATH) if reload.is_some() => {
+            respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use POST\n", true)
+        }
         (_, PATH | HEALTH_PATH) => respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use GET\n", true),
         _ => {
             respond(&mut stream, "404 Not Found", "text/plain", b"metrics are at /metrics, health at /healthz\n", true)

@@ -396,7 +396,11 @@ impl Reloader {
                 refused.push(format!("app reload failed ({e:#}); the current app stays"));
             }
         }
-        if refused.is_empty() { Ok(done.join("; ")) } else { Err(refused.join("; ")) }
+        match (refused.is_empty(), done.is_empty()) {
+            (true, _) => Ok(done.join("; ")),
+            (false, true) => Err(refused.join("; ")),
+            (false, false) => Err(format!("{}; done: {}", refused.join("; "), done.join("; "))),
+        }
     }
 
     /// Reads the flags, the config file and the component again, and

@@ -148,25 +148,29 @@ async fn the_metrics_endpoint_counts_what_a_load_did() {
     assert!(http_get(&addr, "GET", "/other").0.starts_with("HTTP/1.1 404"));
     assert!(http_get(&addr, "POST", "/metrics").0.starts_with("HTTP/1.1 405"));
 
-    // Connections by state (sampled every 250 ms): 4 WebSockets, and 2 TCP
-    // connections that have not sent their request yet.
+    // Connections by state (sampled every 250 ms): 4 WebSockets, 2 TCP
+    // connections that have not sent their request yet, and a WebSocket the
+    // server is closing (invalid UTF-8: 1007 sent; its client never answers).
     let mut open = Vec::new();
     for _ in 0..4 {
         open.push(tokio_tungstenite::connect_async(&server.url).await.expect("connect").0);
     }
     let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap()).collect();
+    let (status, _, mut closing) = upgrade_behind(server.port, b"");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    std::io::Write::write_all(&mut closing, &wsbox_testkit::frames::frame(true, 0x1, &[0xff])).unwrap();
     let state =
         |body: &str, state: &str| sample(body, &format!(r#"wsbox_connections_by_state{{worker="0",state="{state}"}}"#));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let body = http_get(&addr, "GET", "/metrics").1;
-        if state(&body, "websocket") == 4.0 && state(&body, "handshake") == 2.0 && state(&body, "closing") == 0.0 {
+        if state(&body, "websocket") == 4.0 && state(&body, "handshake") == 2.0 && state(&body, "closing") == 1.0 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "connections by state:\n{body}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop((open, idle));
+    drop((open, idle, closing));
 }
 
 /// Sends `preamble`, an upgrade request and a text message over a new

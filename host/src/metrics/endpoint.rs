@@ -31,6 +31,8 @@ pub type ReloadReply = tokio::sync::oneshot::Sender<Result<String, String>>;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
+/// How long an answered client may take to close.
+const LINGER: Duration = Duration::from_secs(1);
 /// How long a scraper may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -97,25 +99,34 @@ fn answer(
         },
         ("POST", RELOAD_PATH) if reload.is_some() => {
             let (reply, outcome) = tokio::sync::oneshot::channel();
-            let outcome = match reload.map(|r| r.send(reply)) {
-                Some(Ok(())) => outcome.blocking_recv().ok(),
-                _ => None,
-            };
-            match outcome {
-                Some(Ok(done)) => respond(&mut stream, "200 OK", "text/plain", format!("{done}\n").as_bytes(), true),
-                Some(Err(refused)) => {
-                    let body = format!("{refused}\n");
-                    respond(&mut stream, "500 Internal Server Error", "text/plain", body.as_bytes(), true)
-                }
-                None => respond(&mut stream, "503 Service Unavailable", "text/plain", b"not reloading\n", true),
-            }
+            let asked = reload.is_some_and(|r| r.send(reply).is_ok());
+            // A reload may take seconds (compiling a component): its answer
+            // waits on a thread of its own, so scrapes and health checks
+            // are answered meanwhile.
+            std::thread::Builder::new().name("wsbox-reload-answer".into()).spawn(move || {
+                let _ = match asked.then(|| outcome.blocking_recv().ok()).flatten() {
+                    Some(Ok(done)) => {
+                        respond(&mut stream, "200 OK", "text/plain", format!("{done}\n").as_bytes(), true)
+                    }
+                    Some(Err(refused)) => {
+                        let body = format!("{refused}\n");
+                        respond(&mut stream, "500 Internal Server Error", "text/plain", body.as_bytes(), true)
+                    }
+                    None => respond(&mut stream, "503 Service Unavailable", "text/plain", b"not reloading\n", true),
+                };
+            })?;
+            Ok(())
         }
         (_, RELOAD_PATH) if reload.is_some() => {
             respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use POST\n", true)
         }
         (_, PATH | HEALTH_PATH) => respond(&mut stream, "405 Method Not Allowed", "text/plain", b"use GET\n", true),
         _ => {
-            respond(&mut stream, "404 Not Found", "text/plain", b"metrics are at /metrics, health at /healthz\n", true)
+            let body: &[u8] = match reload {
+                Some(_) => b"metrics are at /metrics, health at /healthz, POST /reload reloads\n",
+                None => b"metrics are at /metrics, health at /healthz\n",
+            };
+            respond(&mut stream, "404 Not Found", "text/plain", body, true)
         }
     }
 }
@@ -129,6 +140,17 @@ fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &[u8]
     stream.write_all(head.as_bytes())?;
     if with_body {
         stream.write_all(body)?;
+    }
+    // Input left unread (a request body) would make the close a reset that
+    // can destroy the answer: shut our side, then read until the client
+    // closes (briefly).
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        if matches!(stream.read(&mut sink), Ok(0) | Err(_)) {
+            break;
+        }
     }
     Ok(())
 }

@@ -323,10 +323,11 @@ impl NetHost {
     pub fn connection_states(&self) -> ConnectionStates {
         let mut states = ConnectionStates::default();
         for conn in self.conns.values() {
-            if conn.websocket {
-                states.websocket += 1;
-            } else if conn.close_sent || conn.phase != Phase::Open {
+            // (`websocket` stays set once upgraded: closing is asked first.)
+            if conn.close_sent || conn.phase != Phase::Open {
                 states.closing += 1;
+            } else if conn.websocket {
+                states.websocket += 1;
             } else {
                 states.handshake += 1;
             }

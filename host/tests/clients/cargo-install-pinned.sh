@@ -5,8 +5,9 @@
 # The bootstrap-*.sh scripts name what they need (ARGS go to `cargo
 # install`, e.g. `--config` profile settings); idempotent.
 # The tools only run tests (a component compiled once, a few messages), so
-# they are built at opt-level 1 without debug info: about half the build
-# time of a full release build on 2 cores, and the same code.
+# they are built at opt-level 1 without debug info (about half the build
+# time of a full release build on 2 cores, and the same code), unless ARGS
+# ask for less.
 set -euo pipefail
 crate=$1 version=$2 binary=$3 features=$4 minutes=$5
 shift 5

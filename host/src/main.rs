@@ -152,8 +152,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
             Err(e) => tracing::warn!("no compile cache ({e:#}); compiling at every start"),
         }
     }
-    let component = match (&args.component, args.binding) {
-        (Some(path), _) => WsboxComponent::from_file_with_config(path, &config)?,
+    // Read once: compiled, and its digest kept (a reload compares it).
+    let component_bytes = args.component.as_deref().map(read_component).transpose()?;
+    let component = match (args.component.as_deref().zip(component_bytes.as_deref()), args.binding) {
+        (Some((path, bytes)), _) => compile_component(path, bytes, &config)?,
         (None, BindingArg::HostFed) => WsboxComponent::embedded_with_config(&config)?,
         (None, BindingArg::Wasi) => WsboxComponent::embedded_binding(Binding::WasiSockets, &config)?,
     };
@@ -269,7 +271,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls: tls.clone(),
         engine: config,
         args: args.clone(),
-        component_digest: args.component.as_deref().map(read_component).transpose()?.as_deref().map(digest_of),
+        component_digest: component_bytes.as_deref().map(digest_of),
         limits,
         app: app.clone(),
         reload: reload.clone(),
@@ -323,6 +325,12 @@ fn read_component(path: &std::path::Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the component {}", path.display()))
 }
 
+/// The component file at `path`, from its bytes.
+fn compile_component(path: &std::path::Path, bytes: &[u8], engine: &wasmtime::Config) -> Result<WsboxComponent> {
+    WsboxComponent::from_bytes_with_config(bytes, engine)
+        .with_context(|| format!("compiling the component {}", path.display()))
+}
+
 /// A digest of a component's bytes, to tell whether a reload changes it.
 fn digest_of(bytes: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -374,28 +382,22 @@ impl Reloader {
     }
 
     /// The certificate and key, then the app; `Ok`: what was done, `Err`:
-    /// what was refused (each part is logged, prefixed with `cause`).
+    /// what was refused, and why (each part is logged, prefixed with `cause`).
     async fn reload_all(&mut self, cause: &str) -> Result<String, String> {
         let (mut done, mut refused) = (Vec::new(), Vec::new());
         if let Some(tls) = &self.tls {
             match tls.reload() {
-                Ok(()) => {
-                    tracing::info!("{cause}: reloaded the TLS certificate and key");
-                    done.push("reloaded the TLS certificate and key".to_string());
-                }
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "{cause}: TLS reload failed; the current certificate stays");
-                    refused.push(format!("TLS reload failed ({e:#}); the current certificate stays"));
-                }
+                Ok(()) => done.push("reloaded the TLS certificate and key".to_string()),
+                Err(e) => refused.push(("TLS reload failed; the current certificate stays", e)),
             }
         }
         match self.reload_app(cause).await {
-            Ok(what) => done.push(what.to_string()),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "{cause}: app reload failed; the current app stays");
-                refused.push(format!("app reload failed ({e:#}); the current app stays"));
-            }
+            Ok(what) => done.push(what),
+            Err(e) => refused.push(("app reload failed; the current app stays", e)),
         }
+        done.iter().for_each(|what| tracing::info!("{cause}: {what}"));
+        refused.iter().for_each(|(what, e)| tracing::error!(error = %format!("{e:#}"), "{cause}: {what}"));
+        let refused: Vec<String> = refused.iter().map(|(what, e)| format!("{what} ({e:#})")).collect();
         match (refused.is_empty(), done.is_empty()) {
             (true, _) => Ok(done.join("; ")),
             (false, true) => Err(refused.join("; ")),
@@ -404,8 +406,9 @@ impl Reloader {
     }
 
     /// Reads the flags, the config file and the component again, and
-    /// swaps the app if they changed it; says what it did.
-    async fn reload_app(&mut self, cause: &str) -> Result<&'static str> {
+    /// swaps the app if they changed it; says what it did (`cause` names
+    /// the request in the warning about flags a reload cannot apply).
+    async fn reload_app(&mut self, cause: &str) -> Result<String> {
         let args = match wsbox::cli::parse_from(std::env::args_os().collect()) {
             Ok(cli) => cli.serve_args().clone(),
             Err(wsbox::cli::ParseError::Config(message)) => anyhow::bail!("{message}"),
@@ -422,8 +425,7 @@ impl Reloader {
             tracing::warn!("{cause}: flags other than the app's changed; they take effect at the next start");
         }
         if applied == args && digest == self.component_digest {
-            tracing::info!("{cause}: the app and its settings are unchanged");
-            return Ok("the app and its settings are unchanged");
+            return Ok("the app and its settings are unchanged".to_string());
         }
         anyhow::ensure!(
             self.app.component.binding() == Binding::HostFed,
@@ -433,9 +435,9 @@ impl Reloader {
             Arc::clone(&self.app.component)
         } else {
             // Compiling takes a while (seconds, without the compile cache).
-            let engine = self.engine.clone();
-            let loaded = tokio::task::spawn_blocking(move || match bytes {
-                Some(bytes) => WsboxComponent::from_bytes_with_config(&bytes, &engine),
+            let (path, engine) = (args.component.clone(), self.engine.clone());
+            let loaded = tokio::task::spawn_blocking(move || match path.zip(bytes) {
+                Some((path, bytes)) => compile_component(&path, &bytes, &engine),
                 None => WsboxComponent::embedded_with_config(&engine),
             })
             .await??;
@@ -454,14 +456,11 @@ impl Reloader {
         };
         let tls = self.app.options.tls_listen.is_some();
         let app = App { component, component_name: component_name(&args), options: args.echo_options(tls) };
-        tracing::info!(
-            component = app.component_name,
-            "{cause}: serving the new app; open connections stay with the previous one"
-        );
+        let what = format!("serving the new app ({}); open connections stay with the previous one", app.component_name);
         self.reload.request(app.clone());
         self.args = self.args.with_app_flags_of(&args);
         (self.component_digest, self.app) = (digest, app);
-        Ok("serving the new app; open connections stay with the previous one")
+        Ok(what)
     }
 }
 

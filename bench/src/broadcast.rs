@@ -76,6 +76,8 @@ pub struct BroadcastReport {
     pub p99_us: f64,
     pub client_cpu_pct: f64,
     pub server_cpu_pct: f64,
+    /// The user-space part of `server_cpu_pct` (the rest is the kernel's).
+    pub server_user_cpu_pct: f64,
     pub deliveries_per_server_cpu_sec: f64,
 }
 
@@ -149,7 +151,8 @@ pub async fn broadcast_load(o: BroadcastLoadOptions) -> Result<BroadcastReport> 
     let publications = publications.load(Ordering::Relaxed);
     let deliveries = deliveries.load(Ordering::Relaxed);
     let per_publication = (o.subscribers + o.publishers - 1) as u64;
-    let server_secs = server_cpu1.saturating_sub(server_cpu0).as_secs_f64();
+    let server_secs = (server_cpu1.0 + server_cpu1.1).saturating_sub(server_cpu0.0 + server_cpu0.1).as_secs_f64();
+    let server_user_secs = server_cpu1.0.saturating_sub(server_cpu0.0).as_secs_f64();
     Ok(BroadcastReport {
         publications,
         deliveries,
@@ -160,6 +163,7 @@ pub async fn broadcast_load(o: BroadcastLoadOptions) -> Result<BroadcastReport> 
         p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
         client_cpu_pct: 100.0 * client_cpu1.saturating_sub(client_cpu0).as_secs_f64() / seconds,
         server_cpu_pct: 100.0 * server_secs / seconds,
+        server_user_cpu_pct: 100.0 * server_user_secs / seconds,
         deliveries_per_server_cpu_sec: if server_secs > 0.0 { deliveries as f64 / server_secs } else { 0.0 },
     })
 }
@@ -172,8 +176,9 @@ async fn connect(
     tokio_tungstenite::connect_async_with_config(url, None, true).await
 }
 
-fn server_cpu(pid: Option<u32>) -> Result<Duration> {
-    pid.map_or(Ok(Duration::ZERO), procfs::cpu_time)
+/// User and system time of the server, if it is a process of its own.
+fn server_cpu(pid: Option<u32>) -> Result<(Duration, Duration)> {
+    pid.map_or(Ok((Duration::ZERO, Duration::ZERO)), procfs::cpu_times)
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -334,7 +339,14 @@ pub fn run(mut opts: RunOptions, bun: Option<PathBuf>) -> Result<String> {
                 runs[i].push(report);
             }
         }
-        rows.push((cell, runs.iter().map(|r| median(r)).collect::<Vec<_>>()));
+        // Each round's ratio, too: the servers of one round ran back to
+        // back, so their ratio is spared the machine's drift between rounds.
+        let per_round: Vec<f64> = runs[0]
+            .iter()
+            .zip(&runs[1])
+            .map(|(w, b)| w.deliveries_per_server_cpu_sec / b.deliveries_per_server_cpu_sec.max(f64::MIN_POSITIVE))
+            .collect();
+        rows.push((cell, runs.iter().map(|r| median(r)).collect::<Vec<_>>(), per_round));
     }
     drop(servers);
     let nats_cell = cells(opts.quick).remove(0);
@@ -470,11 +482,12 @@ fn median(runs: &[BroadcastReport]) -> BroadcastReport {
         p99_us: pick(|r| r.p99_us),
         client_cpu_pct: pick(|r| r.client_cpu_pct),
         server_cpu_pct: pick(|r| r.server_cpu_pct),
+        server_user_cpu_pct: pick(|r| r.server_user_cpu_pct),
         deliveries_per_server_cpu_sec: pick(|r| r.deliveries_per_server_cpu_sec),
     }
 }
 
-fn markdown(rows: &[(Cell, Vec<BroadcastReport>)], pinned: bool, opts: &RunOptions) -> String {
+fn markdown(rows: &[(Cell, Vec<BroadcastReport>, Vec<f64>)], pinned: bool, opts: &RunOptions) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "{}", crate::report::measured_on());
     let _ = writeln!(
@@ -486,21 +499,22 @@ fn markdown(rows: &[(Cell, Vec<BroadcastReport>)], pinned: bool, opts: &RunOptio
         opts.warmup,
         if pinned { "servers pinned to core 0, the generator to core 1" } else { "unpinned" }
     );
-    for (cell, reports) in rows {
+    for (cell, reports, per_round) in rows {
         let _ = writeln!(md, "**{}** ({:.0} deliveries/s asked)\n", cell.name(), cell.deliveries_per_sec());
         let _ = writeln!(
             md,
-            "| server | publications/s | deliveries/s | delivered | server CPU | deliveries per server-CPU-s | p50 | p99 | generator CPU |"
+            "| server | publications/s | deliveries/s | delivered | server CPU | of it user | deliveries per server-CPU-s | p50 | p99 | generator CPU |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (name, r) in SERVERS.iter().zip(reports) {
             let delivered = if r.expected > 0 { 100.0 * r.deliveries as f64 / r.expected as f64 } else { 0.0 };
             let _ = writeln!(
                 md,
-                "| {name} | {:.0} | {:.0} | {delivered:.1}% | {:.0}% | {:.0} | {:.0} µs | {:.0} µs | {:.0}% |",
+                "| {name} | {:.0} | {:.0} | {delivered:.1}% | {:.0}% | {:.0}% | {:.0} | {:.0} µs | {:.0} µs | {:.0}% |",
                 r.publications as f64 / r.seconds,
                 r.deliveries_per_sec,
                 r.server_cpu_pct,
+                r.server_user_cpu_pct,
                 r.deliveries_per_server_cpu_sec,
                 r.p50_us,
                 r.p99_us,
@@ -508,10 +522,12 @@ fn markdown(rows: &[(Cell, Vec<BroadcastReport>)], pinned: bool, opts: &RunOptio
             );
         }
         let per_cpu = |i: usize| reports[i].deliveries_per_server_cpu_sec;
+        let rounds: Vec<String> = per_round.iter().map(|r| format!("{r:.2}")).collect();
         let _ = writeln!(
             md,
-            "\nwsbox ÷ Bun per server-CPU-s: **{:.2}×**; ÷ tokio-tungstenite: **{:.2}×**.\n",
+            "\nwsbox ÷ Bun per server-CPU-s: **{:.2}×** (round by round: {}); ÷ tokio-tungstenite: **{:.2}×**.\n",
             per_cpu(0) / per_cpu(1).max(f64::MIN_POSITIVE),
+            rounds.join(", "),
             per_cpu(0) / per_cpu(2).max(f64::MIN_POSITIVE)
         );
     }

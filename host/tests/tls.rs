@@ -5,79 +5,15 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rcgen::{CertificateParams, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use support::Server;
+use support::pki::{Pki, client_config};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
-
-/// A CA and the PEM files a server or client needs.
-struct Pki {
-    dir: PathBuf,
-    ca_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wsbox-tls-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, format!("wsbox test CA {name}"));
-        let ca = params.self_signed(&key).unwrap();
-        let ca_pem = ca.pem();
-        std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
-        Pki { dir, ca_pem, issuer: Issuer::new(params, key) }
-    }
-
-    /// A leaf certificate for `names`, with a key of `alg`; returns (cert, key) paths.
-    fn leaf(&self, file: &str, names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate_for(alg).unwrap();
-        let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let cert_path = self.dir.join(format!("{file}.pem"));
-        let key_path = self.dir.join(format!("{file}.key"));
-        std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.ca_pem)).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
-            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
-        }
-    };
-    Arc::new(config)
-}
 
 fn server_with(pki: &Pki, alg: &'static rcgen::SignatureAlgorithm, extra: &[&str]) -> Server {
     let (cert, key) = pki.leaf("server", &["localhost", "127.0.0.1"], alg);

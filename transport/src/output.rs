@@ -52,7 +52,8 @@ impl Output {
         self.limit = bytes;
     }
 
-    fn limit(&self) -> usize {
+    /// The write limit in force.
+    pub fn limit(&self) -> usize {
         match self.limit {
             0 => WRITE_LIMIT,
             limit => limit,

@@ -3,7 +3,8 @@
 //! ([`super::NetHost`]), which tells it when the socket is ready.
 
 use super::admission::AdmissionControl;
-use super::batch::Admission;
+use super::batch::{self, Admission};
+use super::http2::{self, Origin, Session};
 use super::listener::opened_record;
 use super::proxy::{self, Preamble};
 use super::turn::Turn;
@@ -20,7 +21,7 @@ use wsbox_transport::{LINGER_MS, Output, OverCap, Pressure, READ_CHUNK, read_sha
 const LINGER: Duration = Duration::from_millis(LINGER_MS);
 
 /// `at` in milliseconds on the process's clock (the transport policy's time).
-fn millis(at: Instant) -> u64 {
+pub(super) fn millis(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     at.saturating_duration_since(*EPOCH.get_or_init(Instant::now)).as_millis() as u64
 }
@@ -135,8 +136,11 @@ pub struct Conn {
     /// Its first output (the answer to its HTTP request) was counted.
     pub answered: bool,
     stream: mio::net::TcpStream,
-    /// The TLS session of a connection on a secure listener.
-    tls: Option<TlsState>,
+    /// The TLS session of a connection on a secure listener, boxed: it is
+    /// over a kilobyte, and inline it would spread every connection of the
+    /// loop's table over that much more memory (a broadcast touches each
+    /// subscriber's entry; a cache miss each, and more of them, otherwise).
+    tls: Option<Box<TlsState>>,
     pub phase: Phase,
     /// The socket said readable and has not said would-block since
     /// (readiness is edge-triggered).
@@ -161,6 +165,13 @@ pub struct Conn {
     awaiting: Option<Box<AwaitingHeader>>,
     /// Admission counts it under `peer` (`closed` is owed when it goes).
     pub counted: bool,
+    /// On a secure listener: how the guest heard of the connection, kept
+    /// for the streams it carries if its TLS handshake chooses HTTP/2.
+    announcement: Option<Box<batch::Opened>>,
+    /// The HTTP/2 session of a connection whose TLS handshake chose `h2`:
+    /// the guest does not see this connection (it was told it is gone), it
+    /// sees the session's streams.
+    h2: Option<Box<Session>>,
 }
 
 impl Conn {
@@ -172,7 +183,7 @@ impl Conn {
             answered: false,
             close_sent: false,
             stream,
-            tls,
+            tls: tls.map(Box::new),
             phase: Phase::Open,
             readable: false,
             hup: false,
@@ -185,6 +196,8 @@ impl Conn {
             output: Output::default(),
             awaiting: None,
             counted: false,
+            announcement: None,
+            h2: None,
         }
     }
 
@@ -194,9 +207,48 @@ impl Conn {
         self.awaiting = Some(Box::new(awaiting));
     }
 
-    /// Whether the guest has heard of the connection (`opened`).
+    /// Whether the guest knows the connection as one of its own (`opened`,
+    /// and not an HTTP/2 carrier, whose streams it knows instead).
     pub fn announced(&self) -> bool {
-        self.awaiting.is_none()
+        self.awaiting.is_none() && self.h2.is_none()
+    }
+
+    /// Whether the connection's PROXY header is still being read.
+    pub fn awaiting_header(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
+    /// Keeps how the guest heard of a secure connection, should it carry
+    /// HTTP/2 streams.
+    pub fn remember_announcement(&mut self, opened: &batch::Opened) {
+        if self.tls.is_some() {
+            self.announcement = Some(Box::new(opened.clone()));
+        }
+    }
+
+    /// The HTTP/2 session this connection carries, if it does.
+    pub fn h2(&mut self) -> Option<&mut Session> {
+        self.h2.as_deref_mut()
+    }
+
+    pub fn h2_ref(&self) -> Option<&Session> {
+        self.h2.as_deref()
+    }
+
+    pub fn is_carrier(&self) -> bool {
+        self.h2.is_some()
+    }
+
+    /// Runs the connection's HTTP/2 session and writes what it produced.
+    pub fn pump_h2(&mut self, lp: &mut http2::Loop<'_>) -> Result<(), Failed> {
+        let Some(h2) = self.h2.as_deref_mut() else { return Ok(()) };
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        // h2 writes wait while the socket holds a write limit's worth.
+        let room = self.output.limit().saturating_sub(self.output.unwritten());
+        let out = h2.pump(lp, room);
+        if out.is_empty() { Ok(()) } else { self.write(Cow::Owned(out), lp.turn) }
     }
 
     /// Reads the connection's first bytes until they tell whether a PROXY
@@ -258,7 +310,9 @@ impl Conn {
         };
         // The client a PROXY header names is a client: its requests' own
         // `Forwarded` headers are not read.
-        turn.opened.push(opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted, false));
+        let opened = opened_record(self.id, awaiting.listener, peer, server.or(awaiting.local), admitted, false);
+        self.remember_announcement(&opened);
+        turn.opened.push(opened);
         let rest = &awaiting.bytes[len..];
         if rest.is_empty() {
             return HeaderOutcome::Opened;
@@ -322,7 +376,10 @@ impl Conn {
     /// Whether a deadline runs for this connection (the event loop then
     /// looks at it every housekeeping tick).
     pub fn has_timer(&self) -> bool {
-        self.phase != Phase::Open || self.unwritten() > 0 || self.awaiting.is_some()
+        self.phase != Phase::Open
+            || self.unwritten() > 0
+            || self.awaiting.is_some()
+            || self.h2.as_ref().is_some_and(|h2| h2.has_timer())
     }
 
     fn share_left(&mut self, epoch: u32) -> usize {
@@ -378,21 +435,44 @@ impl Conn {
         loop {
             // Plaintext rustls already holds comes first.
             if let Some(session) = tls.take_new_session() {
-                turn.tls_established.push(super::batch::TlsSession {
+                let session = batch::TlsSession {
                     conn: self.id,
                     protocol: session.protocol,
                     cipher: session.cipher,
                     server_name: session.server_name,
                     alpn: session.alpn,
                     peer_certificates: session.peer_certificates,
-                });
+                };
+                match self.announcement.take() {
+                    Some(opened) if session.alpn.as_bytes() == crate::tls::ALPN_H2 => {
+                        // HTTP/2: the guest forgets this connection and
+                        // hears of each WebSocket stream instead.
+                        turn.gone.push(self.id);
+                        self.h2 = Some(Box::new(Session::new(Origin { opened: *opened, tls: session })));
+                    }
+                    _ => turn.tls_established.push(session),
+                }
             }
-            let room = turn.room().min(self.share_left(turn.epoch));
-            let (n, more) = match tls.take_plaintext(turn.read_buffer(room), room) {
+            // A carrier's plaintext goes to its session, not the turn; the
+            // share bounds it all the same.
+            let share = self.share_left(turn.epoch);
+            let room = if self.h2.is_some() { share } else { turn.room().min(share) };
+            let taken = match self.h2.as_deref_mut() {
+                Some(h2) => {
+                    let mut plaintext = Vec::new();
+                    let taken = tls.take_plaintext(&mut plaintext, room);
+                    h2.receive(&plaintext);
+                    taken
+                }
+                None => tls.take_plaintext(turn.read_buffer(room), room),
+            };
+            let (n, more) = match taken {
                 Ok(taken) => taken,
                 Err(failure) => return self.tls_failed(tls, turn, failure),
             };
-            turn.record_input(self.id, n);
+            if self.h2.is_none() {
+                turn.record_input(self.id, n);
+            }
             self.share_used += n;
             if more && n == room {
                 return ReadOutcome::Blocked;
@@ -425,7 +505,10 @@ impl Conn {
     fn eof(&mut self, turn: &mut Turn) -> ReadOutcome {
         self.peer_done = true;
         self.readable = false;
-        turn.eof.push(self.id);
+        match self.h2.as_deref_mut() {
+            Some(h2) => h2.peer_closed(),
+            None => turn.eof.push(self.id),
+        }
         ReadOutcome::Eof
     }
 
@@ -435,6 +518,10 @@ impl Conn {
         tls.flush_into(&mut records);
         let _ = self.write_raw(Cow::Owned(records), turn);
         tracing::debug!(conn = self.id, error = %failure.message, "TLS failed");
+        if self.h2.is_some() {
+            // The guest does not know the carrier (its streams are reported gone).
+            return ReadOutcome::Failed;
+        }
         turn.tls_failed.push(super::batch::TlsFailure {
             conn: self.id,
             message: failure.message,

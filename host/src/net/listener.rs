@@ -130,7 +130,9 @@ impl Listening {
         });
         match admitted {
             Some(admitted) if !proxy.reads_header() => {
-                turn.opened.push(opened_record(id, self.id, peer, local, admitted, forwards));
+                let opened = opened_record(id, self.id, peer, local, admitted, forwards);
+                conn.remember_announcement(&opened);
+                turn.opened.push(opened);
             }
             admitted => conn.await_header(AwaitingHeader::new(self.id, peer, local, admitted, now)),
         }

@@ -16,6 +16,7 @@
 mod admission;
 pub mod batch;
 mod conn;
+mod http2;
 mod listener;
 mod poller;
 pub mod proxy;
@@ -25,6 +26,7 @@ use crate::sandbox::ListenPolicy;
 use admission::AdmissionControl;
 pub use admission::AdmissionLimits;
 use conn::{Conn, Discarded, HeaderOutcome, Phase, ReadOutcome};
+use http2::Loop;
 use listener::Listening;
 
 /// Listening sockets handed from one instance's sockets to the next (an
@@ -142,6 +144,11 @@ pub struct NetHost {
     next_listener: u32,
     conns: FxHashMap<u32, Conn>,
     next_conn: u32,
+    /// The guest's connections that are HTTP/2 streams, each with the id
+    /// of the connection that carries it.
+    streams: FxHashMap<u32, u32>,
+    /// Carriers whose HTTP/2 session has something to do.
+    to_pump: Vec<u32>,
     /// Connections to read, in turn order; those a full turn left unread
     /// stay at the front.
     to_read: VecDeque<u32>,
@@ -190,6 +197,8 @@ impl NetHost {
             next_listener: 1,
             conns: FxHashMap::default(),
             next_conn: 1,
+            streams: FxHashMap::default(),
+            to_pump: Vec::new(),
             to_read: VecDeque::new(),
             to_drain: Vec::new(),
             turn: Turn::default(),
@@ -279,6 +288,20 @@ impl NetHost {
         let ids: Vec<u32> = self.conns.keys().copied().collect();
         for id in ids {
             let Some(conn) = self.conns.get_mut(&id) else { continue };
+            if let Some(h2) = conn.h2() {
+                let now_ms = conn::millis(now);
+                for stream in h2.stream_ids().collect::<Vec<_>>() {
+                    if h2.is_open_websocket(stream)
+                        && h2.write(stream, Cow::Borrowed(close_frame), &mut self.turn, now_ms).is_ok()
+                    {
+                        told += 1;
+                    }
+                    h2.close(stream);
+                }
+                h2.go_away();
+                self.to_pump.push(id);
+                continue;
+            }
             if !conn.announced() {
                 self.remove(id);
                 continue;
@@ -315,7 +338,7 @@ impl NetHost {
 
     /// The number of connections the host holds open (lingering ones too).
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.streams.len()
     }
 
     /// The connections by state (one pass over them all: for a sample, not
@@ -323,6 +346,17 @@ impl NetHost {
     pub fn connection_states(&self) -> ConnectionStates {
         let mut states = ConnectionStates::default();
         for conn in self.conns.values() {
+            if let Some(h2) = conn.h2_ref() {
+                // Not a connection of the guest's: its streams are.
+                for (websocket, closing) in h2.stream_states() {
+                    match (websocket, closing) {
+                        (_, true) => states.closing += 1,
+                        (true, false) => states.websocket += 1,
+                        (false, false) => states.handshake += 1,
+                    }
+                }
+                continue;
+            }
             // (`websocket` stays set once upgraded: closing is asked first.)
             if conn.close_sent || conn.phase != Phase::Open {
                 states.closing += 1;
@@ -432,8 +466,11 @@ impl NetHost {
         if waited || !self.turn.has_input() {
             self.last_turn_busy = false;
         }
-        let conns = &self.conns;
-        self.turn.take(|id| conns.get(&id).map(Conn::backed_up))
+        let (conns, streams) = (&self.conns, &self.streams);
+        self.turn.take(|id| match conns.get(&id) {
+            Some(conn) => Some(conn.backed_up()),
+            None => conns.get(streams.get(&id)?)?.h2_ref()?.backed_up(id),
+        })
     }
 
     /// Whether to let input gather for [`COALESCE_PAUSE`] before handing
@@ -467,29 +504,35 @@ impl NetHost {
         for id in &out.upgraded {
             if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.websocket = true;
+            } else if let Some((_, h2)) = self.stream_session(*id) {
+                h2.mark(*id, true, false);
             }
         }
         for id in &out.closing {
             if let Some(conn) = announced(&mut self.conns, *id) {
                 conn.close_sent = true;
+            } else if let Some((_, h2)) = self.stream_session(*id) {
+                h2.mark(*id, false, true);
             }
         }
         // A connection's share of publications precedes its own output.
         self.write_shared(&out.shared);
         for batch::Write { conn: id, data } in out.writes {
-            if let Some(conn) = announced(&mut self.conns, id) {
-                if !conn.answered {
-                    conn.answered = true;
-                    count_response(&mut self.http_responses, &data);
+            let Some(conn) = announced(&mut self.conns, id) else {
+                self.write_stream(id, Cow::Owned(data));
+                continue;
+            };
+            if !conn.answered {
+                conn.answered = true;
+                count_response(&mut self.http_responses, &data);
+            }
+            match conn.write(Cow::Owned(data), &mut self.turn) {
+                Ok(()) => {
+                    self.timers |= conn.has_timer();
+                    // A raised write limit can end backpressure here.
+                    enqueue_if_readable(conn, &mut self.to_read);
                 }
-                match conn.write(Cow::Owned(data), &mut self.turn) {
-                    Ok(()) => {
-                        self.timers |= conn.has_timer();
-                        // A raised write limit can end backpressure here.
-                        enqueue_if_readable(conn, &mut self.to_read);
-                    }
-                    Err(conn::Failed) => self.fail(id),
-                }
+                Err(conn::Failed) => self.fail(id),
             }
         }
         for id in &out.close {
@@ -499,11 +542,94 @@ impl NetHost {
                 if conn.advance_close(now) {
                     self.remove(*id);
                 }
+            } else if let Some((carrier, h2)) = self.stream_session(*id) {
+                h2.close(*id);
+                self.to_pump.push(carrier);
             }
         }
         for id in &out.abort {
             if announced(&mut self.conns, *id).is_some() {
                 self.remove(*id);
+            } else if let Some((carrier, h2)) = self.stream_session(*id) {
+                h2.abort(*id);
+                self.to_pump.push(carrier);
+                self.forget_stream(*id);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The HTTP/2 session that carries stream `id`, with its carrier's id.
+    fn stream_session(&mut self, id: u32) -> Option<(u32, &mut http2::Session)> {
+        let carrier = *self.streams.get(&id)?;
+        Some((carrier, self.conns.get_mut(&carrier)?.h2()?))
+    }
+
+    /// The guest's bytes for an HTTP/2 stream.
+    fn write_stream(&mut self, id: u32, bytes: Cow<'_, [u8]>) {
+        let now_ms = conn::millis(Instant::now());
+        let Some(&carrier) = self.streams.get(&id) else { return };
+        let Some(h2) = self.conns.get_mut(&carrier).and_then(Conn::h2) else { return };
+        if !h2.answered(id) {
+            count_response(&mut self.http_responses, &bytes);
+        }
+        if h2.write(id, bytes, &mut self.turn, now_ms).is_err() {
+            self.turn.gone.push(id);
+            self.forget_stream(id);
+        }
+        self.to_pump.push(carrier);
+    }
+
+    /// A stream ended: it no longer routes to its carrier, and no longer
+    /// counts for its client's address.
+    fn forget_stream(&mut self, id: u32) {
+        if let Some(carrier) = self.streams.remove(&id)
+            && let Some(conn) = self.conns.get(&carrier)
+        {
+            self.admission.closed(conn.peer);
+        }
+    }
+
+    /// Runs the HTTP/2 sessions that have something to do: new streams are
+    /// routed, ended ones forgotten, a session that is over closes its
+    /// carrier.
+    fn pump(&mut self, now: Instant) {
+        if self.to_pump.is_empty() {
+            return;
+        }
+        let mut carriers = std::mem::take(&mut self.to_pump);
+        carriers.sort_unstable();
+        carriers.dedup();
+        for carrier in carriers {
+            let Some(conn) = self.conns.get_mut(&carrier) else { continue };
+            let mut lp = Loop {
+                turn: &mut self.turn,
+                next_id: &mut self.next_conn,
+                admission: &mut self.admission,
+                now,
+                now_ms: conn::millis(now),
+                health_path: self.limits.health_check.as_ref().map(|h| h.path.as_str()),
+                began: Vec::new(),
+                ended: Vec::new(),
+            };
+            let pumped = conn.pump_h2(&mut lp);
+            let (began, ended) = (lp.began, lp.ended);
+            self.timers |= conn.has_timer();
+            let over = conn.h2().is_some_and(|h2| h2.is_closed());
+            for id in began {
+                self.streams.insert(id, carrier);
+            }
+            for id in ended {
+                self.forget_stream(id);
+            }
+            if pumped.is_err() {
+                self.fail(carrier);
+            } else if over && let Some(conn) = self.conns.get_mut(&carrier) {
+                conn.close(&mut self.turn, now);
+                self.timers = true;
+                if conn.advance_close(now) {
+                    self.remove(carrier);
+                }
             }
         }
     }
@@ -521,9 +647,14 @@ impl NetHost {
         let mut parts: Vec<&[u8]> = Vec::new();
         for group in sends.chunk_by(|a, b| a.0 == b.0) {
             let id = group[0].0;
-            let Some(conn) = announced(&mut self.conns, id) else { continue };
             parts.clear();
             parts.extend(group.iter().map(|&(_, at)| &shared[at].data[..]));
+            let Some(conn) = announced(&mut self.conns, id) else {
+                if self.streams.contains_key(&id) {
+                    self.write_stream(id, Cow::Owned(parts.concat()));
+                }
+                continue;
+            };
             match conn.write_parts(&parts, &mut self.turn) {
                 Ok(()) => self.timers |= conn.has_timer(),
                 Err(conn::Failed) => self.fail(id),
@@ -558,6 +689,7 @@ impl NetHost {
             // Connections ended since: the backlog's turn.
             self.accept(now);
         }
+        self.pump(now);
     }
 
     fn accept(&mut self, now: Instant) {
@@ -616,6 +748,10 @@ impl NetHost {
         if conn.advance_close(now) {
             return self.remove(id);
         }
+        if conn.is_carrier() {
+            // Its session's writes may have waited for the socket.
+            self.to_pump.push(id);
+        }
         enqueue_if_readable(conn, &mut self.to_read);
     }
 
@@ -644,7 +780,7 @@ impl NetHost {
                 }
                 continue;
             }
-            if !conn.announced() {
+            if conn.awaiting_header() {
                 self.timers = true;
                 match conn.read_header(&mut self.turn, &mut self.admission, now) {
                     HeaderOutcome::Waiting => continue,
@@ -662,6 +798,9 @@ impl NetHost {
             let outcome = conn.read_into(&mut self.turn, &mut self.scratch);
             // TLS handshake records written while reading may wait.
             self.timers |= conn.has_timer();
+            if conn.is_carrier() {
+                self.to_pump.push(id);
+            }
             match outcome {
                 ReadOutcome::WouldBlock | ReadOutcome::Eof => {}
                 ReadOutcome::Blocked => {
@@ -679,36 +818,62 @@ impl NetHost {
         if !self.timers {
             return;
         }
-        let (mut expired, mut stalled) = (Vec::new(), Vec::new());
+        let (mut expired, mut stalled, mut stalled_streams) = (Vec::new(), Vec::new(), Vec::new());
         let mut timers = false;
-        for conn in self.conns.values() {
+        let (now_ms, write_timeout_ms) = (conn::millis(now), self.limits.write_timeout.as_millis() as u64);
+        for conn in self.conns.values_mut() {
             match conn.expired(now, self.limits.write_timeout) {
                 Ok(true) => expired.push(conn.id),
                 Ok(false) => timers |= conn.has_timer(),
                 Err(conn::Failed) => stalled.push(conn.id),
             }
+            if let Some(h2) = conn.h2() {
+                // Streams whose peer gives no window are reset; lingering
+                // ones are looked at by the pump.
+                for id in h2.stalled(now_ms, write_timeout_ms) {
+                    self.turn.gone.push(id);
+                    stalled_streams.push(id);
+                }
+                self.to_pump.push(conn.id);
+            }
         }
         self.timers = timers;
+        stalled_streams.into_iter().for_each(|id| self.forget_stream(id));
         expired.into_iter().for_each(|id| self.remove(id));
         stalled.into_iter().for_each(|id| self.fail(id));
     }
 
     /// The socket failed: drop the connection and tell the guest.
     fn fail(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id) {
+        if let Some(mut conn) = self.conns.remove(&id) {
             if conn.counted {
                 self.admission.closed(conn.peer);
             }
             if conn.announced() {
                 self.turn.gone.push(id);
             }
+            self.end_streams(&mut conn);
         }
     }
 
     /// The guest is done with the connection (or its close finished): drop it.
     fn remove(&mut self, id: u32) {
-        if let Some(conn) = self.conns.remove(&id).filter(|conn| conn.counted) {
-            self.admission.closed(conn.peer);
+        if let Some(mut conn) = self.conns.remove(&id) {
+            if conn.counted {
+                self.admission.closed(conn.peer);
+            }
+            self.end_streams(&mut conn);
+        }
+    }
+
+    /// A carrier is gone: so are the streams it still had.
+    fn end_streams(&mut self, carrier: &mut Conn) {
+        let Some(h2) = carrier.h2_ref() else { return };
+        for id in h2.stream_ids().collect::<Vec<_>>() {
+            self.turn.gone.push(id);
+            if self.streams.remove(&id).is_some() {
+                self.admission.closed(carrier.peer);
+            }
         }
     }
 
@@ -763,6 +928,13 @@ impl NetHost {
     /// Closes a listener (`net.unlisten`).
     pub fn unlisten(&mut self, listener: u32) {
         self.listeners.remove(&listener);
+        // Its HTTP/2 connections take no new streams (GOAWAY).
+        for conn in self.conns.values_mut() {
+            if let Some(h2) = conn.h2().filter(|h2| h2.listener() == listener) {
+                h2.go_away();
+                self.to_pump.push(conn.id);
+            }
+        }
     }
 
     /// Pauses or resumes accepting on a listener (`net.set-accepting`).
@@ -774,22 +946,28 @@ impl NetHost {
 
     /// Caps the bytes read for a connection per turn (0: the default share).
     pub fn set_read_limit(&mut self, conn: u32, bytes: u32) {
-        if let Some(conn) = announced(&mut self.conns, conn) {
-            conn.read_limit = bytes as usize;
+        if let Some(c) = announced(&mut self.conns, conn) {
+            c.read_limit = bytes as usize;
+        } else if let Some((_, h2)) = self.stream_session(conn) {
+            h2.set_read_limit(conn, bytes as usize);
         }
     }
 
     /// Sets a connection's write limit (0: the default).
     pub fn set_write_limit(&mut self, conn: u32, bytes: u32) {
-        if let Some(conn) = announced(&mut self.conns, conn) {
-            conn.set_write_limit(bytes as usize);
+        if let Some(c) = announced(&mut self.conns, conn) {
+            c.set_write_limit(bytes as usize);
+        } else if let Some((_, h2)) = self.stream_session(conn) {
+            h2.set_write_limit(conn, bytes as usize);
         }
     }
 
     /// Whether bytes written to a connection are reported.
     pub fn report_written(&mut self, conn: u32, enabled: bool) {
-        if let Some(conn) = announced(&mut self.conns, conn) {
-            conn.report_written = enabled;
+        if let Some(c) = announced(&mut self.conns, conn) {
+            c.report_written = enabled;
+        } else if let Some((_, h2)) = self.stream_session(conn) {
+            h2.report_written(conn, enabled);
         }
     }
 }

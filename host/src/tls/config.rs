@@ -11,6 +11,13 @@ use rustls::sign::CertifiedKey;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
+/// HTTP/2's ALPN name: a connection that chooses it speaks HTTP/2 and
+/// carries its WebSockets as streams (RFC 8441; see `net/http2`).
+pub const ALPN_H2: &[u8] = b"h2";
+
+/// What a wss:// listener offers by ALPN, in preference order.
+pub const ALPN: [&[u8]; 2] = [ALPN_H2, b"http/1.1"];
+
 /// Where the operator's TLS material lives (PEM files).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
@@ -60,7 +67,7 @@ impl ServerTls {
             }
         };
         let mut config = builder.with_cert_resolver(Arc::clone(&identity) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Self { config: Arc::new(config), identity })
     }
 

@@ -12,5 +12,5 @@
 mod config;
 mod session;
 
-pub use config::{ServerTls, TlsFiles, load_server_config};
+pub use config::{ALPN, ALPN_H2, ServerTls, TlsFiles, load_server_config};
 pub use session::{TlsFailure, TlsSession, TlsState};

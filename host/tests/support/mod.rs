@@ -4,8 +4,13 @@
 
 #![allow(dead_code)]
 
+pub mod h2;
+pub mod pki;
+
 use std::process::Command;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
 use wsbox_testkit::process::Process;
 
 /// A server process under test (the test kit's launcher), with its URLs.
@@ -87,10 +92,15 @@ impl Drop for Server {
 /// binary (64 KiB) come back as sent, a ping gets its pong, and a close with
 /// 4000 "bye" is answered with the same code and reason.
 pub async fn echo_checks(url: &str) {
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    echo_checks_on(ws).await;
+}
+
+/// [`echo_checks`] on a WebSocket already open (over any byte stream).
+pub async fn echo_checks_on<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
     ws.send(Message::text("héllo wsbox")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("héllo wsbox"));
     let binary: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -113,13 +123,28 @@ pub async fn echo_checks(url: &str) {
 /// nothing lost, reordered or corrupted; then each closes with 1000 and
 /// gets 1000 back.
 pub async fn many_peers(url: &str, peers: u32, messages: u32) {
+    let url = url.to_string();
+    many_peers_with(peers, messages, move |_| {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(&url).await.expect("connect").0 }
+    })
+    .await;
+}
+
+/// [`many_peers`] with peers that `connect` opens (over any byte stream).
+pub async fn many_peers_with<S, F, Fut>(peers: u32, messages: u32, connect: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = WebSocketStream<S>> + Send + 'static,
+{
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let tasks: Vec<_> = (0..peers)
         .map(|peer| {
-            let url = url.to_string();
+            let connecting = connect(peer);
             tokio::spawn(async move {
-                let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+                let ws = connecting.await;
                 let (mut sink, mut stream) = ws.split();
                 let payload = move |seq: u32| {
                     let len = ((peer.wrapping_mul(7919) ^ seq.wrapping_mul(104_729)) % 8192) as usize;
@@ -212,7 +237,7 @@ pub fn faulty_component() -> &'static std::path::Path {
 
 /// The code of the close frame the server sends next, within 10 s (`None`:
 /// the connection ended without one).
-pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+pub async fn close_code<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Option<u16> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     let ended = tokio::time::timeout(Duration::from_secs(10), async {

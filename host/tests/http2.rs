@@ -1,0 +1,154 @@
+//! WebSockets over HTTP/2 (RFC 8441) on the wss:// listener: a real HTTP/2
+//! client (the `h2` crate) opens each WebSocket as an extended CONNECT
+//! stream, and tokio-tungstenite speaks RFC 6455 over the stream.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use support::Server;
+use support::h2::{H2Connection, connect};
+use support::pki::{Pki, client_config};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A server with a TLS identity for `localhost`, and its wss:// port.
+fn server(pki: &Pki, extra: &[&str]) -> (Server, u16) {
+    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let mut args = vec!["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    let port = server.tls_url.as_ref().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    (server, port)
+}
+
+async fn h2(pki: &Pki, port: u16) -> H2Connection {
+    connect(port, client_config(&pki.ca_path(), None)).await
+}
+
+#[tokio::test]
+async fn a_websocket_over_an_http2_stream_echoes_like_one_over_tcp() {
+    let pki = Pki::new("h2-echo");
+    let (_server, port) = server(&pki, &[]);
+    let connection = h2(&pki, port).await;
+    let (ws, _) = connection.websocket("/", &[]).await;
+    support::echo_checks_on(ws).await;
+
+    // Every size class of the frame header, and a message larger than any
+    // window (the stream's and the connection's): flow control both ways.
+    let (mut ws, _) = connection.websocket("/", &[]).await;
+    for size in [0usize, 125, 126, 65_535, 65_536, 16 * 1024 * 1024] {
+        let payload: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        ws.send(Message::binary(payload.clone())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("in time");
+        assert_eq!(echoed.unwrap().unwrap(), Message::binary(payload), "{size} bytes");
+    }
+    ws.send(Message::text("")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(""));
+    // A fragmented message comes back whole.
+    let mut stream = ws.into_inner();
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(&wsbox_testkit::frames::frame(false, 0x1, b"frag")).await.unwrap();
+    stream.write_all(&wsbox_testkit::frames::frame(true, 0x0, b"mented")).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        stream,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("fragmented"));
+    ws.close(None).await.unwrap();
+    assert_eq!(support::close_code(&mut ws).await, Some(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_websockets_share_one_http2_connection_each_in_order() {
+    let pki = Pki::new("h2-many");
+    let (_server, port) = server(&pki, &[]);
+    let connection = std::sync::Arc::new(h2(&pki, port).await);
+    support::many_peers_with(100, 100, move |_| {
+        let connection = std::sync::Arc::clone(&connection);
+        async move { connection.websocket("/", &[]).await.0 }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_handshake_policy_applies_and_other_requests_get_http_answers() {
+    let pki = Pki::new("h2-policy");
+    let (_server, port) = server(&pki, &[]);
+    let connection = h2(&pki, port).await;
+
+    // Subprotocols and permessage-deflate are negotiated as over HTTP/1.1;
+    // the answer carries no HTTP/1.1-only header.
+    let offer = [("sec-websocket-protocol", "chat"), ("sec-websocket-extensions", "permessage-deflate")];
+    let (mut ws, headers) = connection.websocket("/", &offer).await;
+    assert!(headers.get("sec-websocket-accept").is_none() && headers.get("upgrade").is_none(), "{headers:?}");
+    assert!(headers["sec-websocket-extensions"].to_str().unwrap().starts_with("permessage-deflate"), "{headers:?}");
+    ws.close(None).await.unwrap();
+
+    // A request the guest refuses keeps its status: no version → 400 (426 with the version wanted).
+    let (response, _) = connection.request("CONNECT", Some("websocket"), "/", &[]).await.unwrap();
+    assert!(response.status().is_client_error(), "{response:?}");
+    // Another protocol: 501. Another method: 404. The health check: the guest's answer.
+    let (response, _) = connection.request("CONNECT", Some("webtransport"), "/", &[]).await.unwrap();
+    assert_eq!(response.status(), 501);
+    let (response, _) = connection.request("POST", None, "/", &[]).await.unwrap();
+    assert_eq!(response.status(), 404);
+    let (response, _) = connection.request("GET", None, "/healthz", &[]).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(String::from_utf8_lossy(&text).trim(), "serving");
+}
+
+#[tokio::test]
+async fn a_stream_reset_mid_message_ends_that_websocket_only() {
+    let pki = Pki::new("h2-reset");
+    let (server, port) = server(&pki, &["--metrics-listen", "127.0.0.1:0"]);
+    let connection = h2(&pki, port).await;
+    let (mut kept, _) = connection.websocket("/", &[]).await;
+    let (ws, _) = connection.websocket("/", &[]).await;
+    let mut stream = ws.into_inner();
+    use tokio::io::AsyncWriteExt;
+    let half = &wsbox_testkit::frames::binary(&[7; 1000])[..500];
+    stream.write_all(half).await.unwrap();
+    stream.send.send_reset(h2::Reason::CANCEL);
+    // The server forgets the reset one; the other goes on.
+    let mut websockets = f64::NAN;
+    for _ in 0..200 {
+        let (_, metrics) = support::http_get(&server.metrics_addr(), "GET", "/metrics");
+        websockets = support::sample(&metrics, "wsbox_connections_by_state{worker=\"0\",state=\"websocket\"}");
+        if websockets == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(websockets, 1.0, "one WebSocket left");
+    kept.send(Message::text("still here")).await.unwrap();
+    assert_eq!(kept.next().await.unwrap().unwrap(), Message::text("still here"));
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_stream_with_1001_and_sends_goaway() {
+    let pki = Pki::new("h2-goaway");
+    let (mut server, port) = server(&pki, &[]);
+    let connection = h2(&pki, port).await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(connection.websocket("/", &[]).await.0);
+    }
+    server.signal("TERM");
+    for ws in &mut sockets {
+        assert_eq!(support::close_code(ws).await, Some(1001));
+        // The close handshake completes: the client answers.
+        let _ = ws.close(None).await;
+    }
+    // GOAWAY: the connection ends and no new stream opens.
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection.driver).await;
+    assert!(ended.is_ok(), "the HTTP/2 connection ended");
+    assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", server.stderr());
+}

@@ -69,6 +69,14 @@ impl net::Host for HostState {
         Ok(self.net.serving())
     }
 
+    async fn page(&mut self) -> wasmtime::Result<Option<net::ServedPage>> {
+        Ok(self.net.page().map(|p| net::ServedPage {
+            path: p.path.clone(),
+            content_type: p.content_type.clone(),
+            body: p.body.to_vec(),
+        }))
+    }
+
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
         let incoming = self.net.exchange(outgoing(out), timeout_ms).await;
         // The guest runs again from here (the watchdog's clock).

@@ -319,6 +319,14 @@ pub struct ServeArgs {
     /// 400. An empty path turns it off.
     #[arg(long, default_value = crate::health::DEFAULT_PATH, value_name = "PATH", value_parser = parse_health_check_path)]
     pub health_check_path: String,
+    /// Serve a page to browsers at `/` on every listener (a plain `GET`;
+    /// upgrade requests on `/` still upgrade): the example echo client
+    /// (examples/echoclient.html, built in). Off unless given.
+    #[arg(long)]
+    pub page: bool,
+    /// Serve FILE as the page at `/` instead of the example client.
+    #[arg(long, value_name = "FILE")]
+    pub page_file: Option<PathBuf>,
     /// Serve metrics (OpenMetrics text, `GET /metrics`) and the health check
     /// (`GET /healthz`) on this address; off unless given. Every series is in
     /// docs/operations.md.

@@ -61,6 +61,7 @@ pub mod cli;
 pub mod health;
 pub mod metrics;
 pub mod net;
+pub mod page;
 pub mod runner;
 pub mod sandbox;
 pub mod serve;

@@ -9,6 +9,7 @@ use wsbox::cli::{BindingArg, Command, LogFormat, RunArgs, ServeArgs};
 use wsbox::health::{HealthCheck, Readiness};
 use wsbox::metrics::Metrics;
 use wsbox::net::{AdmissionLimits, TransportLimits, TrustedProxies};
+use wsbox::page::Page;
 use wsbox::runner::{Binding, WsboxComponent};
 use wsbox::sandbox::{ListenPolicy, SandboxLimits};
 use wsbox::serve::{App, Reload, ServeConfig, Shutdown};
@@ -204,6 +205,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         proxy: TrustedProxies::trusting(args.trusted_proxies.iter().copied(), args.proxy_protocol),
         health_check: (!args.health_check_path.is_empty())
             .then(|| HealthCheck { path: args.health_check_path.clone(), readiness: Arc::clone(&readiness) }),
+        page: (args.page || args.page_file.is_some()).then(|| Page::load(args.page_file.as_deref())).transpose()?,
         ..TransportLimits::default()
     };
     let options = args.echo_options(tls.is_some());

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::Server;
+use support::pki::{Pki, spki_sha256};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Debian's Chromium, installed by `tests/clients/bootstrap-chromium.sh`
@@ -128,10 +129,9 @@ impl Cdp {
     }
 }
 
-async fn open_page(browser: &Browser, page: &Path) -> Cdp {
+async fn open_page(browser: &Browser, url: &str) -> Cdp {
     let (ws, _) = tokio_tungstenite::connect_async(&browser.devtools).await.expect("DevTools connection");
     let mut cdp = Cdp { ws, next_id: 0, session: None };
-    let url = format!("file://{}", page.display());
     let target = cdp.call("Target.createTarget", json!({ "url": url })).await;
     let attached = cdp.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true })).await;
     cdp.session = Some(attached["sessionId"].as_str().unwrap().to_string());
@@ -153,36 +153,52 @@ async fn echoclient_page_echoes_through_chromium_over_ws() {
 
 #[tokio::test]
 async fn echoclient_page_echoes_through_chromium_over_wss_with_a_private_ca() {
-    use base64::Engine;
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    use sha2::Digest;
-    let dir = std::env::temp_dir().join(format!("wsbox-browser-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    use rustls::pki_types::pem::PemObject;
-    let spki_der = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(key.public_key_pem().as_bytes()).unwrap();
-    let spki = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki_der.as_ref()));
-
-    let (cert, keyf) = (cert_path.display().to_string(), key_path.display().to_string());
-    let server = Server::start(&["--tls-cert", &cert, "--tls-key", &keyf]);
-    let browser = Browser::start(&[spki]);
+    let pki = Pki::new("browser-wss");
+    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let server = Server::start(&["--tls-cert", &c, "--tls-key", &k]);
+    let browser = Browser::start(&[spki_sha256(&key)]);
     let url = server.tls_url.clone().expect("wss listener").replace("127.0.0.1", "localhost");
     check_echo_page(&browser, &url).await;
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_page_served_over_https_opens_its_websocket_on_the_same_http2_connection() {
+    let pki = Pki::new("browser-h2");
+    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let flags =
+        ["--tls-cert", &c, "--tls-key", &k, "--page", "--metrics-listen", "127.0.0.1:0", "--log-level", "debug"];
+    let server = Server::start(&flags);
+    let browser = Browser::start(&[spki_sha256(&key)]);
+    let origin = server.tls_url.clone().expect("wss listener").replace("wss://127.0.0.1", "https://localhost");
+    let mut cdp = open_page(&browser, &format!("{origin}/")).await;
+    // The page served by the server points its socket back at the server.
+    let url = cdp.evaluate("document.getElementById('url').value").await;
+    assert_eq!(url, json!(format!("{}/", origin.replace("https://", "wss://"))));
+    check_echo(&mut cdp, url.as_str().unwrap()).await;
+    // The server saw the WebSocket as a stream of an HTTP/2 connection, the
+    // one that carried the page, not as a connection of its own.
+    let (_, metrics) = support::http_get(&server.metrics_addr(), "GET", "/metrics");
+    assert_eq!(support::sample(&metrics, "wsbox_http2_websockets_total"), 1.0, "{metrics}");
+    let log = server.stderr();
+    let carrier = |kind: &str| {
+        let line = log.lines().find(|l| l.contains("HTTP/2 request") && l.contains(kind) && l.contains("path=\"/\""));
+        let line = line.unwrap_or_else(|| panic!("no {kind} request for / in the log:\n{log}"));
+        line.split_whitespace().find_map(|field| field.strip_prefix("carrier=")).unwrap().to_string()
+    };
+    assert_eq!(carrier("kind=Plain"), carrier("kind=WebSocket"), "{log}");
 }
 
 async fn check_echo_page(browser: &Browser, url: &str) {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/echoclient.html").canonicalize().unwrap();
-    let mut cdp = open_page(browser, &page).await;
+    let mut cdp = open_page(browser, &format!("file://{}", page.display())).await;
+    check_echo(&mut cdp, url).await;
+}
+
+/// The page's `echoTest` against `url`: a text and a binary message echoed,
+/// permessage-deflate negotiated, the close code the page chose.
+async fn check_echo(cdp: &mut Cdp, url: &str) {
     let text = "Hello from Chromium ✓";
     let result = cdp.evaluate(&format!("echoTest({url:?}, {text:?})")).await;
     assert_eq!(result["text"], json!(text), "{result}");

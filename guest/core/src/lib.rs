@@ -48,5 +48,6 @@ pub use close::CloseCode;
 pub use connection::{Config, Connection, Event, FrameShape, SocketError, State, Transport};
 pub use deflate::DeflateConfig;
 pub use error::ProtocolError;
+pub use handshake::Page;
 pub use limits::Limits;
 pub use message::MessageKind;

@@ -1,6 +1,6 @@
 //! The opening handshake, through the connection (RFC 6455 §4.2).
 
-use wsbox_core::{Config, Limits, State, Transport};
+use wsbox_core::{Config, Limits, Page, State, Transport};
 use wsbox_testkit::driver::*;
 
 #[test]
@@ -87,6 +87,28 @@ fn a_health_check_waits_for_its_answer_and_other_plain_requests_still_get_400() 
     }
     let o = run(Config::default(), false, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(o.events, [Ev::Refused(400)], "no health check unless configured");
+}
+
+#[test]
+fn a_page_answers_plain_gets_of_its_path_while_upgrades_there_still_upgrade() {
+    let page =
+        Page { path: "/".into(), content_type: "text/html; charset=utf-8".into(), body: b"<p>hi</p>"[..].into() };
+    let config = Config { page: Some(page), server_name: "wsbox".into(), ..Config::default() };
+    let answer = |request: &str| {
+        let o = run(config.clone(), false, request.as_bytes());
+        assert_eq!((o.transport, o.state), (Transport::Close, State::Closed), "{request}");
+        o.http
+    };
+    let get = answer("GET /?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+    assert!(get.contains("Content-Type: text/html; charset=utf-8\r\nContent-Length: 9\r\n"), "{get}");
+    assert!(get.contains("Server: wsbox\r\n") && get.ends_with("\r\n\r\n<p>hi</p>"), "{get}");
+    let head = answer("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(head.contains("Content-Length: 9\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+    assert!(answer("GET /other HTTP/1.1\r\nHost: x\r\n\r\n").starts_with("HTTP/1.1 400 "));
+    let upgrade = String::from_utf8(UPGRADE.to_vec()).unwrap().replace("GET /chat?room=1", "GET /");
+    let o = run(config.clone(), true, upgrade.as_bytes());
+    assert!(o.http.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{}", o.http);
 }
 
 #[test]

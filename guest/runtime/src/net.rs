@@ -203,4 +203,10 @@ pub trait Net {
     fn serving(&mut self) -> bool {
         true
     }
+
+    /// A page the servers answer plain `GET`s of its path with (see the
+    /// WIT's `net.page`); none by default. Asked once.
+    fn page(&self) -> Option<wsbox_core::Page> {
+        None
+    }
 }

@@ -47,10 +47,19 @@ pub struct Server {
     pub(crate) handshaking: VecDeque<u32>,
 }
 
+/// What a server answers plain (not upgrading) requests with, besides 400:
+/// the transport's health check and page.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PlainRequests {
+    pub health_check_path: Option<String>,
+    pub page: Option<wsbox_core::Page>,
+}
+
 impl Server {
     /// A server with Qt's defaults and wsbox's caps, not listening.
-    pub(crate) fn new(name: String, secure: bool, health_check_path: Option<String>) -> Self {
-        let config = Config { server_name: name.clone(), secure, health_check_path, ..Config::default() };
+    pub(crate) fn new(name: String, secure: bool, plain: PlainRequests) -> Self {
+        let PlainRequests { health_check_path, page } = plain;
+        let config = Config { server_name: name.clone(), secure, health_check_path, page, ..Config::default() };
         Server {
             name,
             secure,

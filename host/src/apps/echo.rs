@@ -283,6 +283,7 @@ async fn serve(
             }
             m.topics(store.data_mut().net.take_topic_counts());
             m.http_responses(&store.data_mut().net.take_http_responses());
+            m.http2(store.data_mut().net.take_http2_counts());
         }
         // Refused echoes are older than anything still held for their socket:
         // they go back in front, in order, and the socket waits for its next

@@ -117,6 +117,8 @@ pub struct Metrics {
     websockets_opened: Family<CompressionLabels, Counter>,
     handshakes_refused: Family<CodeLabels, Counter>,
     http_responses: Family<StatusLabels, Counter>,
+    http2_connections: Counter,
+    http2_websockets: Counter,
     broker: BrokerMetrics,
     tls_failures: Counter,
     messages: Family<MessageLabels, Counter>,
@@ -150,6 +152,8 @@ impl Metrics {
             websockets_opened: Family::default(),
             handshakes_refused: Family::default(),
             http_responses: Family::default(),
+            http2_connections: Counter::default(),
+            http2_websockets: Counter::default(),
             broker: BrokerMetrics::default(),
             tls_failures: Counter::default(),
             messages: Family::default(),
@@ -192,6 +196,16 @@ impl Metrics {
             "http_responses",
             "Answers to the HTTP requests on the listeners, by status (101: upgraded; 200, 503: health checks; others: refused)",
             m.http_responses.clone(),
+        );
+        r.register(
+            "http2_connections",
+            "TLS connections whose ALPN chose HTTP/2 (their WebSockets are streams)",
+            m.http2_connections.clone(),
+        );
+        r.register(
+            "http2_websockets",
+            "WebSockets opened as HTTP/2 streams (RFC 8441 extended CONNECT)",
+            m.http2_websockets.clone(),
         );
         r.register("tls_handshake_failures", "TLS handshakes that failed", m.tls_failures.clone());
         r.register(
@@ -314,6 +328,12 @@ impl Metrics {
         for &(status, n) in counts {
             self.http_responses.get_or_create(&StatusLabels { status }).inc_by(n);
         }
+    }
+
+    /// HTTP/2 use an instance counted since its last report.
+    pub fn http2(&self, counts: crate::net::Http2Counts) {
+        self.http2_connections.inc_by(counts.connections);
+        self.http2_websockets.inc_by(counts.websockets);
     }
 
     /// Publications an instance counted since its last report.

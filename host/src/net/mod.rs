@@ -34,6 +34,7 @@ use listener::Listening;
 /// and its backlog is kept: no client is refused in between.
 pub struct Listeners(Vec<Listening>);
 use crate::health::HealthCheck;
+use crate::page::Page;
 use crate::topics::{BusPort, TopicBus};
 use poller::Poller;
 pub use proxy::TrustedProxies;
@@ -71,6 +72,8 @@ pub struct TransportLimits {
     pub proxy: TrustedProxies,
     /// The health check the guest answers on the listeners. Default: none.
     pub health_check: Option<HealthCheck>,
+    /// The page the guest serves on the listeners. Default: none.
+    pub page: Option<Page>,
 }
 
 impl Default for TransportLimits {
@@ -82,6 +85,7 @@ impl Default for TransportLimits {
             admission: AdmissionLimits::default(),
             proxy: TrustedProxies::default(),
             health_check: None,
+            page: None,
         }
     }
 }
@@ -176,6 +180,18 @@ pub struct NetHost {
     /// The statuses of the guest's answers to HTTP requests, counted at
     /// each connection's first write (see [`NetHost::take_http_responses`]).
     http_responses: Vec<(u16, u64)>,
+    /// HTTP/2 connections and WebSocket streams opened since
+    /// [`NetHost::take_http2_counts`].
+    http2_counts: Http2Counts,
+}
+
+/// HTTP/2 use, counted for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Http2Counts {
+    /// TLS connections whose ALPN chose HTTP/2.
+    pub connections: u64,
+    /// WebSockets opened as extended CONNECT streams.
+    pub websockets: u64,
 }
 
 impl NetHost {
@@ -212,6 +228,7 @@ impl NetHost {
             topics: None,
             topic_counts: batch::TopicCounts::default(),
             http_responses: Vec::new(),
+            http2_counts: Http2Counts::default(),
         }
     }
 
@@ -227,6 +244,11 @@ impl NetHost {
     /// `net.health-check-path`).
     pub fn health_check_path(&self) -> Option<String> {
         self.limits.health_check.as_ref().map(|h| h.path.clone())
+    }
+
+    /// The page the guest serves (see the WIT's `net.page`).
+    pub fn page(&self) -> Option<&Page> {
+        self.limits.page.as_ref()
     }
 
     /// Whether the server takes new connections: a health check's answer.
@@ -248,6 +270,11 @@ impl NetHost {
     /// (status, count).
     pub fn take_http_responses(&mut self) -> Vec<(u16, u64)> {
         std::mem::take(&mut self.http_responses)
+    }
+
+    /// HTTP/2 connections and WebSocket streams opened since the last call.
+    pub fn take_http2_counts(&mut self) -> Http2Counts {
+        std::mem::take(&mut self.http2_counts)
     }
 
     /// Takes the listening sockets out, for the next instance.
@@ -609,11 +636,14 @@ impl NetHost {
                 now,
                 now_ms: conn::millis(now),
                 health_path: self.limits.health_check.as_ref().map(|h| h.path.as_str()),
+                page_path: self.limits.page.as_ref().map(|p| p.path.as_str()),
                 began: Vec::new(),
                 ended: Vec::new(),
+                websockets: 0,
             };
             let pumped = conn.pump_h2(&mut lp);
             let (began, ended) = (lp.began, lp.ended);
+            self.http2_counts.websockets += lp.websockets;
             self.timers |= conn.has_timer();
             let over = conn.h2().is_some_and(|h2| h2.is_closed());
             for id in began {
@@ -795,10 +825,12 @@ impl NetHost {
                     }
                 }
             }
+            let was_carrier = conn.is_carrier();
             let outcome = conn.read_into(&mut self.turn, &mut self.scratch);
             // TLS handshake records written while reading may wait.
             self.timers |= conn.has_timer();
             if conn.is_carrier() {
+                self.http2_counts.connections += u64::from(!was_carrier);
                 self.to_pump.push(id);
             }
             match outcome {

@@ -70,3 +70,14 @@ pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Arc<rustls:
     };
     Arc::new(config)
 }
+
+/// The base64 SHA-256 of the public key in the PEM key file `key` (its
+/// SubjectPublicKeyInfo): what Chromium's `--ignore-certificate-errors-spki-list`
+/// trusts as if a CA had signed it.
+pub fn spki_sha256(key: &Path) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let key = KeyPair::from_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
+    let spki = rustls::pki_types::SubjectPublicKeyInfoDer::from_pem_slice(key.public_key_pem().as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(spki.as_ref()))
+}

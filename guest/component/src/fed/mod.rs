@@ -118,6 +118,10 @@ impl Net for FedNet {
     fn serving(&mut self) -> bool {
         net::serving()
     }
+
+    fn page(&self) -> Option<wsbox_core::Page> {
+        net::page().map(|p| wsbox_core::Page { path: p.path, content_type: p.content_type, body: p.body.into() })
+    }
 }
 
 fn to_wit(p: Publication) -> net::Publication {

@@ -23,8 +23,8 @@ use crate::deflate::{
 use crate::error::ProtocolError;
 use crate::frame::{Chunk, Decoder, FrameHeader, OpCode, encode_header, unmask_into};
 use crate::handshake::{
-    HandshakeError, Request, accept_key, choose_subprotocol, health_check, parse_request, write_error_response,
-    write_upgrade_response,
+    HandshakeError, Page, Request, accept_key, choose_subprotocol, parse_request, plain_get, write_error_response,
+    write_page_response, write_upgrade_response,
 };
 use crate::limits::Limits;
 use crate::message::{Assembler, MessageKind, RETAINED_CAPACITY};
@@ -59,6 +59,9 @@ pub struct Config {
     /// A path whose plain `GET` or `HEAD` (no upgrade) is a health check,
     /// announced by [`Event::HealthCheck`] instead of refused with 400.
     pub health_check_path: Option<String>,
+    /// A page whose plain `GET` or `HEAD` (no upgrade) is answered with it
+    /// instead of refused with 400. None by default.
+    pub page: Option<Page>,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             secure: false,
             deflate: Some(DeflateConfig::default()),
             health_check_path: None,
+            page: None,
         }
     }
 }

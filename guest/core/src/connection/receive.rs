@@ -29,9 +29,14 @@ impl Connection {
                 }
                 Err(error) => {
                     let path = self.config.health_check_path.as_deref();
-                    if let Some(head_only) = path.and_then(|p| health_check(head, p)) {
+                    let page = self.config.page.as_ref();
+                    if let Some(head_only) = path.and_then(|p| plain_get(head, p)) {
                         self.health_check = Some(head_only);
                         self.records.push(Record::HealthCheck);
+                    } else if let Some((page, head_only)) = page.and_then(|p| Some((p, plain_get(head, &p.path)?))) {
+                        write_page_response(&mut self.out, page, head_only, &self.config.server_name);
+                        self.phase = Phase::Closed;
+                        self.transport = Transport::Close;
                     } else {
                         let (status, phrase) = error.status();
                         self.refuse(status, phrase, error.message(), error.extra_header());

@@ -8,5 +8,5 @@ mod response;
 
 pub use accept_key::accept_key;
 pub use negotiate::choose_subprotocol;
-pub use request::{HandshakeError, Request, health_check, parse_request};
-pub use response::{write_error_response, write_upgrade_response};
+pub use request::{HandshakeError, Request, parse_request, plain_get};
+pub use response::{Page, write_error_response, write_page_response, write_upgrade_response};

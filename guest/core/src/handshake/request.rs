@@ -103,9 +103,9 @@ impl HandshakeError {
 }
 
 /// Whether the complete request head in `buf` is a plain `GET` or `HEAD` of
-/// `path` (any query, HTTP/1.0 or 1.1): a load balancer's health check.
-/// `Some(true)` for a `HEAD`.
-pub fn health_check(buf: &[u8], path: &str) -> Option<bool> {
+/// `path` (any query, HTTP/1.0 or 1.1): a load balancer's health check, or
+/// the server's page. `Some(true)` for a `HEAD`.
+pub fn plain_get(buf: &[u8], path: &str) -> Option<bool> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {

@@ -9,7 +9,7 @@ mod turn;
 mod upgrade;
 
 use crate::net::{Net, OutBatch};
-use crate::server::{Server, record_forbidden, refuse_pending_full, status_phrase};
+use crate::server::{PlainRequests, Server, record_forbidden, refuse_pending_full, status_phrase};
 use crate::signals::Deferred;
 use crate::socket::{DEFAULT_MAX_SEND_BUFFER, SEND_BUFFER_RANGE, Sent, Socket, mark_dirty};
 use crate::timers::Timers;
@@ -36,16 +36,17 @@ pub struct Runtime<N: Net> {
     topics: Topics,
     /// Publications go to the transport too (other instances may have subscribers).
     forwarding: bool,
-    /// The transport's health check path, given to every server's connections.
-    health_check_path: Option<String>,
+    /// What the transport answers plain requests with, given to every
+    /// server's connections.
+    plain: PlainRequests,
 }
 
 impl<N: Net> Runtime<N> {
     pub fn new(net: N) -> Self {
         let forwarding = net.forwards_publications();
-        let health_check_path = net.health_check_path();
+        let plain = PlainRequests { health_check_path: net.health_check_path(), page: net.page() };
         Self {
-            health_check_path,
+            plain,
             net,
             topics: Topics::new(forwarding),
             forwarding,
@@ -70,7 +71,7 @@ impl<N: Net> Runtime<N> {
     pub fn new_server(&mut self, name: String, secure: bool) -> u32 {
         let id = self.next_server;
         self.next_server += 1;
-        let server = Server::new(name, secure, self.health_check_path.clone());
+        let server = Server::new(name, secure, self.plain.clone());
         self.servers.insert(id, server);
         id
     }

@@ -43,12 +43,16 @@ pub struct Loop<'a> {
     pub admission: &'a mut AdmissionControl,
     pub now: Instant,
     pub now_ms: u64,
-    /// The health check's path: the one plain request the guest answers.
+    /// The health check's and the page's paths: the plain requests the
+    /// guest answers.
     pub health_path: Option<&'a str>,
+    pub page_path: Option<&'a str>,
     /// Streams that began (the loop routes their ids to the carrier) and
     /// ended (it forgets them; `gone` already told the guest where due).
     pub began: Vec<u32>,
     pub ended: Vec<u32>,
+    /// Extended CONNECTs for a WebSocket handed to the guest (a metric).
+    pub websockets: u64,
 }
 
 enum State {
@@ -315,9 +319,11 @@ impl Session {
     ) {
         let protocol = request.extensions().get::<h2::ext::Protocol>().map(|p| p.as_str().to_owned());
         let mut kind = translate::asked(&request, protocol.as_deref());
-        if kind == Asked::Plain && lp.health_path != Some(request.uri().path()) {
+        let path = Some(request.uri().path());
+        if kind == Asked::Plain && lp.health_path != path && lp.page_path != path {
             kind = Asked::Other;
         }
+        tracing::debug!(carrier = self.origin.opened.conn, path = request.uri().path(), ?kind, "HTTP/2 request");
         let refusal = match kind {
             Asked::WebSocket | Asked::Plain if !self.going_away => None,
             Asked::WebSocket | Asked::Plain => Some((StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n")),
@@ -332,6 +338,7 @@ impl Session {
             return;
         }
         let head = translate::request_head(&request, &kind);
+        lp.websockets += u64::from(kind == Asked::WebSocket);
         let id = *lp.next_id;
         *lp.next_id += 1;
         let peer = self.origin.opened.peer_address.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());

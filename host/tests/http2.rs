@@ -152,3 +152,60 @@ async fn sigterm_closes_every_stream_with_1001_and_sends_goaway() {
     assert!(ended.is_ok(), "the HTTP/2 connection ended");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", server.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_overfill_a_turn_are_all_delivered() {
+    // 20 streams × 1 MiB at once: more than a turn takes, so input waits
+    // for the next turns with no socket event to bring it.
+    let pki = Pki::new("h2-overfill");
+    let (_server, port) = server(&pki, &[]);
+    let connection = std::sync::Arc::new(h2(&pki, port).await);
+    let tasks: Vec<_> = (0..20u8)
+        .map(|n| {
+            let connection = std::sync::Arc::clone(&connection);
+            tokio::spawn(async move {
+                let (mut ws, _) = connection.websocket("/", &[]).await;
+                let payload = vec![n; 1024 * 1024];
+                ws.send(Message::binary(payload.clone())).await.unwrap();
+                let echoed = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("in time");
+                assert_eq!(echoed.unwrap().unwrap(), Message::binary(payload), "stream {n}");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_connection_cap_counts_streams() {
+    let pki = Pki::new("h2-cap");
+    // The HTTP/2 connection is one, its streams the others.
+    let (_server, port) = server(&pki, &["--max-connections", "3"]);
+    let connection = h2(&pki, port).await;
+    let _first = connection.websocket("/", &[]).await;
+    let _second = connection.websocket("/", &[]).await;
+    let (response, _) =
+        connection.request("CONNECT", Some("websocket"), "/", &[("sec-websocket-version", "13")]).await.unwrap();
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn an_http2_connection_that_never_starts_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new("h2-silent");
+    let (_server, port) = server(&pki, &[]);
+    let mut config = (*client_config(&pki.ca_path(), None)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // No connection preface: the server gives up after the handshake
+    // timeout (10 s) and closes.
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut sink)).await;
+    assert!(ended.is_ok(), "the server closed the silent connection");
+    assert!(started.elapsed() >= Duration::from_secs(9), "not before the handshake timeout: {:?}", started.elapsed());
+}

@@ -53,6 +53,10 @@ pub enum Discarded {
 /// (many publications at once) gets them joined.
 const MAX_WRITE_PARTS: usize = 32;
 
+/// Pumps of an HTTP/2 session per pass while the socket keeps taking
+/// what it writes (each gives it up to the write limit).
+const PUMPS_PER_PASS: usize = 4;
+
 /// Reads per pass while discarding a lingering connection's input.
 const DISCARD_READS: usize = 4;
 
@@ -239,16 +243,27 @@ impl Conn {
         self.h2.is_some()
     }
 
-    /// Runs the connection's HTTP/2 session and writes what it produced.
+    /// Runs the connection's HTTP/2 session and writes what it produced;
+    /// again while the session had more to write than the socket's room
+    /// and the socket took it all.
     pub fn pump_h2(&mut self, lp: &mut http2::Loop<'_>) -> Result<(), Failed> {
-        let Some(h2) = self.h2.as_deref_mut() else { return Ok(()) };
-        if self.phase != Phase::Open {
-            return Ok(());
+        for _ in 0..PUMPS_PER_PASS {
+            let Some(h2) = self.h2.as_deref_mut() else { return Ok(()) };
+            if self.phase != Phase::Open {
+                return Ok(());
+            }
+            // h2's writes wait while the socket holds a write limit's worth.
+            let room = self.output.limit().saturating_sub(self.output.unwritten());
+            let pumped = h2.pump(lp, room);
+            if !pumped.out.is_empty() {
+                self.write(Cow::Owned(pumped.out), lp.turn)?;
+            }
+            if !pumped.blocked || self.output.unwritten() >= self.output.limit() {
+                // Not blocked, or blocked by the socket: its drain pumps again.
+                return Ok(());
+            }
         }
-        // h2 writes wait while the socket holds a write limit's worth.
-        let room = self.output.limit().saturating_sub(self.output.unwritten());
-        let out = h2.pump(lp, room);
-        if out.is_empty() { Ok(()) } else { self.write(Cow::Owned(out), lp.turn) }
+        Ok(())
     }
 
     /// Reads the connection's first bytes until they tell whether a PROXY
@@ -446,9 +461,14 @@ impl Conn {
                 match self.announcement.take() {
                     Some(opened) if session.alpn.as_bytes() == crate::tls::ALPN_H2 => {
                         // HTTP/2: the guest forgets this connection and
-                        // hears of each WebSocket stream instead.
+                        // hears of each WebSocket stream instead; what it
+                        // asked of this connection no longer applies.
                         turn.gone.push(self.id);
-                        self.h2 = Some(Box::new(Session::new(Origin { opened: *opened, tls: session })));
+                        self.output.set_limit(0);
+                        self.report_written = false;
+                        self.read_limit = 0;
+                        let origin = Origin { opened: *opened, tls: session };
+                        self.h2 = Some(Box::new(Session::new(origin, Instant::now())));
                     }
                     _ => turn.tls_established.push(session),
                 }
@@ -668,7 +688,9 @@ impl Conn {
     /// Reports a change of backpressure (past the write limit the
     /// connection is not read until its output drains to half of it).
     fn update_pressure(&mut self, turn: &mut Turn) {
-        if let Some(change) = self.output.pressure() {
+        if let Some(change) = self.output.pressure()
+            && self.h2.is_none()
+        {
             turn.record_pressure(self.id, change == Pressure::BackedUp);
         }
     }

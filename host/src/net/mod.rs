@@ -153,6 +153,9 @@ pub struct NetHost {
     streams: FxHashMap<u32, u32>,
     /// Carriers whose HTTP/2 session has something to do.
     to_pump: Vec<u32>,
+    /// Carriers whose session has work for the next turn (input held for
+    /// a stream when this one was full): pumped when the guest comes back.
+    pump_next_turn: Vec<u32>,
     /// Connections to read, in turn order; those a full turn left unread
     /// stay at the front.
     to_read: VecDeque<u32>,
@@ -215,6 +218,7 @@ impl NetHost {
             next_conn: 1,
             streams: FxHashMap::default(),
             to_pump: Vec::new(),
+            pump_next_turn: Vec::new(),
             to_read: VecDeque::new(),
             to_drain: Vec::new(),
             turn: Turn::default(),
@@ -277,8 +281,11 @@ impl NetHost {
         std::mem::take(&mut self.http2_counts)
     }
 
-    /// Takes the listening sockets out, for the next instance.
+    /// Takes the listening sockets out, for the next instance; the HTTP/2
+    /// connections take no new streams (GOAWAY): new WebSockets come to
+    /// the next instance.
     pub fn take_listeners(&mut self) -> Listeners {
+        self.go_away_all(None);
         let mut taken: Vec<Listening> = self.listeners.drain().map(|(_, l)| l).collect();
         // And those inherited that the guest had not listened on yet.
         taken.append(&mut self.inherited);
@@ -493,6 +500,7 @@ impl NetHost {
         if waited || !self.turn.has_input() {
             self.last_turn_busy = false;
         }
+        self.to_pump.append(&mut self.pump_next_turn);
         let (conns, streams) = (&self.conns, &self.streams);
         self.turn.take(|id| match conns.get(&id) {
             Some(conn) => Some(conn.backed_up()),
@@ -628,6 +636,7 @@ impl NetHost {
         carriers.sort_unstable();
         carriers.dedup();
         for carrier in carriers {
+            let stream_room = self.limits.max_connections.saturating_sub(self.conns.len() + self.streams.len());
             let Some(conn) = self.conns.get_mut(&carrier) else { continue };
             let mut lp = Loop {
                 turn: &mut self.turn,
@@ -640,12 +649,16 @@ impl NetHost {
                 began: Vec::new(),
                 ended: Vec::new(),
                 websockets: 0,
+                stream_room,
             };
             let pumped = conn.pump_h2(&mut lp);
             let (began, ended) = (lp.began, lp.ended);
             self.http2_counts.websockets += lp.websockets;
             self.timers |= conn.has_timer();
-            let over = conn.h2().is_some_and(|h2| h2.is_closed());
+            let over = conn.h2_ref().is_some_and(|h2| h2.is_closed(now));
+            if conn.h2_ref().is_some_and(http2::Session::wants_pump) {
+                self.pump_next_turn.push(carrier);
+            }
             for id in began {
                 self.streams.insert(id, carrier);
             }
@@ -838,6 +851,10 @@ impl NetHost {
                 ReadOutcome::Blocked => {
                     conn.queued = true;
                     self.to_read.push_back(id);
+                    // A carrier's share is spent on input the turn may not
+                    // show (control frames, window updates): end the turn,
+                    // so the share renews, rather than wait for news.
+                    self.turn.more_to_read |= conn.is_carrier();
                 }
                 ReadOutcome::Failed => self.fail(id),
             }
@@ -960,9 +977,14 @@ impl NetHost {
     /// Closes a listener (`net.unlisten`).
     pub fn unlisten(&mut self, listener: u32) {
         self.listeners.remove(&listener);
-        // Its HTTP/2 connections take no new streams (GOAWAY).
+        self.go_away_all(Some(listener));
+    }
+
+    /// Tells the HTTP/2 connections (of `listener`, or all) to open no new
+    /// stream (GOAWAY); their streams go on until they end.
+    fn go_away_all(&mut self, listener: Option<u32>) {
         for conn in self.conns.values_mut() {
-            if let Some(h2) = conn.h2().filter(|h2| h2.listener() == listener) {
+            if let Some(h2) = conn.h2().filter(|h2| listener.is_none_or(|l| h2.listener() == l)) {
                 h2.go_away();
                 self.to_pump.push(conn.id);
             }
@@ -980,8 +1002,9 @@ impl NetHost {
     pub fn set_read_limit(&mut self, conn: u32, bytes: u32) {
         if let Some(c) = announced(&mut self.conns, conn) {
             c.read_limit = bytes as usize;
-        } else if let Some((_, h2)) = self.stream_session(conn) {
+        } else if let Some((carrier, h2)) = self.stream_session(conn) {
             h2.set_read_limit(conn, bytes as usize);
+            self.to_pump.push(carrier);
         }
     }
 
@@ -989,8 +1012,9 @@ impl NetHost {
     pub fn set_write_limit(&mut self, conn: u32, bytes: u32) {
         if let Some(c) = announced(&mut self.conns, conn) {
             c.set_write_limit(bytes as usize);
-        } else if let Some((_, h2)) = self.stream_session(conn) {
+        } else if let Some((carrier, h2)) = self.stream_session(conn) {
             h2.set_write_limit(conn, bytes as usize);
+            self.to_pump.push(carrier);
         }
     }
 

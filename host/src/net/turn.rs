@@ -36,6 +36,9 @@ pub struct Turn {
     /// connection (see [`crate::topics`]).
     pub publications: Vec<net::Publication>,
     pub broker_connected: Option<bool>,
+    /// A connection was left unread for want of its share (see
+    /// `NetHost::read`): the turn ends without waiting.
+    pub more_to_read: bool,
 }
 
 impl Turn {
@@ -89,7 +92,7 @@ impl Turn {
     /// Whether the guest should get its turn now (`written` and `backed-up`
     /// alone do not end a wait).
     pub fn has_news(&self) -> bool {
-        !self.runs.is_empty() || self.drained || self.has_connection_events()
+        !self.runs.is_empty() || self.drained || self.more_to_read || self.has_connection_events()
     }
 
     /// Accepts, EOFs, failures and TLS outcomes: news, and part of the
@@ -110,6 +113,7 @@ impl Turn {
     pub fn take(&mut self, backed_up_now: impl Fn(u32) -> Option<bool>) -> net::Incoming {
         self.epoch = self.epoch.wrapping_add(1);
         self.drained = false;
+        self.more_to_read = false;
         let rare = self.has_connection_events() || !self.written.is_empty() || !self.pressure.is_empty();
         let transport = rare.then(|| {
             let (written_conns, written_bytes) = self.written.drain(..).unzip();

@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Inbound buffer kept between bursts.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
 #[derive(Default)]
 pub struct Pipe {
     /// Plaintext from the peer, not yet read by `h2`.
@@ -25,6 +28,9 @@ pub struct Pipe {
     /// How much more `outbound` may take before `h2`'s writes wait (the
     /// socket's backpressure, set by the event loop before each poll).
     pub room: usize,
+    /// A write waited for room (the event loop runs the session again
+    /// once the socket has taken what it wrote).
+    pub blocked: bool,
 }
 
 impl Pipe {
@@ -33,6 +39,10 @@ impl Pipe {
         if self.read_at == self.inbound.len() {
             self.inbound.clear();
             self.read_at = 0;
+            if self.inbound.capacity() > KEPT_CAPACITY {
+                // A burst's buffer is not kept for the connection's life.
+                self.inbound.shrink_to(KEPT_CAPACITY);
+            }
         }
         self.inbound.extend_from_slice(bytes);
     }
@@ -68,6 +78,7 @@ impl AsyncWrite for PipeIo {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         let mut pipe = self.lock();
         if pipe.room == 0 {
+            pipe.blocked = true;
             return Poll::Pending;
         }
         let n = bytes.len().min(pipe.room);

@@ -27,11 +27,21 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// head (past it the stream is refused).
 pub const MAX_HEADER_LIST: u32 = wsbox_defaults::MAX_REQUEST_HEAD as u32;
 
-/// Receive window per stream: one turn's share of a connection, so a
-/// stream never has more in flight than the guest takes from it in a turn.
-pub const STREAM_WINDOW: u32 = wsbox_transport::CONN_SHARE as u32;
+/// Receive window per stream: HTTP/2's default. The host hands a stream's
+/// DATA to the guest as it comes and releases the window at once, so this
+/// bounds only what one stream whose guest side is backed up holds.
+pub const STREAM_WINDOW: u32 = 64 * 1024;
 
-/// Receive window of the whole connection: what all its streams together
-/// may have in flight, and so what the host holds for one connection at
-/// most while the guest does not read (four streams' windows).
-pub const CONNECTION_WINDOW: u32 = 4 * STREAM_WINDOW;
+/// Receive window of the whole connection: every stream's window, so that
+/// streams whose guest side is backed up never starve the others (what the
+/// host holds for one connection at most: 6.25 MiB with 100 streams).
+pub const CONNECTION_WINDOW: u32 = MAX_CONCURRENT_STREAMS * STREAM_WINDOW;
+
+/// How long a client has to finish the HTTP/2 handshake after TLS: the
+/// WebSocket handshake's timeout.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_millis(wsbox_defaults::HANDSHAKE_TIMEOUT_MS);
+
+/// An HTTP/2 connection without a stream this long is told to go away
+/// (browsers keep idle connections for later pages; not for ever).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -11,7 +11,9 @@
 
 use super::io::PipeIo;
 use super::translate::{self, Answer, Asked};
-use super::{CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW};
+use super::{
+    CONNECTION_WINDOW, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW,
+};
 use crate::net::admission::AdmissionControl;
 use crate::net::batch;
 use crate::net::turn::Turn;
@@ -24,7 +26,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wsbox_transport::{LINGER_MS, Output, OverCap, Pressure, read_share};
 
 /// What every stream of a carrier inherits from it.
@@ -53,6 +55,9 @@ pub struct Loop<'a> {
     pub ended: Vec<u32>,
     /// Extended CONNECTs for a WebSocket handed to the guest (a metric).
     pub websockets: u64,
+    /// How many more connections the guest may be given (the connection
+    /// cap counts streams too); past it, requests get 503.
+    pub stream_room: usize,
 }
 
 enum State {
@@ -97,6 +102,22 @@ pub struct Session {
     streams: FxHashMap<u32, Stream>,
     origin: Origin,
     going_away: bool,
+    /// While it has no stream: when it is told to go away (the client did
+    /// not finish the HTTP/2 handshake, or stays idle).
+    idle_until: Option<Instant>,
+    /// Once going away with no stream left: when the connection closes
+    /// even if the peer never acknowledges the GOAWAY.
+    closing_until: Option<Instant>,
+    /// New requests wait: the turn had no room for another request head.
+    accept_paused: bool,
+}
+
+/// What one pump produced.
+pub struct Pumped {
+    /// Bytes for the carrier's socket.
+    pub out: Vec<u8>,
+    /// `h2` had more to write than the room it was given.
+    pub blocked: bool,
 }
 
 /// Rounds of polling per pump: each round may free window or buffer for the
@@ -104,7 +125,7 @@ pub struct Session {
 const ROUNDS: usize = 8;
 
 impl Session {
-    pub fn new(origin: Origin) -> Self {
+    pub fn new(origin: Origin, now: Instant) -> Self {
         let io = PipeIo::default();
         let mut builder = h2::server::Builder::new();
         builder
@@ -114,7 +135,16 @@ impl Session {
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .max_header_list_size(MAX_HEADER_LIST);
         let handshake = builder.handshake(io.clone());
-        Self { io, state: State::Handshaking(handshake), streams: FxHashMap::default(), origin, going_away: false }
+        Self {
+            io,
+            state: State::Handshaking(handshake),
+            streams: FxHashMap::default(),
+            origin,
+            going_away: false,
+            idle_until: Some(now + HANDSHAKE_TIMEOUT),
+            closing_until: None,
+            accept_paused: false,
+        }
     }
 
     /// Plaintext from the peer.
@@ -128,8 +158,15 @@ impl Session {
     }
 
     /// Whether the connection is over (the carrier can close).
-    pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed) || (self.going_away && self.streams.is_empty())
+    pub fn is_closed(&self, now: Instant) -> bool {
+        matches!(self.state, State::Closed) || self.closing_until.is_some_and(|until| now >= until)
+    }
+
+    /// Whether it has work the next turn must do without being asked by a
+    /// socket: input held for a stream (the turn was full, or the stream's
+    /// share used), or requests waiting for room in the turn.
+    pub fn wants_pump(&self) -> bool {
+        self.accept_paused || self.streams.values().any(|s| !s.held.is_empty())
     }
 
     pub fn stream_ids(&self) -> impl Iterator<Item = u32> + '_ {
@@ -221,7 +258,9 @@ impl Session {
 
     /// Whether a stream's deadline runs.
     pub fn has_timer(&self) -> bool {
-        self.streams.values().any(|s| s.linger_until.is_some() || s.output.unwritten() > 0)
+        self.idle_until.is_some()
+            || self.closing_until.is_some()
+            || self.streams.values().any(|s| s.linger_until.is_some() || s.output.unwritten() > 0)
     }
 
     /// Streams whose output made no progress for `timeout_ms` (the peer
@@ -239,9 +278,17 @@ impl Session {
     /// guest, sends what the window allows, ends streams that are done.
     /// `room`: how much the carrier's socket may still be given. Returns
     /// what `h2` wrote, for the carrier's socket.
-    pub fn pump(&mut self, lp: &mut Loop<'_>, room: usize) -> Vec<u8> {
+    pub fn pump(&mut self, lp: &mut Loop<'_>, room: usize) -> Pumped {
         let mut task = Context::from_waker(Waker::noop());
-        self.io.lock().room = room;
+        {
+            let mut pipe = self.io.lock();
+            pipe.room = room;
+            pipe.blocked = false;
+        }
+        if self.idle_until.is_some_and(|until| lp.now >= until) {
+            tracing::debug!(carrier = self.origin.opened.conn, "HTTP/2 connection idle; going away");
+            self.go_away();
+        }
         for _ in 0..ROUNDS {
             let written = self.io.lock().outbound.len();
             let mut progress = self.poll_connection(&mut task, lp);
@@ -255,7 +302,17 @@ impl Session {
                 break;
             }
         }
-        std::mem::take(&mut self.io.lock().outbound)
+        if self.streams.is_empty() {
+            if self.going_away {
+                self.closing_until.get_or_insert(lp.now + Duration::from_millis(LINGER_MS));
+            } else {
+                self.idle_until.get_or_insert(lp.now + IDLE_TIMEOUT);
+            }
+        } else {
+            self.idle_until = None;
+        }
+        let mut pipe = self.io.lock();
+        Pumped { out: std::mem::take(&mut pipe.outbound), blocked: pipe.blocked }
     }
 
     /// Polls the handshake or the connection; true if something happened.
@@ -279,6 +336,12 @@ impl Session {
         let mut progress = false;
         loop {
             let State::Serving(connection) = &mut self.state else { return progress };
+            // A request head becomes guest input: only while the turn has
+            // room for the largest one (the rest wait in h2, unread).
+            self.accept_paused = lp.turn.room() < MAX_HEADER_LIST as usize;
+            if self.accept_paused {
+                return progress;
+            }
             match connection.poll_accept(task) {
                 Poll::Ready(Some(Ok((request, respond)))) => {
                     progress = true;
@@ -325,6 +388,9 @@ impl Session {
         }
         tracing::debug!(carrier = self.origin.opened.conn, path = request.uri().path(), ?kind, "HTTP/2 request");
         let refusal = match kind {
+            Asked::WebSocket | Asked::Plain if lp.stream_room == 0 => {
+                Some((StatusCode::SERVICE_UNAVAILABLE, "the server is at its connection cap\n"))
+            }
             Asked::WebSocket | Asked::Plain if !self.going_away => None,
             Asked::WebSocket | Asked::Plain => Some((StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n")),
             Asked::UnknownProtocol => Some((StatusCode::NOT_IMPLEMENTED, "only the websocket protocol is served\n")),
@@ -342,7 +408,14 @@ impl Session {
         let id = *lp.next_id;
         *lp.next_id += 1;
         let peer = self.origin.opened.peer_address.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        let admission = lp.admission.decide(peer, lp.now);
+        lp.stream_room -= 1;
+        // Admitted as a connection of the client's (a trusted proxy's
+        // clients are not held to its address's limits).
+        let admission = if self.origin.opened.trusted_proxy {
+            lp.admission.decide_for_proxy(peer, lp.now)
+        } else {
+            lp.admission.decide(peer, lp.now)
+        };
         lp.turn.opened.push(batch::Opened { conn: id, admission, ..self.origin.opened.clone() });
         lp.turn.tls_established.push(batch::TlsSession { conn: id, ..self.origin.tls.clone() });
         lp.turn.read_buffer(head.len()).extend_from_slice(&head);
@@ -474,7 +547,7 @@ impl Session {
                 (None, None) => {}
             }
             s.ended = true;
-            s.linger_until = Some(lp.now + std::time::Duration::from_millis(LINGER_MS));
+            s.linger_until = Some(lp.now + Duration::from_millis(LINGER_MS));
             progress = true;
         }
         if s.ended && (s.peer_done || s.linger_until.is_some_and(|until| lp.now >= until)) {

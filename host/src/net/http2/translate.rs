@@ -52,7 +52,9 @@ pub fn asked<B>(request: &Request<B>, protocol: Option<&str>) -> Asked {
 pub fn request_head<B>(request: &Request<B>, kind: &Asked) -> Vec<u8> {
     let uri = request.uri();
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    // `:authority`, or a `Host` header where a client sent that instead.
+    let host = request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+    let authority = uri.authority().map(|a| a.as_str()).or(host).unwrap_or("");
     let method = if *kind == Asked::WebSocket { "GET" } else { request.method().as_str() };
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(format!("{method} {target} HTTP/1.1\r\nhost: {authority}\r\n").as_bytes());
@@ -61,13 +63,25 @@ pub fn request_head<B>(request: &Request<B>, kind: &Asked) -> Vec<u8> {
             format!("connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: {KEY}\r\n").as_bytes(),
         );
     }
+    // HTTP/2 may split the cookies over several fields; HTTP/1.1 has one
+    // (RFC 9113 §8.2.3).
+    let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in request.headers() {
         if SKIPPED_REQUEST.contains(&name.as_str()) {
+            continue;
+        }
+        if name == http::header::COOKIE {
+            cookies.push(value.as_bytes());
             continue;
         }
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !cookies.is_empty() {
+        head.extend_from_slice(b"cookie: ");
+        head.extend_from_slice(&cookies.join(&b"; "[..]));
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
@@ -144,6 +158,7 @@ mod tests {
             ("sec-websocket-protocol", "chat, superchat"),
             ("sec-websocket-extensions", "permessage-deflate"),
             ("cookie", "a=1"),
+            ("cookie", "b=2"),
         ]);
         assert_eq!(asked(&request, Some("websocket")), Asked::WebSocket);
         let head = String::from_utf8(request_head(&request, &Asked::WebSocket)).unwrap();
@@ -153,7 +168,7 @@ mod tests {
                 "GET /chat?room=1 HTTP/1.1\r\nhost: example.com:1443\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
                  sec-websocket-key: {KEY}\r\nsec-websocket-version: 13\r\norigin: https://example.com\r\n\
                  sec-websocket-protocol: chat, superchat\r\nsec-websocket-extensions: permessage-deflate\r\n\
-                 cookie: a=1\r\n\r\n"
+                 cookie: a=1; b=2\r\n\r\n"
             )
         );
     }

@@ -61,3 +61,10 @@ bench-fairness *ARGS:
 bench-broadcast *ARGS:
     cargo build --release -p wsbox -p wsbox-bench
     ./target/release/wsbox-bench broadcast --out docs/benchmarks.md {{ARGS}}
+
+# The same WebSockets over HTTP/1.1 and as HTTP/2 streams (RFC 8441) on
+# wsbox with TLS (~1 minute); rewrites the HTTP/2 section of
+# docs/benchmarks.md.
+bench-http2 *ARGS:
+    cargo build --release -p wsbox -p wsbox-bench
+    ./target/release/wsbox-bench http2 --out docs/benchmarks.md {{ARGS}}

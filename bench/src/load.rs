@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A client connection (boxed in [`Conn`]: its close is called as
@@ -54,6 +54,10 @@ pub struct LoadOptions {
     /// CA certificate (PEM) to trust for `wss://`.
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Open the WebSockets as streams of HTTP/2 connections (RFC 8441),
+    /// this many per connection (`wss://` only; 0: one TLS connection each).
+    #[arg(long, default_value_t = 0)]
+    pub h2_streams: usize,
 }
 
 /// What one load run measured.
@@ -74,6 +78,9 @@ pub struct LoadReport {
     pub server_cpu_pct: f64,
     /// Messages echoed per second of server CPU time: not capped by the generator.
     pub msgs_per_server_cpu_sec: f64,
+    /// The server's CPU time while the connections were opened, per
+    /// WebSocket (TCP, TLS and WebSocket handshakes, or an HTTP/2 stream).
+    pub open_server_cpu_us: f64,
 }
 
 const WARMUP: u8 = 0;
@@ -128,6 +135,7 @@ pub(crate) fn sent_at(payload: &[u8]) -> Option<u64> {
 enum Conn {
     Raw(tokio::net::TcpStream),
     Ws(Box<WsStream>),
+    H2(Box<tokio_tungstenite::WebSocketStream<wsbox_testkit::h2::H2Stream>>),
 }
 
 /// Opens one connection (WebSocket handshake included).
@@ -165,30 +173,41 @@ async fn drive(conn: Conn, opts: Arc<LoadOptions>, phase: Arc<AtomicU8>, clock: 
                 wr.write_all(&stamp(&template, clock)).await?;
             }
         }
-        Conn::Ws(mut ws) => {
-            let message = |payload: Vec<u8>| match opts.kind {
-                Kind::Binary => Message::binary(payload),
-                Kind::Text => Message::text(String::from_utf8(payload).expect("ASCII payload")),
-            };
-            for _ in 0..opts.window {
-                ws.feed(message(stamp(&template, clock))).await?;
-            }
-            ws.flush().await?;
-            loop {
-                let echo = ws.next().await.context("the server closed the connection")??;
-                let now = phase.load(Ordering::Relaxed);
-                match &echo {
-                    Message::Text(t) => tally.record(now, t.as_bytes(), opts.size, clock),
-                    Message::Binary(b) => tally.record(now, b, opts.size, clock),
-                    _ => continue,
-                }
-                if now == STOP {
-                    let _ = tokio::time::timeout(Duration::from_millis(200), WsStream::close(&mut *ws, None)).await;
-                    return Ok(tally);
-                }
-                ws.send(message(stamp(&template, clock))).await?;
-            }
+        Conn::Ws(ws) => drive_ws(*ws, &opts, &phase, clock, &template, tally).await,
+        Conn::H2(ws) => drive_ws(*ws, &opts, &phase, clock, &template, tally).await,
+    }
+}
+
+/// [`drive`] on a WebSocket over any byte stream.
+async fn drive_ws<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    opts: &LoadOptions,
+    phase: &AtomicU8,
+    clock: Instant,
+    template: &[u8],
+    mut tally: Tally,
+) -> Result<Tally> {
+    let message = |payload: Vec<u8>| match opts.kind {
+        Kind::Binary => Message::binary(payload),
+        Kind::Text => Message::text(String::from_utf8(payload).expect("ASCII payload")),
+    };
+    for _ in 0..opts.window {
+        ws.feed(message(stamp(template, clock))).await?;
+    }
+    ws.flush().await?;
+    loop {
+        let echo = ws.next().await.context("the server closed the connection")??;
+        let now = phase.load(Ordering::Relaxed);
+        match &echo {
+            Message::Text(t) => tally.record(now, t.as_bytes(), opts.size, clock),
+            Message::Binary(b) => tally.record(now, b, opts.size, clock),
+            _ => continue,
         }
+        if now == STOP {
+            let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+            return Ok(tally);
+        }
+        ws.send(message(stamp(template, clock))).await?;
     }
 }
 
@@ -202,13 +221,41 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
     let opts = Arc::new(opts);
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let mut conns = Vec::with_capacity(opts.conns);
-    // Connect in slices so 1 000 handshakes do not all queue at once.
-    for chunk in (0..opts.conns).collect::<Vec<_>>().chunks(64) {
-        let pending: Vec<_> = chunk.iter().map(|_| connect(&opts.url, tls.as_ref())).collect();
-        for conn in futures_util::future::join_all(pending).await {
-            conns.push(conn?);
+    let opening = opts.server_pid.map(procfs::cpu_time).transpose()?;
+    // HTTP/2 connections stay open while their streams run.
+    let mut carriers = Vec::new();
+    if opts.h2_streams > 0 {
+        let config = tls.as_ref().context("--h2-streams needs a wss:// URL and --ca")?;
+        let port: u16 =
+            opts.url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).context("a port")?;
+        for _ in 0..opts.conns.div_ceil(opts.h2_streams) {
+            carriers.push(Arc::new(wsbox_testkit::h2::connect(port, Arc::clone(config)).await));
+        }
+        for chunk in (0..opts.conns).collect::<Vec<_>>().chunks(64) {
+            let pending: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    let carrier = Arc::clone(&carriers[i / opts.h2_streams]);
+                    async move { carrier.websocket("/", &[]).await.0 }
+                })
+                .collect();
+            for ws in futures_util::future::join_all(pending).await {
+                conns.push(Conn::H2(Box::new(ws)));
+            }
+        }
+    } else {
+        // Connect in slices so 1 000 handshakes do not all queue at once.
+        for chunk in (0..opts.conns).collect::<Vec<_>>().chunks(64) {
+            let pending: Vec<_> = chunk.iter().map(|_| connect(&opts.url, tls.as_ref())).collect();
+            for conn in futures_util::future::join_all(pending).await {
+                conns.push(conn?);
+            }
         }
     }
+    let open_server_cpu = match (opts.server_pid, opening) {
+        (Some(pid), Some(before)) => (procfs::cpu_time(pid)? - before).as_secs_f64(),
+        _ => 0.0,
+    };
     let tasks: Vec<_> =
         conns.into_iter().map(|conn| tokio::spawn(drive(conn, Arc::clone(&opts), Arc::clone(&phase), clock))).collect();
 
@@ -252,6 +299,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
         client_cpu_pct: 100.0 * client_cpu / seconds,
         server_cpu_pct: 100.0 * server_cpu / seconds,
         msgs_per_server_cpu_sec: if server_cpu > 0.0 { total.messages as f64 / server_cpu } else { 0.0 },
+        open_server_cpu_us: 1e6 * open_server_cpu / opts.conns.max(1) as f64,
     })
 }
 

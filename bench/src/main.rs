@@ -5,6 +5,7 @@ mod baselines;
 mod broadcast;
 mod fairness;
 mod hosts;
+mod http2;
 mod load;
 mod pki;
 mod procfs;
@@ -46,6 +47,10 @@ enum Cmd {
         #[arg(long)]
         bun: Option<PathBuf>,
     },
+    /// WebSockets over HTTP/1.1 against the same as HTTP/2 streams (RFC
+    /// 8441) on wsbox with TLS: echo per server-CPU second, and the
+    /// server's CPU to open one; prints (and with --out writes) the table.
+    Http2(run::RunOptions),
     /// One broadcast run against a URL; prints a JSON report.
     BroadcastLoad(broadcast::BroadcastLoadOptions),
     /// One load run against a URL; prints a JSON report.
@@ -96,6 +101,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Cmd::Hosts(opts) => print!("{}", hosts::run(opts)?),
         Cmd::Fairness(opts) => print!("{}", fairness::run(opts)?),
         Cmd::Broadcast { run, bun } => print!("{}", broadcast::run(run, bun)?),
+        Cmd::Http2(opts) => print!("{}", http2::run(opts)?),
         Cmd::BroadcastLoad(opts) => {
             // One thread: the generator is pinned to one core, where a
             // second runtime thread would only add context switches to the

@@ -134,6 +134,19 @@ pub(crate) fn load(
     opts: &RunOptions,
     pin: Option<usize>,
 ) -> Result<LoadReport> {
+    load_over(server, ca, cell, opts, pin, 0)
+}
+
+/// [`load`] with the WebSockets opened as streams of HTTP/2 connections,
+/// `h2_streams` per connection (0: one TLS connection each).
+pub(crate) fn load_over(
+    server: &Running,
+    ca: Option<&Path>,
+    cell: &Cell,
+    opts: &RunOptions,
+    pin: Option<usize>,
+    h2_streams: usize,
+) -> Result<LoadReport> {
     let me = std::env::current_exe()?;
     let mut command = crate::servers::pinned(&me, pin);
     let url = server.url.replace("wss://127.0.0.1", "wss://localhost");
@@ -141,7 +154,7 @@ pub(crate) fn load(
     command.args(["--window", &cell.window.to_string(), "--size", &cell.size.to_string()]);
     command.args(["--kind", if cell.kind == Kind::Text { "text" } else { "binary" }]);
     command.args(["--duration", &opts.duration.to_string(), "--warmup", &opts.warmup.to_string()]);
-    command.args(["--server-pid", &server.pid.to_string()]);
+    command.args(["--server-pid", &server.pid.to_string(), "--h2-streams", &h2_streams.to_string()]);
     if let Some(ca) = ca {
         command.arg("--ca").arg(ca);
     }
@@ -191,6 +204,7 @@ pub(crate) fn median(runs: &[LoadReport]) -> LoadReport {
         client_cpu_pct: pick(|r| r.client_cpu_pct),
         server_cpu_pct: pick(|r| r.server_cpu_pct),
         msgs_per_server_cpu_sec: pick(|r| r.msgs_per_server_cpu_sec),
+        open_server_cpu_us: pick(|r| r.open_server_cpu_us),
     }
 }
 

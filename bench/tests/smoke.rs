@@ -105,3 +105,25 @@ fn a_quick_broadcast_run_delivers_on_every_server() {
         assert_eq!(delivered, 100.0, "every publication to every subscriber: {row}");
     }
 }
+
+/// The HTTP/2 comparison, short: the WebSockets carry messages without
+/// errors over HTTP/1.1 and as HTTP/2 streams, and opening them is measured.
+#[test]
+fn a_quick_http2_run_echoes_over_both_versions() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsbox-bench"))
+        .args(["http2", "--quick", "--duration", "0.2"])
+        .output()
+        .expect("run wsbox-bench http2");
+    assert!(out.status.success(), "wsbox-bench http2 --quick failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> =
+        table.lines().filter(|l| l.starts_with("| HTTP/")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    let echo: Vec<_> = rows.iter().filter(|cols| cols.len() == 10).collect();
+    assert_eq!(echo.len(), 2, "HTTP/1.1 and HTTP/2 echo rows:\n{table}");
+    for cols in echo {
+        assert!(cols[2].parse::<f64>().unwrap() > 0.0, "no messages echoed: {cols:?}");
+        assert_eq!(cols[8], "0", "errors: {cols:?}");
+    }
+    let opening: Vec<_> = rows.iter().filter(|cols| cols.len() == 4).collect();
+    assert_eq!(opening.len(), 2, "HTTP/1.1 and HTTP/2 opening rows:\n{table}");
+}

@@ -183,6 +183,11 @@ pub struct ServeArgs {
     /// Off by default: browsers abort when asked unexpectedly.
     #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS (wss://, terminated by the host)")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Offer only HTTP/1.1 on wss:// (by default ALPN offers HTTP/2 too, and
+    /// a browser that holds an HTTP/2 connection to the server opens its
+    /// WebSockets as streams of it; see docs/http2.md).
+    #[arg(long, help_heading = "TLS (wss://, terminated by the host)")]
+    pub no_http2: bool,
     /// Where to serve `wss://` (beside `ws://` on --listen).
     #[arg(
         long,

@@ -178,6 +178,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: args.tls_client_ca.clone(),
+            http2: !args.no_http2,
         })?),
         _ => None,
     };

@@ -7,9 +7,9 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use support::Server;
-use support::h2::{H2Connection, connect};
 use support::pki::{Pki, client_config};
 use tokio_tungstenite::tungstenite::Message;
+use wsbox_testkit::h2::{H2Connection, connect};
 
 /// A server with a TLS identity for `localhost`, and its wss:// port.
 fn server(pki: &Pki, extra: &[&str]) -> (Server, u16) {
@@ -24,6 +24,16 @@ fn server(pki: &Pki, extra: &[&str]) -> (Server, u16) {
 
 async fn h2(pki: &Pki, port: u16) -> H2Connection {
     connect(port, client_config(&pki.ca_path(), None)).await
+}
+
+/// A response's whole body, as text.
+async fn body_text(response: http::Response<h2::RecvStream>) -> String {
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.unwrap());
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[tokio::test]
@@ -97,12 +107,7 @@ async fn the_handshake_policy_applies_and_other_requests_get_http_answers() {
     assert_eq!(response.status(), 404);
     let (response, _) = connection.request("GET", None, "/healthz", &[]).await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut text = Vec::new();
-    while let Some(chunk) = body.data().await {
-        text.extend_from_slice(&chunk.unwrap());
-    }
-    assert_eq!(String::from_utf8_lossy(&text).trim(), "serving");
+    assert_eq!(body_text(response).await.trim(), "serving");
 }
 
 #[tokio::test]
@@ -208,4 +213,36 @@ async fn an_http2_connection_that_never_starts_is_closed() {
     let ended = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut sink)).await;
     assert!(ended.is_ok(), "the server closed the silent connection");
     assert!(started.elapsed() >= Duration::from_secs(9), "not before the handshake timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn no_http2_offers_only_http1() {
+    let pki = Pki::new("h2-off");
+    let (_server, port) = server(&pki, &["--no-http2"]);
+    let mut config = (*client_config(&pki.ca_path(), None)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+}
+
+#[tokio::test]
+async fn the_page_is_served_on_both_listeners_and_upgrades_on_its_path_still_upgrade() {
+    let pki = Pki::new("h2-page");
+    let (server, port) = server(&pki, &["--page"]);
+    // ws:// over HTTP/1.1.
+    let (status, body) = support::http_get(&format!("127.0.0.1:{}", server.port), "GET", "/");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(body.contains("window.echoTest"), "the example client");
+    support::echo_checks(&format!("{}/", server.url)).await;
+    // wss:// over HTTP/2: the page, the health check, and a WebSocket on /.
+    let connection = h2(&pki, port).await;
+    for (path, expected) in [("/", "window.echoTest"), ("/healthz", "serving")] {
+        let (response, _) = connection.request("GET", None, path, &[]).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(body_text(response).await.contains(expected), "{path}");
+    }
+    let (ws, _) = connection.websocket("/", &[]).await;
+    support::echo_checks_on(ws).await;
 }

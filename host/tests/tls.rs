@@ -331,6 +331,7 @@ async fn after_1000_tls_handshakes_the_guest_memory_holds_no_byte_of_the_private
         cert: cert_path.clone(),
         key: key_path.clone(),
         client_ca: None,
+        http2: true,
     })
     .expect("the server identity loads");
 

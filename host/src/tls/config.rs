@@ -28,6 +28,9 @@ pub struct TlsFiles {
     /// CA certificates that client certificates must chain to; `None`: no
     /// client certificate is asked for (browsers abort on an unexpected request).
     pub client_ca: Option<PathBuf>,
+    /// Offer HTTP/2 by ALPN (WebSockets as streams, RFC 8441) beside
+    /// HTTP/1.1.
+    pub http2: bool,
 }
 
 /// The server's TLS configuration, and the identity in it that a reload
@@ -67,7 +70,8 @@ impl ServerTls {
             }
         };
         let mut config = builder.with_cert_resolver(Arc::clone(&identity) as Arc<dyn ResolvesServerCert>);
-        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        let offered = if files.http2 { &ALPN[..] } else { &ALPN[1..] };
+        config.alpn_protocols = offered.iter().map(|p| p.to_vec()).collect();
         Ok(Self { config: Arc::new(config), identity })
     }
 

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-pub mod h2;
 pub mod pki;
 
 use std::process::Command;

@@ -1,7 +1,8 @@
 //! A WebSocket client over HTTP/2 (RFC 8441), as a browser opens one: an
 //! extended CONNECT on an HTTP/2 connection it already holds. The stream is
 //! wrapped as a byte stream, so tokio-tungstenite speaks RFC 6455 over it
-//! exactly as over TCP.
+//! exactly as over TCP. (Feature `h2-client`: the host's tests and the
+//! bench use it.)
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -21,8 +22,9 @@ pub struct H2Connection {
     pub driver: tokio::task::JoinHandle<Result<(), h2::Error>>,
 }
 
-/// Connects to `127.0.0.1:port` with TLS (ALPN `h2` only) and waits for the
-/// server's SETTINGS to allow extended CONNECT.
+/// Connects to `127.0.0.1:port` with TLS (ALPN `h2` only, server name
+/// `localhost`) and waits for the server's SETTINGS to allow extended
+/// CONNECT.
 pub async fn connect(port: u16, config: Arc<rustls::ClientConfig>) -> H2Connection {
     let mut config = (*config).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];

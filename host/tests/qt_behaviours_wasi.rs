@@ -6,6 +6,12 @@
 /// The component under test: the one that brings its own sockets.
 const BINDING: wsbox::runner::Binding = wsbox::runner::Binding::WasiSockets;
 
+/// Plain `ws://` (the WASI binding has no TLS).
+const SCHEME: &str = "ws";
+fn server_tls() -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    None
+}
+
 #[path = "qt_behaviours/app.rs"]
 mod app;
 #[path = "qt_behaviours/beyond_qt.rs"]

@@ -50,13 +50,11 @@ impl App {
     /// A server named `wsbox-test`, not listening yet, on a fresh instance.
     pub async fn new() -> Self {
         let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut inst = component().instantiate(ListenPolicy::new([any]), None).await.expect("instantiate");
-        let server = inst
-            .api
-            .server()
-            .call_constructor(&mut inst.store, "wsbox-test", SecureMode::NonSecureMode)
-            .await
-            .expect("server constructor");
+        let tls = crate::server_tls();
+        let mode = if tls.is_some() { SecureMode::SecureMode } else { SecureMode::NonSecureMode };
+        let mut inst = component().instantiate(ListenPolicy::new([any]), tls).await.expect("instantiate");
+        let server =
+            inst.api.server().call_constructor(&mut inst.store, "wsbox-test", mode).await.expect("server constructor");
         assert_eq!(inst.binding, crate::BINDING, "the component of the binding under test");
         Self { inst, server, events: Vec::new(), cursor: 0 }
     }

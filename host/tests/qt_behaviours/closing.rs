@@ -195,7 +195,7 @@ async fn b31_accessors_after_accept() {
     assert_eq!(sock!(app, ws, call_state), SocketState::Connected);
     assert!(sock!(app, ws, call_is_valid));
     assert_eq!(sock!(app, ws, call_version), 13);
-    assert_eq!(sock!(app, ws, call_request_url), "ws://127.0.0.1/chat?x=1");
+    assert_eq!(sock!(app, ws, call_request_url), format!("{}://127.0.0.1/chat?x=1", crate::SCHEME));
     assert_eq!(sock!(app, ws, call_resource_name), "/chat");
     assert_eq!(sock!(app, ws, call_origin), "https://app.example");
     assert_eq!(sock!(app, ws, call_peer_name), "");

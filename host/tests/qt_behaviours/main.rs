@@ -5,10 +5,17 @@
 //! sockets, so each byte on the wire is the test's. Where wsbox deliberately
 //! does better than Qt (§4.7), the test asserts the better behaviour and
 //! says so; `docs/qt-api.md` lists each difference. `qt_behaviours_wasi.rs`
-//! runs the same modules on the WASI binding's component.
+//! runs the same modules on the WASI binding's component,
+//! `qt_behaviours_http2.rs` those after the upgrade over HTTP/2 streams.
 
 /// The component under test: the host-fed one.
 const BINDING: wsbox::runner::Binding = wsbox::runner::Binding::HostFed;
+
+/// Plain `ws://`: no TLS identity for the server.
+const SCHEME: &str = "ws";
+fn server_tls() -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    None
+}
 
 mod app;
 mod beyond_qt;

@@ -292,7 +292,7 @@ fn cells(quick: bool) -> Vec<Cell> {
 }
 
 /// The servers compared.
-const SERVERS: [&str; 3] = ["wsbox", "Bun 1.4.4 (uWebSockets)", "tokio-tungstenite broadcast"];
+const SERVERS: [&str; 3] = ["wsbox", crate::run::BUN, "tokio-tungstenite broadcast"];
 
 /// Runs every cell on every server, interleaved; returns the Markdown.
 pub fn run(mut opts: RunOptions, bun: Option<PathBuf>) -> Result<String> {
@@ -361,7 +361,7 @@ pub fn run(mut opts: RunOptions, bun: Option<PathBuf>) -> Result<String> {
 
 /// Runs one of the project's bootstrap scripts (a path from `bench/`) and
 /// returns the tool's path it prints.
-fn bootstrap(script: &str) -> Result<PathBuf> {
+pub(crate) fn bootstrap(script: &str) -> Result<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let out = Command::new("bash").arg(&path).output().with_context(|| format!("running {script}"))?;
     if !out.status.success() {

@@ -74,9 +74,9 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(md, "### Ratios\n");
     let _ = writeln!(
         md,
-        "| cell | wsbox ÷ tokio-tungstenite (msgs/s) | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ raw TCP (msgs/s) | p50 wsbox − tokio-tungstenite |"
+        "| cell | wsbox ÷ tokio-tungstenite (msgs/s) | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun (msgs per server-CPU s) | wsbox ÷ the better of the two (msgs per server-CPU s) | wsbox ÷ raw TCP (msgs/s) | p50 wsbox − tokio-tungstenite |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for (cell, row) in &results.cells {
         let (w, t, raw) = match (
             find(row, "wsbox").or(find(row, "wsbox (TLS)")),
@@ -87,11 +87,15 @@ pub fn markdown(results: &Results) -> String {
             _ => continue,
         };
         let tls = if find(row, "wsbox (TLS)").is_some() { " (TLS)" } else { "" };
+        let bun = find(row, crate::run::BUN);
+        let best = bun.map_or(t.msgs_per_server_cpu_sec, |b| b.msgs_per_server_cpu_sec.max(t.msgs_per_server_cpu_sec));
         let _ = writeln!(
             md,
-            "| {cell}{tls} | {} | {} | {} | {:+.0} µs |",
+            "| {cell}{tls} | {} | {} | {} | {} | {} | {:+.0} µs |",
             ratio(w.msgs_per_sec, t.msgs_per_sec),
             ratio(w.msgs_per_server_cpu_sec, t.msgs_per_server_cpu_sec),
+            bun.map_or("—".into(), |b| ratio(w.msgs_per_server_cpu_sec, b.msgs_per_server_cpu_sec)),
+            ratio(w.msgs_per_server_cpu_sec, best),
             raw.map_or("—".into(), |r| ratio(w.msgs_per_sec, r.msgs_per_sec)),
             w.p50_us - t.p50_us
         );

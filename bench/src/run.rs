@@ -38,6 +38,7 @@ enum Target {
     WsboxTls,
     Tungstenite,
     TungsteniteTls,
+    Bun,
     RawTcp,
 }
 
@@ -48,6 +49,7 @@ impl Target {
             Target::WsboxTls => "wsbox (TLS)",
             Target::Tungstenite => "tokio-tungstenite",
             Target::TungsteniteTls => "tokio-tungstenite + tokio-rustls",
+            Target::Bun => BUN,
             Target::RawTcp => "raw TCP echo",
         }
     }
@@ -62,7 +64,10 @@ pub(crate) struct Cell {
     targets: &'static [Target],
 }
 
-const PLAIN: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::RawTcp];
+const PLAIN: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::Bun, Target::RawTcp];
+
+/// Bun's label in the tables (the version `bench/bootstrap-bun.sh` pins).
+pub(crate) const BUN: &str = "Bun 1.4.4 (uWebSockets)";
 const TLS: &[Target] = &[Target::WsboxTls, Target::TungsteniteTls];
 
 /// A cell named as the tables name it ("64×16×1 KiB binary").
@@ -101,7 +106,9 @@ struct Servers {
 
 fn start_servers(wsbox: &Path, identity: &crate::pki::Identity, pin: Option<usize>) -> Result<Servers> {
     let mut running = BTreeMap::new();
-    for target in [Target::Wsbox, Target::WsboxTls, Target::Tungstenite, Target::TungsteniteTls, Target::RawTcp] {
+    for target in
+        [Target::Wsbox, Target::WsboxTls, Target::Tungstenite, Target::TungsteniteTls, Target::Bun, Target::RawTcp]
+    {
         running.insert(target, start_server(target, wsbox, identity, pin)?);
     }
     Ok(Servers { running, ca: identity.ca.clone() })
@@ -122,6 +129,10 @@ fn start_server(target: Target, wsbox: &Path, identity: &crate::pki::Identity, p
         }
         Target::Tungstenite => Running::start("tungstenite", &me, &baseline("tungstenite"), pin, "ws"),
         Target::TungsteniteTls => Running::start("tungstenite-tls", &me, &baseline("tungstenite-tls"), pin, "wss"),
+        Target::Bun => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bun/echo.js").display().to_string();
+            Running::start("bun", &crate::broadcast::bootstrap("bootstrap-bun.sh")?, &s(&[&script]), pin, "ws")
+        }
         Target::RawTcp => Running::start("raw-tcp", &me, &baseline("raw-tcp"), pin, "tcp"),
     }
 }
@@ -262,7 +273,7 @@ pub fn run(mut opts: RunOptions) -> Result<Results> {
     let idle_conns = if opts.quick { 50 } else { 1000 };
     let idle_rounds = if opts.quick { 1 } else { 3 };
     let mut idle_reports = Vec::new();
-    for target in [Target::Wsbox, Target::Tungstenite, Target::RawTcp] {
+    for target in [Target::Wsbox, Target::Tungstenite, Target::Bun, Target::RawTcp] {
         let mut reports = Vec::new();
         for _ in 0..idle_rounds {
             let server = start_server(target, &wsbox, &identity, server_core)?;

@@ -165,6 +165,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "--workers needs the host-fed binding (the WASI component binds its own sockets, without SO_REUSEPORT)"
         );
     }
+    let page_asked = args.page || args.page_file.is_some();
+    if component.binding() == Binding::WasiSockets && page_asked {
+        anyhow::bail!("--page needs the host-fed binding (the WASI component answers its requests alone)");
+    }
+    if page_asked && args.health_check_path == wsbox::page::PATH {
+        anyhow::bail!(
+            "--page serves {} and --health-check-path asks the same path: move the health check (--health-check-path /healthz)",
+            wsbox::page::PATH
+        );
+    }
     if component.binding() == Binding::WasiSockets && args.nats.is_some() {
         anyhow::bail!("--nats needs the host-fed binding (the WASI component's topics stay inside its instance)");
     }
@@ -206,7 +216,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         proxy: TrustedProxies::trusting(args.trusted_proxies.iter().copied(), args.proxy_protocol),
         health_check: (!args.health_check_path.is_empty())
             .then(|| HealthCheck { path: args.health_check_path.clone(), readiness: Arc::clone(&readiness) }),
-        page: (args.page || args.page_file.is_some()).then(|| Page::load(args.page_file.as_deref())).transpose()?,
+        page: page_asked.then(|| Page::load(args.page_file.as_deref())).transpose()?,
         ..TransportLimits::default()
     };
     let options = args.echo_options(tls.is_some());

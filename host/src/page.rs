@@ -11,6 +11,11 @@ use std::sync::Arc;
 /// Where the page is served.
 pub const PATH: &str = "/";
 
+/// The largest page: each answer is written into the guest's memory whole,
+/// so a crowd asking for a large one at once would spend the guest's
+/// memory cap (the example client is ~5 KiB).
+pub const MAX_SIZE: usize = 1024 * 1024;
+
 /// The example echo client, built in: `--page` without a file.
 const EXAMPLE_CLIENT: &[u8] = include_bytes!("../../examples/echoclient.html");
 
@@ -30,6 +35,9 @@ impl Page {
             None => (EXAMPLE_CLIENT.into(), "text/html; charset=utf-8"),
             Some(file) => {
                 let body = std::fs::read(file).with_context(|| format!("reading the page {}", file.display()))?;
+                if body.len() > MAX_SIZE {
+                    anyhow::bail!("the page {} is {} bytes; a page is at most {MAX_SIZE}", file.display(), body.len());
+                }
                 (body.into(), content_type(file))
             }
         };
@@ -61,6 +69,9 @@ mod tests {
         std::fs::write(&file, "hello").unwrap();
         let page = Page::load(Some(&file)).unwrap();
         assert_eq!((&*page.body, page.content_type.as_str()), (&b"hello"[..], "text/plain; charset=utf-8"));
+        std::fs::write(&file, vec![b'x'; MAX_SIZE + 1]).unwrap();
+        let large = Page::load(Some(&file)).unwrap_err();
+        assert!(format!("{large:#}").contains("a page is at most 1048576"), "{large:#}");
         std::fs::remove_file(&file).unwrap();
         let missing = Page::load(Some(Path::new("/nonexistent/page.html"))).unwrap_err();
         assert!(format!("{missing:#}").contains("reading the page /nonexistent/page.html"), "{missing:#}");

@@ -160,23 +160,26 @@ async fn sigterm_closes_every_stream_with_1001_and_sends_goaway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_that_overfill_a_turn_are_all_delivered() {
-    // 20 streams × 1 MiB at once: more than a turn takes, so input waits
-    // for the next turns with no socket event to bring it.
+    // 5 connections × 4 streams × 1 MiB at once: more than a turn takes
+    // (each connection reads its share, five shares pass the turn's cap),
+    // so input waits in streams for later turns with no socket event to
+    // bring it.
     let pki = Pki::new("h2-overfill");
     let (_server, port) = server(&pki, &[]);
-    let connection = std::sync::Arc::new(h2(&pki, port).await);
-    let tasks: Vec<_> = (0..20u8)
-        .map(|n| {
+    let mut tasks = Vec::new();
+    for c in 0..5u8 {
+        let connection = std::sync::Arc::new(h2(&pki, port).await);
+        for n in 0..4u8 {
             let connection = std::sync::Arc::clone(&connection);
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 let (mut ws, _) = connection.websocket("/", &[]).await;
-                let payload = vec![n; 1024 * 1024];
+                let payload = vec![c * 4 + n; 1024 * 1024];
                 ws.send(Message::binary(payload.clone())).await.unwrap();
                 let echoed = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("in time");
-                assert_eq!(echoed.unwrap().unwrap(), Message::binary(payload), "stream {n}");
-            })
-        })
-        .collect();
+                assert_eq!(echoed.unwrap().unwrap(), Message::binary(payload), "connection {c} stream {n}");
+            }));
+        }
+    }
     for task in tasks {
         task.await.unwrap();
     }
@@ -245,4 +248,8 @@ async fn the_page_is_served_on_both_listeners_and_upgrades_on_its_path_still_upg
     }
     let (ws, _) = connection.websocket("/", &[]).await;
     support::echo_checks_on(ws).await;
+    // A WebSocket request on / that fails is refused, never answered with
+    // the page (a 200 would open the tunnel).
+    let (response, _) = connection.request("CONNECT", Some("websocket"), "/", &[]).await.unwrap();
+    assert!(response.status().is_client_error(), "{response:?}");
 }

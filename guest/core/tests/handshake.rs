@@ -109,6 +109,11 @@ fn a_page_answers_plain_gets_of_its_path_while_upgrades_there_still_upgrade() {
     let upgrade = String::from_utf8(UPGRADE.to_vec()).unwrap().replace("GET /chat?room=1", "GET /");
     let o = run(config.clone(), true, upgrade.as_bytes());
     assert!(o.http.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{}", o.http);
+    // An upgrade on / that fails gets its refusal, not the page.
+    let old_version = upgrade.replace("Version: 13", "Version: 8");
+    assert!(answer(&old_version).starts_with("HTTP/1.1 426 "), "{}", answer(&old_version));
+    let no_key = upgrade.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+    assert!(answer(&no_key).starts_with("HTTP/1.1 400 "), "{}", answer(&no_key));
 }
 
 #[test]

@@ -194,7 +194,7 @@ impl Metrics {
         );
         r.register(
             "http_responses",
-            "Answers to the HTTP requests on the listeners, by status (101: upgraded; 200, 503: health checks; others: refused)",
+            "Answers to the HTTP requests on the listeners, by status (101: upgraded; 200: the page or a health check; 503: a health check or refused; others: refused)",
             m.http_responses.clone(),
         );
         r.register(

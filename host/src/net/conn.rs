@@ -245,12 +245,13 @@ impl Conn {
 
     /// Runs the connection's HTTP/2 session and writes what it produced;
     /// again while the session had more to write than the socket's room
-    /// and the socket took it all.
-    pub fn pump_h2(&mut self, lp: &mut http2::Loop<'_>) -> Result<(), Failed> {
+    /// and the socket took it all. `Ok(true)`: it still has more, though
+    /// the socket has room (the caller runs it again next turn).
+    pub fn pump_h2(&mut self, lp: &mut http2::Loop<'_>) -> Result<bool, Failed> {
         for _ in 0..PUMPS_PER_PASS {
-            let Some(h2) = self.h2.as_deref_mut() else { return Ok(()) };
+            let Some(h2) = self.h2.as_deref_mut() else { return Ok(false) };
             if self.phase != Phase::Open {
-                return Ok(());
+                return Ok(false);
             }
             // h2's writes wait while the socket holds a write limit's worth.
             let room = self.output.limit().saturating_sub(self.output.unwritten());
@@ -260,10 +261,10 @@ impl Conn {
             }
             if !pumped.blocked || self.output.unwritten() >= self.output.limit() {
                 // Not blocked, or blocked by the socket: its drain pumps again.
-                return Ok(());
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads the connection's first bytes until they tell whether a PROXY

@@ -652,11 +652,12 @@ impl NetHost {
                 stream_room,
             };
             let pumped = conn.pump_h2(&mut lp);
+            let blocked = matches!(pumped, Ok(true));
             let (began, ended) = (lp.began, lp.ended);
             self.http2_counts.websockets += lp.websockets;
             self.timers |= conn.has_timer();
             let over = conn.h2_ref().is_some_and(|h2| h2.is_closed(now));
-            if conn.h2_ref().is_some_and(http2::Session::wants_pump) {
+            if blocked || conn.h2_ref().is_some_and(http2::Session::wants_pump) {
                 self.pump_next_turn.push(carrier);
             }
             for id in began {
@@ -728,7 +729,7 @@ impl NetHost {
         if now >= self.next_housekeeping {
             self.housekeeping(now);
         }
-        if self.at_cap && self.conns.len() < self.limits.max_connections {
+        if self.at_cap && self.conns.len() + self.streams.len() < self.limits.max_connections {
             // Connections ended since: the backlog's turn.
             self.accept(now);
         }
@@ -743,7 +744,8 @@ impl NetHost {
         }
         for listening in self.listeners.values_mut() {
             while listening.may_accept(now) {
-                if self.conns.len() >= self.limits.max_connections {
+                // HTTP/2 streams are connections of the guest's too.
+                if self.conns.len() + self.streams.len() >= self.limits.max_connections {
                     // New connections wait in the backlog until one closes.
                     if !self.at_cap {
                         self.at_cap = true;
@@ -876,9 +878,10 @@ impl NetHost {
                 Ok(false) => timers |= conn.has_timer(),
                 Err(conn::Failed) => stalled.push(conn.id),
             }
-            if let Some(h2) = conn.h2() {
+            if let Some(h2) = conn.h2().filter(|h2| h2.has_timer()) {
                 // Streams whose peer gives no window are reset; lingering
-                // ones are looked at by the pump.
+                // ones and the session's own deadlines are looked at by
+                // the pump.
                 for id in h2.stalled(now_ms, write_timeout_ms) {
                     self.turn.gone.push(id);
                     stalled_streams.push(id);

@@ -103,12 +103,17 @@ impl HandshakeError {
 }
 
 /// Whether the complete request head in `buf` is a plain `GET` or `HEAD` of
-/// `path` (any query, HTTP/1.0 or 1.1): a load balancer's health check, or
-/// the server's page. `Some(true)` for a `HEAD`.
+/// `path` (any query, HTTP/1.0 or 1.1, no `Upgrade` header): a load
+/// balancer's health check, or the server's page. `Some(true)` for a
+/// `HEAD`. An upgrade request that failed is never one: it gets its own
+/// refusal, not a 200.
 pub fn plain_get(buf: &[u8], path: &str) -> Option<bool> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    if req.headers.iter().any(|h| h.name.eq_ignore_ascii_case("upgrade")) {
         return None;
     }
     let target = req.path?;

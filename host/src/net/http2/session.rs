@@ -86,6 +86,8 @@ struct Stream {
     linger_until: Option<Instant>,
     /// The peer's END_STREAM came (`eof` told).
     peer_done: bool,
+    /// An extended CONNECT for a WebSocket (not a plain request).
+    websocket_request: bool,
     /// Told to the guest as upgraded and not yet sent its close frame.
     pub websocket: bool,
     pub close_sent: bool,
@@ -166,7 +168,9 @@ impl Session {
     /// socket: input held for a stream (the turn was full, or the stream's
     /// share used), or requests waiting for room in the turn.
     pub fn wants_pump(&self) -> bool {
-        self.accept_paused || self.streams.values().any(|s| !s.held.is_empty())
+        // A stream whose output is backed up takes no input: its drain
+        // (a window update, read from the socket) runs the session.
+        self.accept_paused || self.streams.values().any(|s| !s.held.is_empty() && !s.output.backed_up())
     }
 
     pub fn stream_ids(&self) -> impl Iterator<Item = u32> + '_ {
@@ -324,6 +328,8 @@ impl Session {
                         connection.graceful_shutdown();
                     }
                     self.state = State::Serving(connection);
+                    // Started: from now on only idleness ends it.
+                    self.idle_until = Some(lp.now + IDLE_TIMEOUT);
                 }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "HTTP/2 handshake failed");
@@ -387,12 +393,17 @@ impl Session {
             kind = Asked::Other;
         }
         tracing::debug!(carrier = self.origin.opened.conn, path = request.uri().path(), ?kind, "HTTP/2 request");
+        if self.going_away && matches!(kind, Asked::WebSocket | Asked::Plain) {
+            // Sent before our GOAWAY reached the client: refused as safe
+            // to retry (on a new connection; RFC 9113 §8.7).
+            respond.send_reset(Reason::REFUSED_STREAM);
+            return;
+        }
         let refusal = match kind {
             Asked::WebSocket | Asked::Plain if lp.stream_room == 0 => {
                 Some((StatusCode::SERVICE_UNAVAILABLE, "the server is at its connection cap\n"))
             }
-            Asked::WebSocket | Asked::Plain if !self.going_away => None,
-            Asked::WebSocket | Asked::Plain => Some((StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n")),
+            Asked::WebSocket | Asked::Plain => None,
             Asked::UnknownProtocol => Some((StatusCode::NOT_IMPLEMENTED, "only the websocket protocol is served\n")),
             Asked::Other => Some((StatusCode::NOT_FOUND, "not found: this server serves WebSockets\n")),
         };
@@ -434,6 +445,7 @@ impl Session {
                 ended: false,
                 linger_until: None,
                 peer_done: false,
+                websocket_request: kind == Asked::WebSocket,
                 websocket: false,
                 close_sent: false,
                 report_written: false,
@@ -593,7 +605,12 @@ fn write_stream(id: u32, s: &mut Stream, bytes: Cow<'_, [u8]>, turn: &mut Turn, 
                     respond.send_reset(Reason::INTERNAL_ERROR);
                     return Err(());
                 }
-                Answer::Head { response, body_at, .. } => {
+                Answer::Head { mut response, upgraded, body_at } => {
+                    if s.websocket_request && !upgraded && response.status().is_success() {
+                        // A 2xx to CONNECT opens the tunnel (RFC 9110
+                        // §9.3.6): only a 101 may become one.
+                        *response.status_mut() = StatusCode::BAD_GATEWAY;
+                    }
                     let send = respond.send_response(response, false).map_err(|_| ())?;
                     s.send = Some(send);
                     let head = std::mem::take(&mut s.head);

@@ -95,7 +95,7 @@ pub enum Answer {
     Partial,
     /// The head, as the stream's response, and where the body (or, after a
     /// `101`, the WebSocket frames) starts in the guest's bytes.
-    Head { response: Response<()>, body_at: usize },
+    Head { response: Response<()>, upgraded: bool, body_at: usize },
     /// Not an HTTP/1.1 response head the host can translate.
     Invalid(&'static str),
 }
@@ -126,7 +126,7 @@ pub fn answer(bytes: &[u8]) -> Answer {
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.headers_mut() = map;
-    Answer::Head { response, body_at }
+    Answer::Head { response, upgraded, body_at }
 }
 
 /// A response the host gives itself, with a short text body.
@@ -190,7 +190,8 @@ mod tests {
         let bytes = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                       Sec-WebSocket-Accept: abc=\r\nSec-WebSocket-Protocol: chat\r\n\
                       Sec-WebSocket-Extensions: permessage-deflate\r\nServer: wsbox\r\n\r\n\x81\x02hi";
-        let Answer::Head { response, body_at } = answer(bytes) else { panic!("a whole head") };
+        let Answer::Head { response, upgraded, body_at } = answer(bytes) else { panic!("a whole head") };
+        assert!(upgraded);
         assert_eq!(response.status(), StatusCode::OK);
         let names: Vec<&str> = response.headers().keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["sec-websocket-protocol", "sec-websocket-extensions", "server"]);
@@ -200,7 +201,8 @@ mod tests {
     #[test]
     fn a_refusal_keeps_its_status_and_body_and_a_partial_head_waits() {
         let bytes = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: close\r\n\r\norigin";
-        let Answer::Head { response, body_at } = answer(bytes) else { panic!("a whole head") };
+        let Answer::Head { response, upgraded, body_at } = answer(bytes) else { panic!("a whole head") };
+        assert!(!upgraded);
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(response.headers()["content-length"], "6");
         assert!(response.headers().get("connection").is_none());

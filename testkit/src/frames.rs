@@ -104,6 +104,39 @@ pub fn parse_frame(bytes: &[u8]) -> Option<(ServerFrame, usize)> {
     Some((frame, end))
 }
 
+/// A test's client reading the server's frames from what it receives (a
+/// socket, an HTTP/2 stream): what was read waits in a buffer, filled on
+/// demand.
+pub trait FrameSource {
+    /// What was read and not yet taken.
+    fn buffer(&mut self) -> &mut Vec<u8>;
+    /// Reads more into the buffer; false once nothing more comes.
+    fn fill(&mut self) -> bool;
+
+    /// The next frame, or `None` when the input ends.
+    fn next_frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(self.buffer()) {
+                self.buffer().drain(..used);
+                return Some(frame);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Frames until a close frame: its code and reason (panics if none).
+    fn close_received(&mut self) -> (u16, String) {
+        while let Some(f) = self.next_frame() {
+            if f.opcode == 0x8 {
+                return f.close().unwrap_or((1005, String::new()));
+            }
+        }
+        panic!("the input ended without a close frame");
+    }
+}
+
 /// Splits server output into the HTTP head and the frames after a 101
 /// (the whole output as text otherwise); server frames are never masked
 /// and nothing trails the last one.

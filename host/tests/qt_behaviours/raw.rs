@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 pub use wsbox_testkit::frames::ServerFrame as Frame;
-use wsbox_testkit::frames::{parse_frame, raw_frame};
+use wsbox_testkit::frames::{FrameSource, raw_frame};
 pub use wsbox_testkit::upgrade::ACCEPT;
 
 pub struct Raw {
@@ -47,17 +47,6 @@ impl Raw {
         self.stream.write_all(bytes).expect("send");
     }
 
-    fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 65536];
-        match self.stream.read(&mut chunk) {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
-    }
-
     /// The response head (through the blank line), or what came before EOF.
     pub fn response(&mut self) -> String {
         loop {
@@ -79,25 +68,12 @@ impl Raw {
 
     /// The next frame, or `None` when the connection ends.
     pub fn frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            if !self.fill() {
-                return None;
-            }
-        }
+        self.next_frame()
     }
 
     /// Frames until a close frame: its code and reason (panics if none).
     pub fn close_received(&mut self) -> (u16, String) {
-        while let Some(f) = self.frame() {
-            if f.opcode == 0x8 {
-                return f.close().unwrap_or((1005, String::new()));
-            }
-        }
-        panic!("the connection ended without a close frame");
+        FrameSource::close_received(self)
     }
 
     /// True when the server ends the connection (EOF or reset) within `within`.
@@ -112,6 +88,23 @@ impl Raw {
                     return false;
                 }
                 Err(_) => return true,
+            }
+        }
+    }
+}
+
+impl FrameSource for Raw {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
             }
         }
     }

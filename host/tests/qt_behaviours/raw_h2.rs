@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub use wsbox_testkit::frames::ServerFrame as Frame;
-use wsbox_testkit::frames::{parse_frame, raw_frame};
+use wsbox_testkit::frames::{FrameSource, raw_frame};
 
 /// A client frame, masked unless `masked` is false.
 pub fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
@@ -76,43 +76,14 @@ impl Raw {
         }
     }
 
-    fn fill(&mut self) -> bool {
-        if self.ended {
-            return false;
-        }
-        match self.incoming.recv_timeout(self.stream.timeout.get()) {
-            Ok(Some(chunk)) => {
-                self.buf.extend_from_slice(&chunk);
-                true
-            }
-            Ok(None) | Err(_) => {
-                self.ended = true;
-                false
-            }
-        }
-    }
-
     /// The next frame, or `None` when the stream ends.
     pub fn frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
-                return Some(frame);
-            }
-            if !self.fill() {
-                return None;
-            }
-        }
+        self.next_frame()
     }
 
     /// Frames until a close frame: its code and reason (panics if none).
     pub fn close_received(&mut self) -> (u16, String) {
-        while let Some(f) = self.frame() {
-            if f.opcode == 0x8 {
-                return f.close().unwrap_or((1005, String::new()));
-            }
-        }
-        panic!("the stream ended without a close frame");
+        FrameSource::close_received(self)
     }
 
     /// True when the server ends the stream within `within`.
@@ -202,4 +173,26 @@ async fn run_stream(
     }
     // Keep the connection a moment so a reset reaches the server.
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+impl FrameSource for Raw {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn fill(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        match self.incoming.recv_timeout(self.stream.timeout.get()) {
+            Ok(Some(chunk)) => {
+                self.buf.extend_from_slice(&chunk);
+                true
+            }
+            Ok(None) | Err(_) => {
+                self.ended = true;
+                false
+            }
+        }
+    }
 }

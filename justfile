@@ -19,7 +19,8 @@ conformance:
 lint:
     .ci/lint
 
-# Benchmark wsbox against a raw TCP echo and tokio-tungstenite (a few minutes);
+# Benchmark wsbox against a raw TCP echo, tokio-tungstenite and Bun, closed loop
+# and at fixed rates (~20 minutes);
 # rewrites the results section of docs/benchmarks.md.
 bench *ARGS:
     cargo build --release -p wsbox -p wsbox-bench

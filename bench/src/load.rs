@@ -1,7 +1,9 @@
 //! The load generator: N connections, each keeping a window of W messages
-//! of a fixed size in flight (closed loop: every echo sends the next one).
-//! The send time travels in the payload (16 hex digits of nanoseconds since
-//! the generator started), so a round trip is measured on one clock.
+//! of a fixed size in flight (closed loop: every echo sends the next one),
+//! or, with `--rate`, a fixed aggregate rate spread over the connections
+//! (open loop, [`crate::open_loop`]). The send time travels in the payload
+//! (16 hex digits of nanoseconds since the generator started), so a round
+//! trip is measured on one clock.
 
 use crate::procfs;
 use anyhow::{Context, Result, bail};
@@ -58,6 +60,11 @@ pub struct LoadOptions {
     /// this many per connection (`wss://` only; 0: one TLS connection each).
     #[arg(long, default_value_t = 0)]
     pub h2_streams: usize,
+    /// Messages per second over all connections, sent on a fixed schedule
+    /// whatever the echoes do (open loop; --window is then unused). 0: the
+    /// closed loop.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
 }
 
 /// What one load run measured.
@@ -81,22 +88,40 @@ pub struct LoadReport {
     /// The server's CPU time while the connections were opened, per
     /// WebSocket (TCP, TLS and WebSocket handshakes, or an HTTP/2 stream).
     pub open_server_cpu_us: f64,
+    /// Open loop only: messages sent while measuring, those of them never
+    /// echoed (within the drain after the run), and how late the generator
+    /// sent, p99 (µs after the scheduled time; the latency is counted from
+    /// the schedule, so a late send is never omitted, but a large figure
+    /// says the generator, not the server, fell behind).
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub missing: u64,
+    #[serde(default)]
+    pub send_late_p99_us: f64,
 }
 
-const WARMUP: u8 = 0;
-const MEASURE: u8 = 1;
-const STOP: u8 = 2;
+impl LoadReport {
+    /// Server CPU per echoed message, in µs (the open loop's cost figure).
+    pub fn server_cpu_us_per_msg(&self) -> f64 {
+        if self.msgs_per_server_cpu_sec > 0.0 { 1e6 / self.msgs_per_server_cpu_sec } else { 0.0 }
+    }
+}
+
+pub(crate) const WARMUP: u8 = 0;
+pub(crate) const MEASURE: u8 = 1;
+pub(crate) const STOP: u8 = 2;
 
 /// What one connection counted while measuring.
-struct Tally {
-    latency_ns: Histogram<u64>,
-    messages: u64,
-    bytes: u64,
-    errors: u64,
+pub(crate) struct Tally {
+    pub latency_ns: Histogram<u64>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub errors: u64,
 }
 
 impl Tally {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             latency_ns: Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("histogram bounds"),
             messages: 0,
@@ -106,9 +131,13 @@ impl Tally {
     }
 
     fn record(&mut self, phase: u8, payload: &[u8], expected: usize, clock: Instant) {
-        if phase != MEASURE {
-            return;
+        if phase == MEASURE {
+            self.record_echo(payload, expected, clock);
         }
+    }
+
+    /// Counts one echo and its round trip from the stamp in its payload.
+    pub(crate) fn record_echo(&mut self, payload: &[u8], expected: usize, clock: Instant) {
         match sent_at(payload) {
             Some(sent) if payload.len() == expected => {
                 let now = clock.elapsed().as_nanos() as u64;
@@ -132,10 +161,20 @@ pub(crate) fn sent_at(payload: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(payload.get(..16)?).ok()?, 16).ok()
 }
 
-enum Conn {
+/// A WebSocket over an HTTP/2 stream.
+pub(crate) type H2Ws = tokio_tungstenite::WebSocketStream<wsbox_testkit::h2::H2Stream>;
+
+pub(crate) enum Conn {
     Raw(tokio::net::TcpStream),
     Ws(Box<WsStream>),
-    H2(Box<tokio_tungstenite::WebSocketStream<wsbox_testkit::h2::H2Stream>>),
+    H2(Box<H2Ws>),
+}
+
+/// The payload every message starts from: the stamp's room, then letters.
+pub(crate) fn template(size: usize) -> Vec<u8> {
+    let mut template = vec![b'a'; size];
+    template[16..].iter_mut().enumerate().for_each(|(i, b)| *b = b'a' + (i % 26) as u8);
+    template
 }
 
 /// Opens one connection (WebSocket handshake included).
@@ -154,8 +193,7 @@ async fn connect(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<C
 
 async fn drive(conn: Conn, opts: Arc<LoadOptions>, phase: Arc<AtomicU8>, clock: Instant) -> Result<Tally> {
     let mut tally = Tally::new();
-    let mut template = vec![b'a'; opts.size];
-    template[16..].iter_mut().enumerate().for_each(|(i, b)| *b = b'a' + (i % 26) as u8);
+    let template = template(opts.size);
     match conn {
         Conn::Raw(mut stream) => {
             let (mut rd, mut wr) = stream.split();
@@ -216,10 +254,115 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
     if opts.size < 16 {
         bail!("--size must be at least 16 (the send time travels in the payload)");
     }
-    let tls = opts.ca.as_deref().map(crate::pki::client_config).transpose()?;
+    if opts.rate < 0.0 || !opts.rate.is_finite() {
+        bail!("--rate must be a number of messages per second (0: the closed loop)");
+    }
     let clock = Instant::now();
+    let opened = open_all(&opts).await?;
+    if opts.rate > 0.0 {
+        return crate::open_loop::run(opened, &opts, clock).await;
+    }
+    let Opened { conns, open_server_cpu_us, carriers: _carriers } = opened;
     let opts = Arc::new(opts);
     let phase = Arc::new(AtomicU8::new(WARMUP));
+    let tasks: Vec<_> =
+        conns.into_iter().map(|conn| tokio::spawn(drive(conn, Arc::clone(&opts), Arc::clone(&phase), clock))).collect();
+
+    tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
+    let cpu = CpuSpan::start(opts.server_pid)?;
+    phase.store(MEASURE, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
+    phase.store(STOP, Ordering::Relaxed);
+    let cpu = cpu.end()?;
+
+    let mut total = Tally::new();
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(t))) => total.add(&t),
+            _ => total.errors += 1,
+        }
+    }
+    Ok(total.report(&cpu, open_server_cpu_us))
+}
+
+/// The generator's and the server's CPU over the measured span.
+pub(crate) struct CpuSpan {
+    started: Instant,
+    client0: Duration,
+    server: Option<(u32, Duration)>,
+    /// Set by [`CpuSpan::end`].
+    pub seconds: f64,
+    pub client_cpu: f64,
+    pub server_cpu: f64,
+}
+
+impl CpuSpan {
+    pub(crate) fn start(server_pid: Option<u32>) -> Result<Self> {
+        let server = server_pid.map(|pid| procfs::cpu_time(pid).map(|t| (pid, t))).transpose()?;
+        Ok(Self {
+            started: Instant::now(),
+            client0: procfs::cpu_time(std::process::id())?,
+            server,
+            seconds: 0.0,
+            client_cpu: 0.0,
+            server_cpu: 0.0,
+        })
+    }
+
+    pub(crate) fn end(mut self) -> Result<Self> {
+        self.seconds = self.started.elapsed().as_secs_f64();
+        self.client_cpu = (procfs::cpu_time(std::process::id())? - self.client0).as_secs_f64();
+        if let Some((pid, before)) = self.server {
+            self.server_cpu = (procfs::cpu_time(pid)? - before).as_secs_f64();
+        }
+        Ok(self)
+    }
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, other: &Tally) {
+        self.latency_ns.add(&other.latency_ns).expect("same histogram bounds");
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+    }
+
+    /// The report of a run that echoed what this counted, over `cpu`.
+    pub(crate) fn report(&self, cpu: &CpuSpan, open_server_cpu_us: f64) -> LoadReport {
+        let us = |q: f64| self.latency_ns.value_at_quantile(q) as f64 / 1_000.0;
+        LoadReport {
+            messages: self.messages,
+            bytes: self.bytes,
+            errors: self.errors,
+            seconds: cpu.seconds,
+            msgs_per_sec: self.messages as f64 / cpu.seconds,
+            mib_per_sec: self.bytes as f64 / cpu.seconds / (1024.0 * 1024.0),
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            client_cpu_pct: 100.0 * cpu.client_cpu / cpu.seconds,
+            server_cpu_pct: 100.0 * cpu.server_cpu / cpu.seconds,
+            msgs_per_server_cpu_sec: if cpu.server_cpu > 0.0 { self.messages as f64 / cpu.server_cpu } else { 0.0 },
+            open_server_cpu_us,
+            sent: 0,
+            missing: 0,
+            send_late_p99_us: 0.0,
+        }
+    }
+}
+
+/// The connections of a run, open, and what opening them cost the server.
+pub(crate) struct Opened {
+    pub conns: Vec<Conn>,
+    /// The server's CPU time while they were opened, per WebSocket, in µs.
+    pub open_server_cpu_us: f64,
+    /// HTTP/2 connections whose streams are `conns`: kept open while they run.
+    pub carriers: Vec<Arc<wsbox_testkit::h2::H2Connection>>,
+}
+
+/// Opens `opts.conns` connections (WebSocket handshakes included).
+async fn open_all(opts: &LoadOptions) -> Result<Opened> {
+    let tls = opts.ca.as_deref().map(crate::pki::client_config).transpose()?;
     let mut conns = Vec::with_capacity(opts.conns);
     let mut opening = opts.server_pid.map(procfs::cpu_time).transpose()?;
     // HTTP/2 connections stay open while their streams run.
@@ -263,51 +406,7 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
         (Some(pid), Some(before)) => (procfs::cpu_time(pid)? - before).as_secs_f64(),
         _ => 0.0,
     };
-    let tasks: Vec<_> =
-        conns.into_iter().map(|conn| tokio::spawn(drive(conn, Arc::clone(&opts), Arc::clone(&phase), clock))).collect();
-
-    tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
-    let me = std::process::id();
-    let (client_cpu0, server_cpu0) = (procfs::cpu_time(me)?, opts.server_pid.map(procfs::cpu_time).transpose()?);
-    let started = Instant::now();
-    phase.store(MEASURE, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
-    phase.store(STOP, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    let client_cpu = (procfs::cpu_time(me)? - client_cpu0).as_secs_f64();
-    let server_cpu = match (opts.server_pid, server_cpu0) {
-        (Some(pid), Some(before)) => (procfs::cpu_time(pid)? - before).as_secs_f64(),
-        _ => 0.0,
-    };
-
-    let mut total = Tally::new();
-    for task in tasks {
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(Ok(t))) => {
-                total.latency_ns.add(&t.latency_ns).expect("same histogram bounds");
-                total.messages += t.messages;
-                total.bytes += t.bytes;
-                total.errors += t.errors;
-            }
-            _ => total.errors += 1,
-        }
-    }
-    let us = |q: f64| total.latency_ns.value_at_quantile(q) as f64 / 1_000.0;
-    Ok(LoadReport {
-        messages: total.messages,
-        bytes: total.bytes,
-        errors: total.errors,
-        seconds,
-        msgs_per_sec: total.messages as f64 / seconds,
-        mib_per_sec: total.bytes as f64 / seconds / (1024.0 * 1024.0),
-        p50_us: us(0.5),
-        p99_us: us(0.99),
-        p999_us: us(0.999),
-        client_cpu_pct: 100.0 * client_cpu / seconds,
-        server_cpu_pct: 100.0 * server_cpu / seconds,
-        msgs_per_server_cpu_sec: if server_cpu > 0.0 { total.messages as f64 / server_cpu } else { 0.0 },
-        open_server_cpu_us: 1e6 * open_server_cpu / opts.conns.max(1) as f64,
-    })
+    Ok(Opened { conns, open_server_cpu_us: 1e6 * open_server_cpu / opts.conns.max(1) as f64, carriers })
 }
 
 /// Resident memory of a server with no, `conns` idle, and again no connections.

@@ -7,6 +7,7 @@ mod fairness;
 mod hosts;
 mod http2;
 mod load;
+mod open_loop;
 mod pki;
 mod procfs;
 mod report;
@@ -111,7 +112,14 @@ fn run_cli(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
         }
         Cmd::Load(opts) => {
-            let report = runtime()?.block_on(load::run(opts))?;
+            // The open loop yields between sends, which only a runtime of
+            // one thread turns into polling the sockets (see open_loop.rs).
+            let runtime = if opts.rate > 0.0 {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()?
+            } else {
+                runtime()?
+            };
+            let report = runtime.block_on(load::run(opts))?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Cmd::Idle { url, conns, server_pid, ca } => {

@@ -52,6 +52,8 @@ fn ratio(a: f64, b: f64) -> String {
 /// What `wsbox-bench run` measured, and how.
 pub struct Results {
     pub cells: Vec<(String, Vec<(&'static str, LoadReport)>)>,
+    /// The same cells at fixed rates (the open loop).
+    pub open_loop: Vec<FixedRate>,
     pub idle: Vec<(&'static str, IdleReport)>,
     pub cold_start_ms: f64,
     /// The same with the compile cache warm.
@@ -60,6 +62,118 @@ pub struct Results {
     /// The command and its settings, as the report states them.
     pub command: String,
     pub markdown: String,
+}
+
+/// One cell at one fixed rate: every server's medians.
+pub struct FixedRate {
+    pub cell: String,
+    /// The rate as a share of the weakest server's closed-loop msgs/s.
+    pub share: f64,
+    pub rate: f64,
+    pub rows: Vec<(&'static str, LoadReport)>,
+}
+
+/// Above this share of its core the generator, not the server, sets a
+/// closed-loop cell's pace.
+const GENERATOR_BOUND_PCT: f64 = 90.0;
+
+/// Which servers' runs of a closed-loop cell were generator-bound.
+fn regime(row: &[(&'static str, LoadReport)]) -> String {
+    let bound: Vec<String> = row
+        .iter()
+        .filter(|(l, _)| *l != "raw TCP echo")
+        .filter(|(_, r)| r.client_cpu_pct > GENERATOR_BOUND_PCT)
+        .map(|(l, r)| format!("{} ({:.0}%)", short(l), r.client_cpu_pct))
+        .collect();
+    if bound.is_empty() {
+        let most = row.iter().map(|(_, r)| r.client_cpu_pct).fold(0.0, f64::max);
+        format!("server-bound (generator ≤ {most:.0}%)")
+    } else {
+        format!("**generator-bound**: {}", bound.join(", "))
+    }
+}
+
+/// A server's name, short enough for a table cell.
+fn short(label: &str) -> &str {
+    label.split(" (").next().unwrap_or(label)
+}
+
+/// The best baseline's messages per server-CPU second in a row: the
+/// better of tokio-tungstenite (or its TLS twin) and Bun.
+fn best_baseline(row: &[(&'static str, LoadReport)]) -> Option<f64> {
+    let t = find(row, "tokio-tungstenite").or(find(row, "tokio-tungstenite + tokio-rustls"))?;
+    Some(
+        find(row, crate::run::BUN)
+            .map_or(t.msgs_per_server_cpu_sec, |b| b.msgs_per_server_cpu_sec.max(t.msgs_per_server_cpu_sec)),
+    )
+}
+
+fn open_loop_tables(md: &mut String, fixed: &[FixedRate]) {
+    if fixed.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n### Fixed rates (open loop)\n");
+    let _ = writeln!(
+        md,
+        "Each plain cell again at {} of the weakest server's closed-loop msgs/s above, sent on a schedule (`wsbox-bench load --rate`): every server echoes the same messages, so what differs is the server CPU each costs and the latency, counted from the scheduled send time. \"late p99\" is how late the generator sent (its regime check: small means it kept the schedule).\n",
+        fixed
+            .iter()
+            .map(|f| format!("{:.0}%", f.share * 100.0))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "| cell | rate msgs/s | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun (msgs per server-CPU s) | wsbox ÷ the better of the two | p50 wsbox − tokio-tungstenite | p50 wsbox − Bun |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for f in fixed {
+        let (Some(w), Some(t), Some(b)) =
+            (find(&f.rows, "wsbox"), find(&f.rows, "tokio-tungstenite"), find(&f.rows, crate::run::BUN))
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} ({:.0}%) | {} | {} | {} | {:+.0} µs | {:+.0} µs |",
+            f.cell,
+            f.rate,
+            f.share * 100.0,
+            ratio(w.msgs_per_server_cpu_sec, t.msgs_per_server_cpu_sec),
+            ratio(w.msgs_per_server_cpu_sec, b.msgs_per_server_cpu_sec),
+            ratio(w.msgs_per_server_cpu_sec, best_baseline(&f.rows).unwrap_or(0.0)),
+            w.p50_us - t.p50_us,
+            w.p50_us - b.p50_us
+        );
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "| cell | rate msgs/s | server | msgs/s echoed | server CPU-µs per message | msgs per server-CPU s | p50 µs | p99 µs | p99.9 µs | generator late p99 µs | sent | missing | errors |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for f in fixed {
+        for (label, r) in &f.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {label} | {:.0} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                f.cell,
+                f.rate,
+                r.msgs_per_sec,
+                r.server_cpu_us_per_msg(),
+                r.msgs_per_server_cpu_sec,
+                r.p50_us,
+                r.p99_us,
+                r.p999_us,
+                r.send_late_p99_us,
+                r.sent,
+                r.missing,
+                r.errors
+            );
+        }
+    }
 }
 
 pub fn markdown(results: &Results) -> String {
@@ -74,9 +188,9 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(md, "### Ratios\n");
     let _ = writeln!(
         md,
-        "| cell | wsbox ÷ tokio-tungstenite (msgs/s) | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun (msgs per server-CPU s) | wsbox ÷ the better of the two (msgs per server-CPU s) | wsbox ÷ raw TCP (msgs/s) | p50 wsbox − tokio-tungstenite |"
+        "| cell | regime | wsbox ÷ tokio-tungstenite (msgs/s) | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun (msgs per server-CPU s) | wsbox ÷ the better of the two (msgs per server-CPU s) | wsbox ÷ raw TCP (msgs/s) | p50 wsbox − tokio-tungstenite |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for (cell, row) in &results.cells {
         let (w, t, raw) = match (
             find(row, "wsbox").or(find(row, "wsbox (TLS)")),
@@ -88,10 +202,11 @@ pub fn markdown(results: &Results) -> String {
         };
         let tls = if find(row, "wsbox (TLS)").is_some() { " (TLS)" } else { "" };
         let bun = find(row, crate::run::BUN);
-        let best = bun.map_or(t.msgs_per_server_cpu_sec, |b| b.msgs_per_server_cpu_sec.max(t.msgs_per_server_cpu_sec));
+        let best = best_baseline(row).unwrap_or(0.0);
         let _ = writeln!(
             md,
-            "| {cell}{tls} | {} | {} | {} | {} | {} | {:+.0} µs |",
+            "| {cell}{tls} | {} | {} | {} | {} | {} | {} | {:+.0} µs |",
+            regime(row),
             ratio(w.msgs_per_sec, t.msgs_per_sec),
             ratio(w.msgs_per_server_cpu_sec, t.msgs_per_server_cpu_sec),
             bun.map_or("—".into(), |b| ratio(w.msgs_per_server_cpu_sec, b.msgs_per_server_cpu_sec)),
@@ -134,6 +249,8 @@ pub fn markdown(results: &Results) -> String {
             );
         }
     }
+
+    open_loop_tables(&mut md, &results.open_loop);
 
     let _ = writeln!(md, "\n### Memory per idle connection\n");
     let n = results.idle.first().map_or(0, |(_, r)| r.conns);

@@ -61,6 +61,9 @@ pub(crate) struct Cell {
     pub window: usize,
     pub size: usize,
     pub kind: Kind,
+    /// Messages per second over all connections (the open loop); 0: the
+    /// closed loop, `window` in flight per connection.
+    pub rate: f64,
     targets: &'static [Target],
 }
 
@@ -82,9 +85,19 @@ pub(crate) fn cell(conns: usize, window: usize, size: usize, kind: Kind) -> Cell
         window,
         size,
         kind,
+        rate: 0.0,
         targets: &[],
     }
 }
+
+/// The open loop's rates, as shares of the weakest server's closed-loop
+/// messages per second in the same cell: rates every server sustains.
+fn shares(quick: bool) -> &'static [f64] {
+    if quick { &[0.5] } else { &[0.25, 0.5, 0.75] }
+}
+
+/// The servers compared at fixed rates (the raw echo has no frames to cost).
+const OPEN_LOOP: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::Bun];
 
 fn cells(quick: bool) -> Vec<Cell> {
     let many = if quick { 50 } else { 1000 };
@@ -166,6 +179,7 @@ pub(crate) fn load_over(
     command.args(["--kind", if cell.kind == Kind::Text { "text" } else { "binary" }]);
     command.args(["--duration", &opts.duration.to_string(), "--warmup", &opts.warmup.to_string()]);
     command.args(["--server-pid", &server.pid.to_string(), "--h2-streams", &h2_streams.to_string()]);
+    command.args(["--rate", &cell.rate.to_string()]);
     if let Some(ca) = ca {
         command.arg("--ca").arg(ca);
     }
@@ -216,6 +230,9 @@ pub(crate) fn median(runs: &[LoadReport]) -> LoadReport {
         server_cpu_pct: pick(|r| r.server_cpu_pct),
         msgs_per_server_cpu_sec: pick(|r| r.msgs_per_server_cpu_sec),
         open_server_cpu_us: pick(|r| r.open_server_cpu_us),
+        sent: pick(|r| r.sent as f64) as u64,
+        missing: runs.iter().map(|r| r.missing).sum(),
+        send_late_p99_us: pick(|r| r.send_late_p99_us),
     }
 }
 
@@ -246,6 +263,34 @@ impl Setup {
         let (server_core, load_core) = if pinned { (Some(0), Some(1)) } else { (None, None) };
         Ok(Self { wsbox, pinned, server_core, load_core })
     }
+}
+
+/// Every round of one cell, the targets interleaved; the medians.
+fn rounds(
+    servers: &Servers,
+    cell: &Cell,
+    targets: &[Target],
+    opts: &RunOptions,
+    load_core: Option<usize>,
+) -> Result<Vec<(&'static str, LoadReport)>> {
+    let mut runs: BTreeMap<Target, Vec<LoadReport>> = BTreeMap::new();
+    for round in 0..opts.rounds {
+        for &target in targets {
+            let report = load(&servers.running[&target], Some(&servers.ca), cell, opts, load_core)?;
+            eprintln!(
+                "wsbox-bench: {}{} round {} {}: {:.0} msgs/s, p50 {:.0} µs, server CPU {:.0}%",
+                cell.name,
+                if cell.rate > 0.0 { format!(" at {:.0} msgs/s", cell.rate) } else { String::new() },
+                round + 1,
+                target.label(),
+                report.msgs_per_sec,
+                report.p50_us,
+                report.server_cpu_pct
+            );
+            runs.entry(target).or_default().push(report);
+        }
+    }
+    Ok(targets.iter().map(|t| (t.label(), median(&runs[t]))).collect())
 }
 
 pub fn run(mut opts: RunOptions) -> Result<Results> {
@@ -285,30 +330,37 @@ pub fn run(mut opts: RunOptions) -> Result<Results> {
     let servers = start_servers(&wsbox, &identity, server_core)?;
 
     let mut cell_results = Vec::new();
-    for cell in cells(opts.quick) {
-        let mut runs: BTreeMap<Target, Vec<LoadReport>> = BTreeMap::new();
-        for round in 0..opts.rounds {
-            for &target in cell.targets {
-                let report = load(&servers.running[&target], Some(&servers.ca), &cell, &opts, load_core)?;
-                eprintln!(
-                    "wsbox-bench: {} round {} {}: {:.0} msgs/s, p50 {:.0} µs, server CPU {:.0}%",
-                    cell.name,
-                    round + 1,
-                    target.label(),
-                    report.msgs_per_sec,
-                    report.p50_us,
-                    report.server_cpu_pct
-                );
-                runs.entry(target).or_default().push(report);
-            }
+    let mut open_loop = Vec::new();
+    let cells = cells(opts.quick);
+    for cell in &cells {
+        let runs = rounds(&servers, cell, cell.targets, &opts, load_core)?;
+        cell_results.push((cell.name.clone(), runs));
+    }
+    // The same cells at fixed rates below every server's capacity.
+    for (cell, (_, closed)) in cells.iter().zip(&cell_results) {
+        if cell.targets != PLAIN {
+            continue;
         }
-        let medians = cell.targets.iter().map(|t| (t.label(), median(&runs[t]))).collect();
-        cell_results.push((cell.name.clone(), medians));
+        let weakest = OPEN_LOOP
+            .iter()
+            .filter_map(|t| closed.iter().find(|(l, _)| *l == t.label()))
+            .map(|(_, r)| r.msgs_per_sec)
+            .fold(f64::INFINITY, f64::min);
+        for &share in shares(opts.quick) {
+            let fixed = Cell {
+                rate: (weakest * share).round().max(1.0),
+                targets: OPEN_LOOP,
+                ..crate::run::cell(cell.conns, cell.window, cell.size, cell.kind)
+            };
+            let runs = rounds(&servers, &fixed, OPEN_LOOP, &opts, load_core)?;
+            open_loop.push(crate::report::FixedRate { cell: cell.name.clone(), share, rate: fixed.rate, rows: runs });
+        }
     }
     drop(servers);
 
     let mut results = Results {
         cells: cell_results,
+        open_loop,
         idle: idle_reports,
         cold_start_ms,
         cached_start_ms,

@@ -88,7 +88,9 @@ pub struct LoadReport {
     /// The server's CPU time while the connections were opened, per
     /// WebSocket (TCP, TLS and WebSocket handshakes, or an HTTP/2 stream).
     pub open_server_cpu_us: f64,
-    /// Open loop only: messages sent while measuring, those of them never
+    /// Open loop only (`msgs_per_server_cpu_sec` then counts the echoes
+    /// that came back within the CPU's span, whenever they were sent):
+    /// messages sent while measuring, those of them never
     /// echoed (within the drain after the run), and how late the generator
     /// sent, p99 (µs after the scheduled time; the latency is counted from
     /// the schedule, so a late send is never omitted, but a large figure
@@ -256,6 +258,12 @@ pub async fn run(opts: LoadOptions) -> Result<LoadReport> {
     }
     if opts.rate < 0.0 || !opts.rate.is_finite() {
         bail!("--rate must be a number of messages per second (0: the closed loop)");
+    }
+    if opts.rate > 0.0 && opts.size < 17 {
+        bail!("--size must be at least 17 with --rate (the send time, then whether it is measured)");
+    }
+    if opts.conns == 0 {
+        bail!("--conns must be at least 1");
     }
     let clock = Instant::now();
     let opened = open_all(&opts).await?;

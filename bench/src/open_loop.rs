@@ -11,7 +11,7 @@
 //! says whether it kept the schedule.
 
 use crate::load::{Conn, CpuSpan, LoadOptions, LoadReport, MEASURE, Opened, STOP, Tally, WARMUP};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -61,7 +61,11 @@ impl Writer {
 /// What the readers share: the run's phase and the measured echoes so far.
 struct Shared {
     phase: AtomicU8,
+    /// Measured messages echoed (whenever they came back).
     received: AtomicU64,
+    /// Echoes of any message that came back while measuring: the work the
+    /// server's CPU time over that span paid for.
+    in_span: AtomicU64,
     clock: Instant,
     size: usize,
 }
@@ -69,7 +73,13 @@ struct Shared {
 /// Runs the open loop over `opened` and reports what it measured.
 pub async fn run(opened: Opened, opts: &LoadOptions, clock: Instant) -> Result<LoadReport> {
     let Opened { conns, open_server_cpu_us, carriers: _carriers } = opened;
-    let shared = Arc::new(Shared { phase: AtomicU8::new(WARMUP), received: AtomicU64::new(0), clock, size: opts.size });
+    let shared = Arc::new(Shared {
+        phase: AtomicU8::new(WARMUP),
+        received: AtomicU64::new(0),
+        in_span: AtomicU64::new(0),
+        clock,
+        size: opts.size,
+    });
     let mut writers = Vec::with_capacity(conns.len());
     let mut readers = Vec::with_capacity(conns.len());
     for conn in conns {
@@ -122,7 +132,12 @@ pub async fn run(opened: Opened, opts: &LoadOptions, clock: Instant) -> Result<L
             sent += 1;
         }
         let conn = (k % writers.len() as u64) as usize;
-        writers[conn].send(payload, text).await.with_context(|| format!("sending on connection {conn}"))?;
+        // A server that stops reading fills the socket: give up at the end
+        // of the drain rather than wait forever.
+        match tokio::time::timeout_at((stop_at + DRAIN).into(), writers[conn].send(payload, text)).await {
+            Ok(sent) => sent.with_context(|| format!("sending on connection {conn}"))?,
+            Err(_) => bail!("the server stopped reading (connection {conn} took no message for {DRAIN:?})"),
+        }
     }
     wait_until(stop_at).await;
     let cpu = cpu.context("--duration and --rate leave no message to measure")?.end()?;
@@ -140,6 +155,8 @@ pub async fn run(opened: Opened, opts: &LoadOptions, clock: Instant) -> Result<L
     }
     drop(writers);
     let mut report = total.report(&cpu, open_server_cpu_us);
+    let in_span = shared.in_span.load(Ordering::Relaxed);
+    report.msgs_per_server_cpu_sec = if cpu.server_cpu > 0.0 { in_span as f64 / cpu.server_cpu } else { 0.0 };
     report.sent = sent;
     report.missing = sent.saturating_sub(total.messages);
     report.send_late_p99_us = late_ns.value_at_quantile(0.99) as f64 / 1_000.0;
@@ -165,9 +182,15 @@ async fn wait_until(due: Instant) {
 impl Shared {
     /// Counts one echo if it was sent while measuring.
     fn echo(&self, tally: &mut Tally, payload: &[u8]) {
+        if self.phase.load(Ordering::Relaxed) == MEASURE {
+            self.in_span.fetch_add(1, Ordering::Relaxed);
+        }
         if payload.get(16) == Some(&MEASURED) {
+            let counted = tally.messages;
             tally.record_echo(payload, self.size, self.clock);
-            self.received.fetch_add(1, Ordering::Relaxed);
+            if tally.messages > counted {
+                self.received.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

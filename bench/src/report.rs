@@ -79,14 +79,13 @@ const GENERATOR_BOUND_PCT: f64 = 90.0;
 
 /// Which servers' runs of a closed-loop cell were generator-bound.
 fn regime(row: &[(&'static str, LoadReport)]) -> String {
-    let bound: Vec<String> = row
-        .iter()
-        .filter(|(l, _)| *l != "raw TCP echo")
+    let servers = || row.iter().filter(|(l, _)| *l != "raw TCP echo");
+    let bound: Vec<String> = servers()
         .filter(|(_, r)| r.client_cpu_pct > GENERATOR_BOUND_PCT)
         .map(|(l, r)| format!("{} ({:.0}%)", short(l), r.client_cpu_pct))
         .collect();
     if bound.is_empty() {
-        let most = row.iter().map(|(_, r)| r.client_cpu_pct).fold(0.0, f64::max);
+        let most = servers().map(|(_, r)| r.client_cpu_pct).fold(0.0, f64::max);
         format!("server-bound (generator ≤ {most:.0}%)")
     } else {
         format!("**generator-bound**: {}", bound.join(", "))
@@ -151,7 +150,7 @@ fn open_loop_tables(md: &mut String, fixed: &[FixedRate]) {
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "| cell | rate msgs/s | server | msgs/s echoed | server CPU-µs per message | msgs per server-CPU s | p50 µs | p99 µs | p99.9 µs | generator late p99 µs | sent | missing | errors |"
+        "| cell | rate msgs/s | server | msgs/s echoed | server CPU-µs per message | msgs per server-CPU s | p50 µs | p99 µs | p99.9 µs | generator late p99 µs | sent (all rounds) | missing (all rounds) | errors |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in fixed {

@@ -286,6 +286,13 @@ pub struct ServeArgs {
     /// reader that stopped reading cannot hold memory forever).
     #[arg(long, default_value_t = wsbox_transport::WRITE_TIMEOUT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..), help_heading = "Transport")]
     pub write_timeout_ms: u64,
+    /// How long a saturated event loop lets input gather before handing it
+    /// to the guest, in µs: fewer, larger turns cost less CPU per message
+    /// and add about this much (plus the kernel's timer slack) to the round
+    /// trip while the loop is saturated; a loop with idle time never
+    /// pauses. 0: never gather (the lowest latency under load, the most CPU).
+    #[arg(long, default_value_t = crate::net::GATHER_INPUT_US, value_name = "US", value_parser = clap::value_parser!(u64).range(0..=1000), help_heading = "Transport")]
+    pub gather_input_us: u64,
     /// Where compiled components are cached, so later starts skip compiling
     /// (default: wasmtime's cache directory, ~/.cache/wasmtime).
     #[arg(long, value_name = "DIR", help_heading = "Sandbox")]

@@ -107,6 +107,22 @@ fn best_baseline(row: &[(&'static str, LoadReport)]) -> Option<f64> {
     )
 }
 
+/// Whether every server was fed the rate: a server that echoed less than
+/// 99% of it, or that the generator sent to more than 1 ms late at p99
+/// (its socket full, or the generator itself behind), was not at the
+/// stated load, and the row is not like for like.
+fn schedule(f: &FixedRate) -> String {
+    let behind: Vec<String> = f
+        .rows
+        .iter()
+        .filter(|(_, r)| r.msgs_per_sec < 0.99 * f.rate || r.send_late_p99_us > 1_000.0)
+        .map(|(l, r)| {
+            format!("{} ({:.0} msgs/s, sent {:.0} ms late)", short(l), r.msgs_per_sec, r.send_late_p99_us / 1000.0)
+        })
+        .collect();
+    if behind.is_empty() { "kept".into() } else { format!("**not kept**: {}", behind.join(", ")) }
+}
+
 fn open_loop_tables(md: &mut String, fixed: &[FixedRate]) {
     if fixed.is_empty() {
         return;
@@ -114,37 +130,43 @@ fn open_loop_tables(md: &mut String, fixed: &[FixedRate]) {
     let _ = writeln!(md, "\n### Fixed rates (open loop)\n");
     let _ = writeln!(
         md,
-        "Each plain cell again at {} of the weakest server's closed-loop msgs/s above, sent on a schedule (`wsbox-bench load --rate`): every server echoes the same messages, so what differs is the server CPU each costs and the latency, counted from the scheduled send time. \"late p99\" is how late the generator sent (its regime check: small means it kept the schedule).\n",
+        "Each plain cell again at {} of the weakest server's closed-loop msgs/s above, sent on a schedule (`wsbox-bench load --rate`): every server echoes the same messages, so what differs is the server CPU each costs and the latency, counted from the scheduled send time. \"late p99\" is how late the generator sent; a row whose schedule was \"not kept\" (a server echoed under 99% of the rate, or was sent to over 1 ms late) is not at equal load. \"{}\" is wsbox with its input gathering off: what the pause buys and costs.\n",
         fixed
             .iter()
             .map(|f| format!("{:.0}%", f.share * 100.0))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        crate::run::NO_GATHER
     );
     let _ = writeln!(
         md,
-        "| cell | rate msgs/s | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun (msgs per server-CPU s) | wsbox ÷ the better of the two | p50 wsbox − tokio-tungstenite | p50 wsbox − Bun |"
+        "| cell | rate msgs/s | schedule | wsbox ÷ tokio-tungstenite (msgs per server-CPU s) | wsbox ÷ Bun | wsbox ÷ the better of the two | p50 wsbox − the better's | {0} ÷ the better of the two | p50 {0} − the better's |",
+        crate::run::NO_GATHER
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for f in fixed {
         let (Some(w), Some(t), Some(b)) =
             (find(&f.rows, "wsbox"), find(&f.rows, "tokio-tungstenite"), find(&f.rows, crate::run::BUN))
         else {
             continue;
         };
+        let better = if b.msgs_per_server_cpu_sec > t.msgs_per_server_cpu_sec { b } else { t };
+        let no_gather = find(&f.rows, crate::run::NO_GATHER);
         let _ = writeln!(
             md,
-            "| {} | {:.0} ({:.0}%) | {} | {} | {} | {:+.0} µs | {:+.0} µs |",
+            "| {} | {:.0} ({:.0}%) | {} | {} | {} | {} | {:+.0} µs | {} | {} |",
             f.cell,
             f.rate,
             f.share * 100.0,
+            schedule(f),
             ratio(w.msgs_per_server_cpu_sec, t.msgs_per_server_cpu_sec),
             ratio(w.msgs_per_server_cpu_sec, b.msgs_per_server_cpu_sec),
-            ratio(w.msgs_per_server_cpu_sec, best_baseline(&f.rows).unwrap_or(0.0)),
-            w.p50_us - t.p50_us,
-            w.p50_us - b.p50_us
+            ratio(w.msgs_per_server_cpu_sec, better.msgs_per_server_cpu_sec),
+            w.p50_us - better.p50_us,
+            no_gather.map_or("—".into(), |n| ratio(n.msgs_per_server_cpu_sec, better.msgs_per_server_cpu_sec)),
+            no_gather.map_or("—".into(), |n| format!("{:+.0} µs", n.p50_us - better.p50_us)),
         );
     }
     let _ = writeln!(md);

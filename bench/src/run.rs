@@ -35,6 +35,8 @@ pub struct RunOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Wsbox,
+    /// wsbox with `--gather-input-us 0` (the open loop only).
+    WsboxNoGather,
     WsboxTls,
     Tungstenite,
     TungsteniteTls,
@@ -46,6 +48,7 @@ impl Target {
     fn label(self) -> &'static str {
         match self {
             Target::Wsbox => "wsbox",
+            Target::WsboxNoGather => NO_GATHER,
             Target::WsboxTls => "wsbox (TLS)",
             Target::Tungstenite => "tokio-tungstenite",
             Target::TungsteniteTls => "tokio-tungstenite + tokio-rustls",
@@ -97,7 +100,11 @@ fn shares(quick: bool) -> &'static [f64] {
 }
 
 /// The servers compared at fixed rates (the raw echo has no frames to cost).
-const OPEN_LOOP: &[Target] = &[Target::Wsbox, Target::Tungstenite, Target::Bun];
+/// wsbox that never lets input gather: what the pause buys, at equal load.
+const OPEN_LOOP: &[Target] = &[Target::Wsbox, Target::WsboxNoGather, Target::Tungstenite, Target::Bun];
+
+/// The label of wsbox without input gathering.
+pub(crate) const NO_GATHER: &str = "wsbox --gather-input-us 0";
 
 fn cells(quick: bool) -> Vec<Cell> {
     let many = if quick { 50 } else { 1000 };
@@ -119,9 +126,15 @@ struct Servers {
 
 fn start_servers(wsbox: &Path, identity: &crate::pki::Identity, pin: Option<usize>) -> Result<Servers> {
     let mut running = BTreeMap::new();
-    for target in
-        [Target::Wsbox, Target::WsboxTls, Target::Tungstenite, Target::TungsteniteTls, Target::Bun, Target::RawTcp]
-    {
+    for target in [
+        Target::Wsbox,
+        Target::WsboxNoGather,
+        Target::WsboxTls,
+        Target::Tungstenite,
+        Target::TungsteniteTls,
+        Target::Bun,
+        Target::RawTcp,
+    ] {
         running.insert(target, start_server(target, wsbox, identity, pin)?);
     }
     Ok(Servers { running, ca: identity.ca.clone() })
@@ -136,6 +149,10 @@ fn start_server(target: Target, wsbox: &Path, identity: &crate::pki::Identity, p
     let baseline = |kind: &str| s(&["serve", kind, "--listen", "127.0.0.1:0", "--cert", &cert, "--key", &key]);
     match target {
         Target::Wsbox => Running::start("wsbox", wsbox, &s(&[&["serve"], &quiet[..]].concat()), pin, "ws"),
+        Target::WsboxNoGather => {
+            let args = s(&[&["serve"], &quiet[..], &["--gather-input-us", "0"]].concat());
+            Running::start("wsbox-no-gather", wsbox, &args, pin, "ws")
+        }
         Target::WsboxTls => {
             let tls = ["--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key];
             Running::start("wsbox-tls", wsbox, &s(&[&["serve"], &quiet[..], &tls[..]].concat()), pin, "wss")

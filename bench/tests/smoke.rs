@@ -35,7 +35,8 @@ fn a_quick_run_measures_every_server_in_every_cell_and_writes_the_report() {
     // from the npm registry) + the TLS cell × 2.
     assert_eq!(rows, 18, "every server in every cell:\n{report}");
     // The open loop: the plain cells at half the weakest server's rate,
-    // wsbox, tokio-tungstenite and Bun; all echoed (the run drains them).
+    // wsbox with and without input gathering, tokio-tungstenite and Bun;
+    // all echoed (the run drains them).
     let mut fixed = 0;
     for line in report.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 14) {
         let cols: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -47,7 +48,7 @@ fn a_quick_run_measures_every_server_in_every_cell_and_writes_the_report() {
         assert_eq!((cols[12], cols[13]), ("0", "0"), "missing echoes or errors in: {line}");
         fixed += 1;
     }
-    assert_eq!(fixed, 4 * 3, "every plain cell at a fixed rate on three servers:\n{report}");
+    assert_eq!(fixed, 4 * 4, "every plain cell at a fixed rate on four servers:\n{report}");
     for server in ["wsbox", "tokio-tungstenite", "Bun 1.4.4 (uWebSockets)", "raw TCP echo"] {
         assert!(report.contains(&format!("| {server} | ")), "{server} has no idle-memory row:\n{report}");
     }

@@ -20,38 +20,39 @@ fn a_quick_run_measures_every_server_in_every_cell_and_writes_the_report() {
     assert!(
         report.contains("<!-- wsbox-bench:results:begin -->") && report.contains("<!-- wsbox-bench:results:end -->")
     );
-    let mut rows = 0;
-    for line in report.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 12) {
-        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cols[1] == "cell" || cols[1].starts_with("---") {
-            continue;
-        }
-        let msgs: f64 = cols[3].parse().unwrap_or_else(|_| panic!("msgs/s in {line}"));
-        assert!(msgs > 0.0, "no messages echoed: {line}");
-        assert_eq!(cols[11], "0", "errors in: {line}");
-        rows += 1;
+    let rows = table_rows(&report, 11);
+    for cols in &rows {
+        let msgs: f64 = cols[3].parse().unwrap_or_else(|_| panic!("msgs/s in {cols:?}"));
+        assert!(msgs > 0.0, "no messages echoed: {cols:?}");
+        assert_eq!(cols[11], "0", "errors in: {cols:?}");
     }
     // 4 plain cells × 4 servers (Bun installed by bench/bootstrap-bun.sh
     // from the npm registry) + the TLS cell × 2.
-    assert_eq!(rows, 18, "every server in every cell:\n{report}");
+    assert_eq!(rows.len(), 18, "every server in every cell:\n{report}");
     // The open loop: the plain cells at half the weakest server's rate,
     // wsbox with and without input gathering, tokio-tungstenite and Bun;
     // all echoed (the run drains them).
-    let mut fixed = 0;
-    for line in report.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 14) {
-        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cols[1] == "cell" || cols[1].starts_with("---") {
-            continue;
-        }
-        let sent: u64 = cols[11].parse().unwrap_or_else(|_| panic!("sent in {line}"));
-        assert!(sent > 0, "nothing sent at a fixed rate: {line}");
-        assert_eq!((cols[12], cols[13]), ("0", "0"), "missing echoes or errors in: {line}");
-        fixed += 1;
+    let fixed = table_rows(&report, 13);
+    for cols in &fixed {
+        let sent: u64 = cols[11].parse().unwrap_or_else(|_| panic!("sent in {cols:?}"));
+        assert!(sent > 0, "nothing sent at a fixed rate: {cols:?}");
+        assert_eq!((cols[12], cols[13]), ("0", "0"), "missing echoes or errors in: {cols:?}");
     }
-    assert_eq!(fixed, 4 * 4, "every plain cell at a fixed rate on four servers:\n{report}");
+    assert_eq!(fixed.len(), 4 * 4, "every plain cell at a fixed rate on four servers:\n{report}");
     for server in ["wsbox", "tokio-tungstenite", "Bun 1.4.4 (uWebSockets)", "raw TCP echo"] {
         assert!(report.contains(&format!("| {server} | ")), "{server} has no idle-memory row:\n{report}");
     }
+}
+
+/// The body rows of the report's tables with `columns` columns, each split
+/// into its cells (index 1 is the first column).
+fn table_rows(report: &str, columns: usize) -> Vec<Vec<&str>> {
+    report
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.matches('|').count() == columns + 1)
+        .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+        .filter(|cols| cols[1] != "cell" && !cols[1].starts_with("---"))
+        .collect()
 }
 
 /// The hosts comparison, short: every host carries messages without errors.
@@ -77,18 +78,13 @@ fn a_quick_hosts_run_measures_every_host() {
         .expect("run wsbox-bench hosts");
     assert!(out.status.success(), "wsbox-bench hosts --quick failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
-    let mut rows = 0;
-    for line in table.lines().filter(|l| l.starts_with("| ") && l.matches('|').count() == 10) {
-        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
-        if cols[1] == "cell" || cols[1].starts_with("---") {
-            continue;
-        }
-        let msgs: f64 = cols[3].parse().unwrap_or_else(|_| panic!("msgs/s in {line}"));
-        assert!(msgs > 0.0, "no messages echoed: {line}");
-        assert_eq!(cols[9], "0", "errors in: {line}");
-        rows += 1;
+    let rows = table_rows(&table, 9);
+    for cols in &rows {
+        let msgs: f64 = cols[3].parse().unwrap_or_else(|_| panic!("msgs/s in {cols:?}"));
+        assert!(msgs > 0.0, "no messages echoed: {cols:?}");
+        assert_eq!(cols[9], "0", "errors in: {cols:?}");
     }
-    assert_eq!(rows, 4 * 5, "every host in every cell (quick: 50 connections, under wasmtime's limit):\n{table}");
+    assert_eq!(rows.len(), 4 * 5, "every host in every cell (quick: 50 connections, under wasmtime's limit):\n{table}");
 }
 
 /// The broadcast comparison, short: wsbox, Bun (installed by

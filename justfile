@@ -20,7 +20,7 @@ lint:
     .ci/lint
 
 # Benchmark wsbox against a raw TCP echo, tokio-tungstenite and Bun, closed loop
-# and at fixed rates (~20 minutes);
+# and at fixed rates (~25 minutes on 2 cores);
 # rewrites the results section of docs/benchmarks.md.
 bench *ARGS:
     cargo build --release -p wsbox -p wsbox-bench

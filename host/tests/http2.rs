@@ -202,7 +202,8 @@ async fn the_connection_cap_counts_streams() {
 async fn an_http2_connection_that_never_starts_is_closed() {
     use tokio::io::AsyncReadExt;
     let pki = Pki::new("h2-silent");
-    let (_server, port) = server(&pki, &[]);
+    // The app's handshake timeout applies (the default is 10 s).
+    let (_server, port) = server(&pki, &["--handshake-timeout-ms", "2000"]);
     let mut config = (*client_config(&pki.ca_path(), None)).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -210,12 +211,14 @@ async fn an_http2_connection_that_never_starts_is_closed() {
     let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     // No connection preface: the server gives up after the handshake
-    // timeout (10 s) and closes.
+    // timeout and closes.
     let started = std::time::Instant::now();
     let mut sink = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut sink)).await;
     assert!(ended.is_ok(), "the server closed the silent connection");
-    assert!(started.elapsed() >= Duration::from_secs(9), "not before the handshake timeout: {:?}", started.elapsed());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1800), "not before the handshake timeout: {waited:?}");
+    assert!(waited < Duration::from_secs(8), "the app's 2 s, not the default 10 s: {waited:?}");
 }
 
 #[tokio::test]

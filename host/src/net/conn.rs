@@ -407,10 +407,16 @@ impl Conn {
     }
 
     /// Reads straight into the batch until the socket would block, the
-    /// connection's share of this turn is used, or the turn is full.
-    pub fn read_into(&mut self, turn: &mut Turn, scratch: &mut [u8]) -> ReadOutcome {
+    /// connection's share of this turn is used, or the turn is full. A TLS
+    /// connection that chooses HTTP/2 gets `h2_handshake_timeout` to start it.
+    pub fn read_into(
+        &mut self,
+        turn: &mut Turn,
+        scratch: &mut [u8],
+        h2_handshake_timeout: Option<Duration>,
+    ) -> ReadOutcome {
         if let Some(mut tls) = self.tls.take() {
-            let outcome = self.read_tls_into(&mut tls, turn, scratch);
+            let outcome = self.read_tls_into(&mut tls, turn, scratch, h2_handshake_timeout);
             self.tls = Some(tls);
             return outcome;
         }
@@ -446,7 +452,13 @@ impl Conn {
     /// The TLS version of [`Conn::read_into`]: raw bytes go through rustls,
     /// the plaintext into the batch within the same shares; handshake
     /// records go back out at once.
-    fn read_tls_into(&mut self, tls: &mut TlsState, turn: &mut Turn, raw: &mut [u8]) -> ReadOutcome {
+    fn read_tls_into(
+        &mut self,
+        tls: &mut TlsState,
+        turn: &mut Turn,
+        raw: &mut [u8],
+        h2_handshake_timeout: Option<Duration>,
+    ) -> ReadOutcome {
         let mut records = Vec::new();
         loop {
             // Plaintext rustls already holds comes first.
@@ -469,7 +481,7 @@ impl Conn {
                         self.report_written = false;
                         self.read_limit = 0;
                         let origin = Origin { opened: *opened, tls: session };
-                        self.h2 = Some(Box::new(Session::new(origin, Instant::now())));
+                        self.h2 = Some(Box::new(Session::new(origin, Instant::now(), h2_handshake_timeout)));
                     }
                     _ => turn.tls_established.push(session),
                 }

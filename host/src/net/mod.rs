@@ -74,6 +74,11 @@ pub struct TransportLimits {
     pub health_check: Option<HealthCheck>,
     /// The page the guest serves on the listeners. Default: none.
     pub page: Option<Page>,
+    /// How long a TLS connection that chooses HTTP/2 has to start it (the
+    /// guest no longer sees that connection, so its own handshake deadline
+    /// does not reach it): the app's handshake timeout
+    /// (`--handshake-timeout-ms`). None: no deadline. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
     /// How long a saturated loop lets input gather before it hands a turn
     /// over (see `NetHost::coalesce`); zero: never. Default
     /// [`GATHER_INPUT_US`].
@@ -91,6 +96,7 @@ impl Default for TransportLimits {
             health_check: None,
             page: None,
             gather_input: Duration::from_micros(GATHER_INPUT_US),
+            handshake_timeout: Some(Duration::from_millis(wsbox_defaults::HANDSHAKE_TIMEOUT_MS)),
         }
     }
 }
@@ -849,7 +855,7 @@ impl NetHost {
                 }
             }
             let was_carrier = conn.is_carrier();
-            let outcome = conn.read_into(&mut self.turn, &mut self.scratch);
+            let outcome = conn.read_into(&mut self.turn, &mut self.scratch, self.limits.handshake_timeout);
             // TLS handshake records written while reading may wait.
             self.timers |= conn.has_timer();
             if conn.is_carrier() {

@@ -37,11 +37,6 @@ pub const STREAM_WINDOW: u32 = 64 * 1024;
 /// host holds for one connection at most: 6.25 MiB with 100 streams).
 pub const CONNECTION_WINDOW: u32 = MAX_CONCURRENT_STREAMS * STREAM_WINDOW;
 
-/// How long a client has to finish the HTTP/2 handshake after TLS: the
-/// WebSocket handshake's timeout.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration =
-    std::time::Duration::from_millis(wsbox_defaults::HANDSHAKE_TIMEOUT_MS);
-
 /// An HTTP/2 connection without a stream this long is told to go away
 /// (browsers keep idle connections for later pages; not for ever).
 pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -11,9 +11,7 @@
 
 use super::io::PipeIo;
 use super::translate::{self, Answer, Asked};
-use super::{
-    CONNECTION_WINDOW, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW,
-};
+use super::{CONNECTION_WINDOW, IDLE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW};
 use crate::net::admission::AdmissionControl;
 use crate::net::batch;
 use crate::net::turn::Turn;
@@ -127,7 +125,9 @@ pub struct Pumped {
 const ROUNDS: usize = 8;
 
 impl Session {
-    pub fn new(origin: Origin, now: Instant) -> Self {
+    /// A session over a connection whose TLS just chose `h2`; the client
+    /// has `handshake_timeout` to start it (None: no deadline).
+    pub fn new(origin: Origin, now: Instant, handshake_timeout: Option<Duration>) -> Self {
         let io = PipeIo::default();
         let mut builder = h2::server::Builder::new();
         builder
@@ -143,7 +143,7 @@ impl Session {
             streams: FxHashMap::default(),
             origin,
             going_away: false,
-            idle_until: Some(now + HANDSHAKE_TIMEOUT),
+            idle_until: handshake_timeout.map(|timeout| now + timeout),
             closing_until: None,
             accept_paused: false,
         }

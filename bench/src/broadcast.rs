@@ -9,7 +9,7 @@
 //! fixed rate every server delivers the same messages, so what differs is
 //! the server CPU each delivery costs and the latency.
 
-use crate::load::sent_at;
+use crate::load::{is_measured, mark_measured, sent_at, write_sent_at};
 use crate::procfs;
 use crate::run::{RunOptions, Setup};
 use crate::servers::Running;
@@ -206,7 +206,7 @@ async fn receive_stream(
         };
         let Message::Binary(payload) = message else { continue };
         // The payload says whether it was published while measuring.
-        if payload.get(16) == Some(&b'M')
+        if is_measured(&payload)
             && let Some(sent) = sent_at(&payload)
         {
             deliveries.fetch_add(1, Ordering::Relaxed);
@@ -239,9 +239,9 @@ async fn publish(
         // publisher is never held back at these rates (the report's
         // publications per second say so), so nothing is omitted.
         let stamp = clock.elapsed().as_nanos() as u64;
-        payload[..16].copy_from_slice(format!("{stamp:016x}").as_bytes());
+        write_sent_at(&mut payload, stamp);
         if size > 16 {
-            payload[16] = if now_phase == MEASURE { b'M' } else { b'W' };
+            mark_measured(&mut payload, now_phase == MEASURE);
         }
         sink.send(Message::binary(payload)).await?;
         if now_phase == MEASURE {

@@ -154,13 +154,28 @@ impl Tally {
 
 fn stamp(template: &[u8], clock: Instant) -> Vec<u8> {
     let mut payload = template.to_vec();
-    let now = clock.elapsed().as_nanos() as u64;
-    payload[..16].copy_from_slice(format!("{now:016x}").as_bytes());
+    write_sent_at(&mut payload, clock.elapsed().as_nanos() as u64);
     payload
+}
+
+/// Writes a send time (ns since the generator's clock started) into the
+/// payload's first 16 bytes, where [`sent_at`] reads it.
+pub(crate) fn write_sent_at(payload: &mut [u8], ns: u64) {
+    payload[..16].copy_from_slice(format!("{ns:016x}").as_bytes());
 }
 
 pub(crate) fn sent_at(payload: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(payload.get(..16)?).ok()?, 16).ok()
+}
+
+/// Byte 16 of a payload, for loads with a warm-up on a fixed schedule:
+/// whether it was sent while measuring ([`is_measured`] reads it).
+pub(crate) fn mark_measured(payload: &mut [u8], measured: bool) {
+    payload[16] = if measured { b'M' } else { b'W' };
+}
+
+pub(crate) fn is_measured(payload: &[u8]) -> bool {
+    payload.get(16) == Some(&b'M')
 }
 
 /// A WebSocket over an HTTP/2 stream.

@@ -10,7 +10,10 @@
 //! core busy, so its CPU share says nothing here; how late it sent (p99)
 //! says whether it kept the schedule.
 
-use crate::load::{Conn, CpuSpan, LoadOptions, LoadReport, MEASURE, Opened, STOP, Tally, WARMUP};
+use crate::load::{
+    Conn, CpuSpan, LoadOptions, LoadReport, MEASURE, Opened, STOP, Tally, WARMUP, is_measured, mark_measured,
+    write_sent_at,
+};
 use anyhow::{Context, Result, bail};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -20,10 +23,6 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Byte 16 of a payload: sent while measuring, or not.
-const MEASURED: u8 = b'M';
-const UNMEASURED: u8 = b'W';
 
 /// After STOP: the readers return.
 const DONE: u8 = 3;
@@ -125,8 +124,8 @@ pub async fn run(opened: Opened, opts: &LoadOptions, clock: Instant) -> Result<L
         let measured = due >= measure_at;
         let mut payload = template.clone();
         let scheduled = due.duration_since(clock).as_nanos() as u64;
-        payload[..16].copy_from_slice(format!("{scheduled:016x}").as_bytes());
-        payload[16] = if measured { MEASURED } else { UNMEASURED };
+        write_sent_at(&mut payload, scheduled);
+        mark_measured(&mut payload, measured);
         if measured {
             let _ = late_ns.record((Instant::now() - due).as_nanos().max(1) as u64);
             sent += 1;
@@ -185,7 +184,7 @@ impl Shared {
         if self.phase.load(Ordering::Relaxed) == MEASURE {
             self.in_span.fetch_add(1, Ordering::Relaxed);
         }
-        if payload.get(16) == Some(&MEASURED) {
+        if is_measured(payload) {
             let counted = tally.messages;
             tally.record_echo(payload, self.size, self.clock);
             if tally.messages > counted {

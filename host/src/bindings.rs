@@ -20,6 +20,38 @@ pub use self::wsbox::websocket::net;
 
 use crate::net::batch;
 use crate::state::HostState;
+use wasmtime::AsContext;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, HasSelf, Lift, Linker, WasmList};
+
+/// The event loop's `Outgoing` from either lifted form of WIT's: every
+/// field but the two lists of bytes to write (`shared`, `writes`), which the
+/// caller has made.
+macro_rules! outgoing {
+    ($o:ident, $shared:ident, $writes:ident) => {
+        batch::Outgoing {
+            shared: $shared,
+            writes: $writes,
+            close: $o.close,
+            abort: $o.abort,
+            upgraded: $o.upgraded,
+            closing: $o.closing,
+            heap_bytes: $o.heap_bytes,
+            publications: $o
+                .publications
+                .into_iter()
+                .map(|p| batch::Publication { topic: p.topic, binary: p.binary, data: p.data })
+                .collect(),
+            topics_joined: $o.topics_joined,
+            topics_left: $o.topics_left,
+            topic_counts: batch::TopicCounts {
+                publications: $o.topic_counts.publications,
+                delivered: $o.topic_counts.delivered,
+                skipped: $o.topic_counts.skipped,
+            },
+        }
+    };
+}
 
 /// The `net` import, served by the instance's [`NetHost`](crate::net::NetHost).
 impl net::Host for HostState {
@@ -77,12 +109,110 @@ impl net::Host for HostState {
         }))
     }
 
+    /// `exchange` for a linker made by the generated `add_to_linker` alone:
+    /// the bytes to write were copied out of the guest's memory.
+    /// [`add_to_linker`] puts [`exchange_lent`] in its place, which writes
+    /// them from where they lie.
     async fn exchange(&mut self, out: net::Outgoing, timeout_ms: u32) -> wasmtime::Result<net::Incoming> {
-        let incoming = self.net.exchange(outgoing(out), timeout_ms).await;
+        let shared = out.shared.iter().map(|w| batch::SharedWrite { data: &w.data, conns: w.conns.clone() }).collect();
+        let writes = out.writes.iter().map(|w| batch::Write { conn: w.conn, data: &w.data }).collect();
+        self.net.write_output(outgoing!(out, shared, writes));
+        Ok(self.exchange_rest(timeout_ms).await)
+    }
+}
+
+impl HostState {
+    /// An exchange after its output is written: the event loop's turn.
+    async fn exchange_rest(&mut self, timeout_ms: u32) -> net::Incoming {
+        let incoming = self.net.exchange(timeout_ms).await;
         // The guest runs again from here (the watchdog's clock).
         self.watchdog.guest_resumed();
-        Ok(incoming_to_wit(incoming))
+        incoming_to_wit(incoming)
     }
+}
+
+/// Adds the `net` import, served by each instance's event loop, to `linker`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    net::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    // The generated `exchange` lifts each connection's bytes into a vector
+    // of its own (an allocation and a copy per connection and turn, 8% of
+    // the CPU at 64 KiB messages); this one shadows it.
+    linker.allow_shadowing(true);
+    let result =
+        linker.instance(NET_INTERFACE)?.func_wrap_async("exchange", |store, params| exchange_lent(store, params));
+    linker.allow_shadowing(false);
+    result
+}
+
+/// The `net` interface's name as the guest imports it.
+const NET_INTERFACE: &str = "wsbox:websocket/net@0.6.0";
+
+/// `net.exchange`, writing the guest's output from the guest's memory.
+fn exchange_lent(
+    mut store: StoreContextMut<'_, HostState>,
+    (out, timeout_ms): (LentOutgoing, u32),
+) -> Box<dyn Future<Output = wasmtime::Result<(net::Incoming,)>> + Send + '_> {
+    // SAFETY: the guest's output lists are in its linear memory, a mapping of
+    // its own (not part of `HostState`), which only the guest (memory.grow,
+    // stores) or a call into it (lowering a value, through its allocator)
+    // changes. Neither happens before `write_output` returns: this import
+    // has the guest suspended in it, the store is held here, and the
+    // result is lowered only after this future ends. The slices are gone
+    // by then (`write_output` keeps what the sockets did not take, copied).
+    let lend = |list: &WasmList<u8>| unsafe { lent(list.as_le_slice(store.as_context())) };
+    let shared =
+        out.shared.iter().map(|w| batch::SharedWrite { data: lend(&w.data), conns: w.conns.clone() }).collect();
+    let writes = out.writes.iter().map(|w| batch::Write { conn: w.conn, data: lend(&w.data) }).collect();
+    let batch = outgoing!(out, shared, writes);
+    store.data_mut().net.write_output(batch);
+    Box::new(async move { Ok((store.data_mut().exchange_rest(timeout_ms).await,)) })
+}
+
+/// `bytes` with its borrow of the store cut loose.
+///
+/// # Safety
+/// The caller keeps the guest's memory as it is while the slice is used.
+unsafe fn lent<'a>(bytes: &[u8]) -> &'a [u8] {
+    // SAFETY: the same pointer and length; the caller vouches for the lifetime.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) }
+}
+
+/// WIT's `net.write`, its bytes left in the guest's memory.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct LentWrite {
+    conn: u32,
+    data: WasmList<u8>,
+}
+
+/// WIT's `net.shared-write`, its bytes left in the guest's memory.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct LentSharedWrite {
+    data: WasmList<u8>,
+    conns: Vec<u32>,
+}
+
+/// WIT's `net.outgoing` with the bytes to write left in the guest's memory
+/// (field for field: the record's layout).
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct LentOutgoing {
+    shared: Vec<LentSharedWrite>,
+    writes: Vec<LentWrite>,
+    close: Vec<u32>,
+    abort: Vec<u32>,
+    upgraded: Vec<u32>,
+    closing: Vec<u32>,
+    #[component(name = "heap-bytes")]
+    heap_bytes: u64,
+    publications: Vec<net::Publication>,
+    #[component(name = "topics-joined")]
+    topics_joined: Vec<String>,
+    #[component(name = "topics-left")]
+    topics_left: Vec<String>,
+    #[component(name = "topic-counts")]
+    topic_counts: net::TopicCounts,
 }
 
 fn listener(l: batch::Listener) -> net::Listener {
@@ -97,30 +227,6 @@ fn listen_error(e: batch::ListenError) -> net::ListenError {
         batch::ListenErrorCode::Other => net::ListenErrorCode::Other,
     };
     net::ListenError { code, message: e.message }
-}
-
-fn outgoing(o: net::Outgoing) -> batch::Outgoing {
-    batch::Outgoing {
-        shared: o.shared.into_iter().map(|w| batch::SharedWrite { data: w.data, conns: w.conns }).collect(),
-        writes: o.writes.into_iter().map(|w| batch::Write { conn: w.conn, data: w.data }).collect(),
-        close: o.close,
-        abort: o.abort,
-        upgraded: o.upgraded,
-        closing: o.closing,
-        heap_bytes: o.heap_bytes,
-        publications: o
-            .publications
-            .into_iter()
-            .map(|p| batch::Publication { topic: p.topic, binary: p.binary, data: p.data })
-            .collect(),
-        topics_joined: o.topics_joined,
-        topics_left: o.topics_left,
-        topic_counts: batch::TopicCounts {
-            publications: o.topic_counts.publications,
-            delivered: o.topic_counts.delivered,
-            skipped: o.topic_counts.skipped,
-        },
-    }
 }
 
 fn incoming_to_wit(i: batch::Incoming) -> net::Incoming {

@@ -8,7 +8,7 @@ pub use crate::state::HostState;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Instant;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{CallHook, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
@@ -120,7 +120,7 @@ impl WsboxComponent {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::net::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::add_to_linker(&mut linker)?;
         let _ticker = EpochTicker::start(&engine)?;
         Ok(Self { engine, component, linker, binding, _ticker })
     }

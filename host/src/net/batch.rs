@@ -1,7 +1,8 @@
 //! The event loop's own vocabulary: what one `exchange` takes from the guest
 //! and hands to it. These mirror the records of WIT's `wsbox:websocket/net`
 //! field for field; `bindings.rs` moves them across (the byte lists move,
-//! nothing is copied), so the event loop knows neither wasmtime nor the
+//! nothing is copied; the bytes to write are read where they lie in the
+//! guest's memory), so the event loop knows neither wasmtime nor the
 //! generated bindings.
 
 /// A listening socket the guest asked for.
@@ -79,17 +80,19 @@ pub struct TlsFailure {
     pub peer_verify: bool,
 }
 
-/// Bytes for one connection.
+/// Bytes for one connection, where the guest holds them (its memory, lent
+/// for the call: what the socket takes at once is never copied).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Write {
+pub struct Write<'a> {
     pub conn: u32,
-    pub data: Vec<u8>,
+    pub data: &'a [u8],
 }
 
-/// One framed message for several connections (a publication).
+/// One framed message for several connections (a publication), lent like
+/// [`Write`]'s bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SharedWrite {
-    pub data: Vec<u8>,
+pub struct SharedWrite<'a> {
+    pub data: &'a [u8],
     pub conns: Vec<u32>,
 }
 
@@ -106,10 +109,10 @@ pub struct TopicCounts {
 
 /// What the guest hands over at each turn.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Outgoing {
+pub struct Outgoing<'a> {
     /// Written before `writes`.
-    pub shared: Vec<SharedWrite>,
-    pub writes: Vec<Write>,
+    pub shared: Vec<SharedWrite<'a>>,
+    pub writes: Vec<Write<'a>>,
     pub close: Vec<u32>,
     pub abort: Vec<u32>,
     pub upgraded: Vec<u32>,

@@ -370,9 +370,8 @@ impl NetHost {
         async move {
             let end = now + grace;
             while !self.conns.is_empty() && Instant::now() < end {
-                let nothing = batch::Outgoing::default();
                 // What the peers still send goes nowhere: there is no guest.
-                let _ = self.exchange(nothing, 100).await;
+                let _ = self.exchange(100).await;
             }
             told
         }
@@ -472,14 +471,20 @@ impl NetHost {
         Ok(batch::Listener { id, address: local.ip().to_string(), port: local.port() })
     }
 
-    /// Writes the guest's output, then runs the event loop until there is
-    /// something to hand over (or `timeout_ms` passed), and hands it over.
-    pub async fn exchange(&mut self, out: batch::Outgoing, timeout_ms: u32) -> batch::Incoming {
+    /// The first half of an exchange: writes the guest's output (see
+    /// [`NetHost::exchange`] for the second). Synchronous, so that the
+    /// guest's lent bytes are used only while no guest code can run.
+    pub fn write_output(&mut self, out: batch::Outgoing<'_>) {
+        self.write(out, Instant::now());
+    }
+
+    /// Runs the event loop until there is something to hand over (or
+    /// `timeout_ms` passed), and hands it over.
+    pub async fn exchange(&mut self, timeout_ms: u32) -> batch::Incoming {
         // A saturated instance never waits: let the thread's other tasks (a
         // failed instance's farewell) run now and then.
         tokio::task::consume_budget().await;
         let now = Instant::now();
-        self.write(out, now);
         let deadline = now + Duration::from_millis(timeout_ms as u64);
         let mut woke_with_events = false;
         let mut waited = false;
@@ -541,7 +546,7 @@ impl NetHost {
     }
 
     /// Writes each connection's bytes, then closes and aborts as asked.
-    fn write(&mut self, out: batch::Outgoing, now: Instant) {
+    fn write(&mut self, out: batch::Outgoing<'_>, now: Instant) {
         self.admission.guest_reported(out.heap_bytes);
         let counts = &mut self.topic_counts;
         counts.publications += out.topic_counts.publications;
@@ -568,14 +573,14 @@ impl NetHost {
         self.write_shared(&out.shared);
         for batch::Write { conn: id, data } in out.writes {
             let Some(conn) = announced(&mut self.conns, id) else {
-                self.write_stream(id, Cow::Owned(data));
+                self.write_stream(id, Cow::Borrowed(data));
                 continue;
             };
             if !conn.answered {
                 conn.answered = true;
-                count_response(&mut self.http_responses, &data);
+                count_response(&mut self.http_responses, data);
             }
-            match conn.write(Cow::Owned(data), &mut self.turn) {
+            match conn.write(Cow::Borrowed(data), &mut self.turn) {
                 Ok(()) => {
                     self.timers |= conn.has_timer();
                     // A raised write limit can end backpressure here.
@@ -706,7 +711,7 @@ impl NetHost {
         for group in sends.chunk_by(|a, b| a.0 == b.0) {
             let id = group[0].0;
             parts.clear();
-            parts.extend(group.iter().map(|&(_, at)| &shared[at].data[..]));
+            parts.extend(group.iter().map(|&(_, at)| shared[at].data));
             let Some(conn) = announced(&mut self.conns, id) else {
                 if self.streams.contains_key(&id) {
                     self.write_stream(id, Cow::Owned(parts.concat()));

@@ -158,6 +158,46 @@ async fn sigterm_closes_every_stream_with_1001_and_sends_goaway() {
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", server.stderr());
 }
 
+/// A reload (SIGHUP, here with a new server name): an HTTP/2 connection
+/// opened before it gets GOAWAY. Its open WebSocket goes on echoing on the
+/// previous instance and closes normally, a new stream on it is refused,
+/// and a new connection's WebSockets meet the new app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_sends_goaway_and_the_open_streams_go_on() {
+    let pki = Pki::new("h2-reload");
+    let config = pki.dir.join("wsbox.toml");
+    std::fs::write(&config, "server-name = \"old-app\"\n").unwrap();
+    let (server, port) = server(&pki, &["--config", config.to_str().unwrap()]);
+    let before = h2(&pki, port).await;
+    let (mut ws, headers) = before.websocket("/", &[]).await;
+    assert_eq!(headers["server"], "old-app");
+
+    std::fs::write(&config, "server-name = \"new-app\"\n").unwrap();
+    server.signal("HUP");
+    assert!(server.log_shows("SIGHUP: serving the new app"), "{}", server.stderr());
+    ws.send(Message::text("after the reload")).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("in time");
+    assert_eq!(echo.unwrap().unwrap(), Message::text("after the reload"));
+
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        before.request("CONNECT", Some("websocket"), "/", &[("sec-websocket-version", "13")]),
+    )
+    .await
+    .expect("in time");
+    assert!(refused.is_err(), "a stream opened after the GOAWAY was refused: {:?}", refused.map(|(r, _)| r));
+
+    let after = h2(&pki, port).await;
+    let (fresh, headers) = after.websocket("/", &[]).await;
+    assert_eq!(headers["server"], "new-app");
+    support::echo_checks_on(fresh).await;
+
+    ws.close(None).await.unwrap();
+    assert_eq!(support::close_code(&mut ws).await, Some(1000));
+    let ended = tokio::time::timeout(Duration::from_secs(10), before.driver).await;
+    assert!(ended.is_ok(), "the connection that got GOAWAY ended with its last stream");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_that_overfill_a_turn_are_all_delivered() {
     // 5 connections × 4 streams × 1 MiB at once: more than a turn takes

@@ -242,17 +242,6 @@ fn proxy_v2(client: std::net::SocketAddr, server: std::net::SocketAddr) -> Vec<u
     header
 }
 
-/// Waits up to 5 s for `text` in the server's log.
-fn log_shows(server: &Server, text: &str) -> bool {
-    (0..250).any(|_| {
-        let found = server.stderr().contains(text);
-        if !found {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        found
-    })
-}
-
 #[test]
 fn behind_a_trusted_proxy_the_app_and_the_address_limits_see_the_client() {
     let server = Server::start(&[
@@ -272,8 +261,8 @@ fn behind_a_trusted_proxy_the_app_and_the_address_limits_see_the_client() {
     let (status, echo, _second) = upgrade_behind(server.port, &v2);
     assert!(status.contains(" 101 ") && echo.is_some(), "{status}\n{}", server.stderr());
     // The app saw the clients the headers named.
-    assert!(log_shows(&server, "peer=203.0.113.7:4242"), "{}", server.stderr());
-    assert!(log_shows(&server, "peer=2001:db8::9:5151"), "{}", server.stderr());
+    assert!(server.log_shows("peer=203.0.113.7:4242"), "{}", server.stderr());
+    assert!(server.log_shows("peer=2001:db8::9:5151"), "{}", server.stderr());
     // The per-address cap counts the client, not the proxy: a second
     // connection of 203.0.113.7 is refused while its first is open, another
     // client behind the same proxy is served.
@@ -292,7 +281,7 @@ fn a_proxy_header_from_an_untrusted_peer_a_missing_one_and_a_malformed_one_are_r
     let server = Server::start(&["--proxy-protocol", "--trusted-proxy", "192.0.2.0/24"]);
     let (status, _, _) = upgrade_behind(server.port, v1);
     assert_eq!(status, "", "no answer to a header from an untrusted peer");
-    assert!(log_shows(&server, "not a trusted proxy"), "{}", server.stderr());
+    assert!(server.log_shows("not a trusted proxy"), "{}", server.stderr());
     let (status, echo, _) = upgrade_behind(server.port, b"");
     assert!(status.contains(" 101 ") && echo.is_some(), "a direct client is served: {status}");
 
@@ -300,10 +289,10 @@ fn a_proxy_header_from_an_untrusted_peer_a_missing_one_and_a_malformed_one_are_r
     let server = Server::start(&["--proxy-protocol", "--trusted-proxy", "127.0.0.1"]);
     let (status, _, _) = upgrade_behind(server.port, b"");
     assert_eq!(status, "");
-    assert!(log_shows(&server, "without a PROXY header"), "{}", server.stderr());
+    assert!(server.log_shows("without a PROXY header"), "{}", server.stderr());
     let (status, _, _) = upgrade_behind(server.port, b"PROXY TCP4 999.0.113.7 192.0.2.1 4242 80\r\n");
     assert_eq!(status, "");
-    assert!(log_shows(&server, "malformed PROXY header"), "{}", server.stderr());
+    assert!(server.log_shows("malformed PROXY header"), "{}", server.stderr());
     let (status, echo, _) = upgrade_behind(server.port, v1);
     assert!(status.contains(" 101 ") && echo.is_some(), "still serving: {status}");
 }
@@ -327,14 +316,14 @@ fn forwarded_headers_name_the_client_only_from_a_trusted_proxy() {
     let (status, echo, _second) =
         upgrade_with(server.port, b"", &["Forwarded: for=192.0.2.60;proto=http, for=\"[2001:db8::7]:4711\""]);
     assert!(status.contains(" 101 ") && echo.is_some(), "the proxy's address is not capped: {status}");
-    assert!(log_shows(&server, "peer=198.51.100.23:0"), "{}", server.stderr());
-    assert!(log_shows(&server, "peer=2001:db8::7:4711"), "{}", server.stderr());
+    assert!(server.log_shows("peer=198.51.100.23:0"), "{}", server.stderr());
+    assert!(server.log_shows("peer=2001:db8::7:4711"), "{}", server.stderr());
 
     // Nobody is trusted here: the header is the client's own claim, ignored.
     let server = Server::start(&["--log-level", "debug"]);
     let (status, echo, _) = upgrade_with(server.port, b"", &forwarded);
     assert!(status.contains(" 101 ") && echo.is_some(), "{status}");
-    assert!(log_shows(&server, "peer=127.0.0.1:"), "{}", server.stderr());
+    assert!(server.log_shows("peer=127.0.0.1:"), "{}", server.stderr());
     assert!(!server.stderr().contains("198.51.100.23"), "{}", server.stderr());
 }
 
@@ -553,7 +542,7 @@ async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
     assert_eq!(support::close_code(&mut last).await, Some(1001), "the draining instance's connection");
     assert_eq!(support::close_code(&mut after).await, Some(1001), "the new instance's connection");
     assert!(started.elapsed() < Duration::from_secs(5), "the draining instance saw the shutdown");
-    assert!(log_shows(&server, "the previous instance is done"), "{}", server.stderr());
+    assert!(server.log_shows("the previous instance is done"), "{}", server.stderr());
     let log = server.stderr();
     assert!(log.contains("SIGHUP: serving the new app"), "{log}");
 }
@@ -574,10 +563,10 @@ async fn a_reload_drains_for_a_bounded_time_and_a_bad_config_changes_nothing() {
     let server = Server::start(&args);
 
     server.signal("HUP");
-    assert!(log_shows(&server, "the app and its settings are unchanged"), "{}", server.stderr());
+    assert!(server.log_shows("the app and its settings are unchanged"), "{}", server.stderr());
     std::fs::write(&config, "server-name = [\n").unwrap();
     server.signal("HUP");
-    assert!(log_shows(&server, "app reload failed"), "{}", server.stderr());
+    assert!(server.log_shows("app reload failed"), "{}", server.stderr());
     // A component that does not compile: refused too.
     let good = std::fs::read(&component).unwrap();
     std::fs::write(&component, b"\0asm not a component").unwrap();
@@ -634,7 +623,7 @@ async fn post_reload_on_the_metrics_address_reloads_and_says_how_it_went() {
     let (status, body) = http_get(&addr, "POST", "/reload");
     assert_eq!(status, "HTTP/1.1 500 Internal Server Error");
     assert!(body.contains("app reload failed") && body.contains("not valid TOML"), "{body}");
-    assert!(log_shows(&server, "POST /reload: app reload failed"), "{}", server.stderr());
+    assert!(server.log_shows("POST /reload: app reload failed"), "{}", server.stderr());
     assert!(http_get(&addr, "GET", "/reload").0.starts_with("HTTP/1.1 405"));
 
     let plain = Server::start(&["--metrics-listen", "127.0.0.1:0"]);

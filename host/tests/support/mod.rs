@@ -55,6 +55,17 @@ impl Server {
         self.process.log()
     }
 
+    /// Waits up to 5 s for `text` in the server's log.
+    pub fn log_shows(&self, text: &str) -> bool {
+        (0..250).any(|_| {
+            let found = self.stderr().contains(text);
+            if !found {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            found
+        })
+    }
+
     /// Where the metrics endpoint listens (`--metrics-listen`), from the log
     /// (waiting up to 5 s: the log is read on a thread of its own, and the
     /// line may come after the listening line was seen).

@@ -152,28 +152,33 @@ fn exchange_lent(
     mut store: StoreContextMut<'_, HostState>,
     (out, timeout_ms): (LentOutgoing, u32),
 ) -> Box<dyn Future<Output = wasmtime::Result<(net::Incoming,)>> + Send + '_> {
-    // SAFETY: the guest's output lists are in its linear memory, a mapping of
-    // its own (not part of `HostState`), which only the guest (memory.grow,
-    // stores) or a call into it (lowering a value, through its allocator)
-    // changes. Neither happens before `write_output` returns: this import
-    // has the guest suspended in it, the store is held here, and the
-    // result is lowered only after this future ends. The slices are gone
-    // by then (`write_output` keeps what the sockets did not take, copied).
-    let lend = |list: &WasmList<u8>| unsafe { lent(list.as_le_slice(store.as_context())) };
-    let shared =
-        out.shared.iter().map(|w| batch::SharedWrite { data: lend(&w.data), conns: w.conns.clone() }).collect();
+    // The lent slices live no longer than this, which ends before the
+    // future below is made: nothing can keep them past `write_output`.
+    let scope = ();
+    // SAFETY: the lists lie in the guest's linear memory, which is not part
+    // of `HostState` and which nothing reachable from it can reach (the
+    // event loop never sees the store), so `data_mut` below does not alias
+    // it. Only the guest (a store, `memory.grow`) or a call into it (the
+    // canonical ABI's `realloc`, while a result is lowered) changes that
+    // memory, and neither can happen before `write_output` returns: this
+    // import has the guest suspended in it, the store is held here, no
+    // wasm runs (so no epoch or fuel callback either), and the result is
+    // lowered only after the future ends. Components' memories are never
+    // shared with other threads. Lifting checked the lists' bounds.
+    let lend = |list: &WasmList<u8>| unsafe { lent(&scope, list.as_le_slice(store.as_context())) };
+    let shared = out.shared.into_iter().map(|w| batch::SharedWrite { data: lend(&w.data), conns: w.conns }).collect();
     let writes = out.writes.iter().map(|w| batch::Write { conn: w.conn, data: lend(&w.data) }).collect();
     let batch = outgoing!(out, shared, writes);
     store.data_mut().net.write_output(batch);
     Box::new(async move { Ok((store.data_mut().exchange_rest(timeout_ms).await,)) })
 }
 
-/// `bytes` with its borrow of the store cut loose.
+/// `bytes` with its borrow of the store exchanged for one of `scope`.
 ///
 /// # Safety
-/// The caller keeps the guest's memory as it is while the slice is used.
-unsafe fn lent<'a>(bytes: &[u8]) -> &'a [u8] {
-    // SAFETY: the same pointer and length; the caller vouches for the lifetime.
+/// The guest's memory stays as it is while `scope` lives.
+unsafe fn lent<'a>(_scope: &'a (), bytes: &[u8]) -> &'a [u8] {
+    // SAFETY: the same pointer and length; the caller vouches for the memory.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()) }
 }
 
@@ -298,4 +303,19 @@ fn tls_session(s: batch::TlsSession) -> net::TlsSession {
 
 fn tls_failure(f: batch::TlsFailure) -> net::TlsFailure {
     net::TlsFailure { conn: f.conn, message: f.message, alert_received: f.alert_received, peer_verify: f.peer_verify }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The lent `exchange` shadows the generated one only under the name
+    /// the guest imports: a new WIT version must move both.
+    #[test]
+    fn the_lent_exchange_is_registered_under_the_wit_version() {
+        let worlds = include_str!("../../wit/worlds.wit");
+        let version = worlds
+            .lines()
+            .find_map(|line| line.strip_prefix("package wsbox:websocket@")?.strip_suffix(';'))
+            .expect("the WIT package line");
+        assert_eq!(super::NET_INTERFACE, format!("wsbox:websocket/net@{version}"));
+    }
 }

@@ -63,7 +63,8 @@ impl Output {
     /// Keeps what the socket did not take of `bytes` (`done` of them went
     /// straight out, which only happens when nothing was waiting). An owned
     /// buffer arriving when nothing waits becomes the pending output as it
-    /// is, its written head skipped: no copy.
+    /// is, its written head skipped: no copy. Of borrowed bytes only the
+    /// rest is copied.
     pub fn keep(&mut self, bytes: Cow<'_, [u8]>, done: usize, now_ms: u64) -> Result<(), OverCap> {
         if done == bytes.len() {
             return Ok(());
@@ -72,8 +73,10 @@ impl Output {
             return Err(OverCap);
         }
         if self.unwritten() == 0 {
-            self.pending = bytes.into_owned();
-            self.written = done;
+            (self.pending, self.written) = match bytes {
+                Cow::Owned(bytes) => (bytes, done),
+                Cow::Borrowed(bytes) => (bytes[done..].to_vec(), 0),
+            };
             self.progress_ms = now_ms;
         } else {
             self.compact();
@@ -145,6 +148,7 @@ mod tests {
         assert_eq!(out.unwritten(), 0);
         out.keep(Cow::Borrowed(b"hello"), 2, 0).unwrap();
         assert_eq!(out.waiting(), b"llo");
+        assert_eq!(out.pending.len(), 3, "of borrowed bytes only the rest is copied");
     }
 
     #[test]

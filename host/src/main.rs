@@ -24,6 +24,11 @@ use wsbox::topics::nats::NatsOptions;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long a reload waits for every worker to hand its listeners to the
+/// new app before it answers (an instance hands over at its next turn,
+/// and the new one starts in milliseconds once compiled).
+const HAND_OVER_WAIT: Duration = Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = wsbox::cli::parse();
     let args = match cli.command {
@@ -472,8 +477,15 @@ impl Reloader {
         };
         let tls = self.app.options.tls_listen.is_some();
         let app = App { component, component_name: component_name(&args), options: args.echo_options(tls) };
-        let what = format!("serving the new app ({}); open connections stay with the previous one", app.component_name);
-        self.reload.request(app.clone());
+        let name = app.component_name.clone();
+        let what = match self.reload.request(app.clone(), HAND_OVER_WAIT).await {
+            true => format!("serving the new app ({name}); open connections stay with the previous one"),
+            false => format!(
+                "starting the new app ({name}): a worker had not handed over within {} s; open connections stay \
+                 with the previous one",
+                HAND_OVER_WAIT.as_secs()
+            ),
+        };
         self.args = self.args.with_app_flags_of(&args);
         (self.component_digest, self.app) = (digest, app);
         Ok(what)

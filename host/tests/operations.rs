@@ -542,6 +542,10 @@ async fn sighup_swaps_the_app_under_load_without_dropping_a_connection() {
     assert_eq!(support::close_code(&mut last).await, Some(1001), "the draining instance's connection");
     assert_eq!(support::close_code(&mut after).await, Some(1001), "the new instance's connection");
     assert!(started.elapsed() < Duration::from_secs(5), "the draining instance saw the shutdown");
+    // The closing handshakes complete (unanswered, they would last the
+    // shutdown grace, as long as the wait for the log line below).
+    let _ = last.close(None).await;
+    let _ = after.close(None).await;
     assert!(server.log_shows("the previous instance is done"), "{}", server.stderr());
     let log = server.stderr();
     assert!(log.contains("SIGHUP: serving the new app"), "{log}");

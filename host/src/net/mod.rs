@@ -471,13 +471,6 @@ impl NetHost {
         Ok(batch::Listener { id, address: local.ip().to_string(), port: local.port() })
     }
 
-    /// The first half of an exchange: writes the guest's output (see
-    /// [`NetHost::exchange`] for the second). Synchronous, so that the
-    /// guest's lent bytes are used only while no guest code can run.
-    pub fn write_output(&mut self, out: batch::Outgoing<'_>) {
-        self.write(out, Instant::now());
-    }
-
     /// Runs the event loop until there is something to hand over (or
     /// `timeout_ms` passed), and hands it over.
     pub async fn exchange(&mut self, timeout_ms: u32) -> batch::Incoming {
@@ -545,8 +538,12 @@ impl NetHost {
         saturated && self.turn.data.len() < COALESCE_BELOW && !self.limits.gather_input.is_zero()
     }
 
-    /// Writes each connection's bytes, then closes and aborts as asked.
-    fn write(&mut self, out: batch::Outgoing<'_>, now: Instant) {
+    /// The first half of an exchange (see [`NetHost::exchange`] for the
+    /// second): writes each connection's bytes, then closes and aborts as
+    /// asked. Synchronous, so that the guest's lent bytes are used only
+    /// while no guest code can run.
+    pub fn write_output(&mut self, out: batch::Outgoing<'_>) {
+        let now = Instant::now();
         self.admission.guest_reported(out.heap_bytes);
         let counts = &mut self.topic_counts;
         counts.publications += out.topic_counts.publications;

@@ -69,3 +69,11 @@ bench-broadcast *ARGS:
 bench-http2 *ARGS:
     cargo build --release -p wsbox -p wsbox-bench
     ./target/release/wsbox-bench http2 --out docs/benchmarks.md {{ARGS}}
+
+# What io_uring would save: a broadcast's sends and a lone client's echo on
+# loopback TCP, a system call each against io_uring submissions (~1 minute
+# with the default 3 rounds of 5 s); rewrites the io_uring section of
+# docs/benchmarks.md.
+bench-uring *ARGS:
+    cargo build --release -p wsbox-bench
+    ./target/release/wsbox-bench uring --out docs/benchmarks.md {{ARGS}}

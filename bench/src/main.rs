@@ -13,6 +13,7 @@ mod procfs;
 mod report;
 mod run;
 mod servers;
+mod uring;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -52,6 +53,10 @@ enum Cmd {
     /// 8441) on wsbox with TLS: echo per server-CPU second, and the
     /// server's CPU to open one; prints (and with --out writes) the table.
     Http2(run::RunOptions),
+    /// What `io_uring` would save: a broadcast's sends and a lone client's
+    /// echo on loopback TCP, a system call each against `io_uring`
+    /// submissions, interleaved; prints (and with --out writes) the table.
+    Uring(run::RunOptions),
     /// One broadcast run against a URL; prints a JSON report.
     BroadcastLoad(broadcast::BroadcastLoadOptions),
     /// One load run against a URL; prints a JSON report.
@@ -103,6 +108,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Cmd::Fairness(opts) => print!("{}", fairness::run(opts)?),
         Cmd::Broadcast { run, bun } => print!("{}", broadcast::run(run, bun)?),
         Cmd::Http2(opts) => print!("{}", http2::run(opts)?),
+        Cmd::Uring(opts) => print!("{}", uring::run(opts)?),
         Cmd::BroadcastLoad(opts) => {
             // One thread: the generator is pinned to one core, where a
             // second runtime thread would only add context switches to the

@@ -139,3 +139,23 @@ fn a_quick_http2_run_echoes_over_both_versions() {
     let opening: Vec<_> = rows.iter().filter(|cols| cols.len() == 4).collect();
     assert_eq!(opening.len(), 2, "HTTP/1.1 and HTTP/2 opening rows:\n{table}");
 }
+
+/// The `io_uring` comparison, short: every cell is measured with a system
+/// call each, and with `io_uring` wherever the kernel offers it (a machine
+/// that does not says so in the table instead).
+#[test]
+fn a_quick_uring_run_measures_every_cell() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsbox-bench"))
+        .args(["uring", "--quick", "--duration", "0.2"])
+        .output()
+        .expect("run wsbox-bench uring");
+    assert!(out.status.success(), "wsbox-bench uring --quick failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows = table_rows(&table, 5);
+    let uring = !table.contains("`io_uring` is not available here");
+    assert_eq!(rows.len(), if uring { 6 } else { 3 }, "every cell in every mode:\n{table}");
+    for cols in &rows {
+        let us: f64 = cols[3].parse().unwrap_or_else(|_| panic!("CPU-µs in {cols:?}"));
+        assert!(us > 0.0, "nothing measured: {cols:?}");
+    }
+}

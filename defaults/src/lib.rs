@@ -33,6 +33,10 @@ pub const CLOSE_TIMEOUT_MS: u64 = 5_000;
 pub const STALLED_FRAME_TIMEOUT_MS: u64 = 5_000;
 /// Milliseconds a keepalive ping may go unanswered.
 pub const KEEPALIVE_TIMEOUT_MS: u64 = 10_000;
+/// Milliseconds an HTTP/2 connection may stay without a stream before it is
+/// told to go away (browsers keep idle connections for later pages; not
+/// for ever).
+pub const HTTP2_IDLE_TIMEOUT_MS: u64 = 60_000;
 
 // ---- permessage-deflate ----
 

@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// WebSockets as streams of it; see docs/http2.md).
     #[arg(long, help_heading = "TLS (wss://, terminated by the host)")]
     pub no_http2: bool,
+    /// Milliseconds an HTTP/2 connection may stay without a WebSocket
+    /// stream before the server sends GOAWAY and closes it.
+    #[arg(long, default_value_t = defaults::HTTP2_IDLE_TIMEOUT_MS, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "TLS (wss://, terminated by the host)")]
+    pub http2_idle_timeout_ms: u64,
     /// Where to serve `wss://` (beside `ws://` on --listen).
     #[arg(
         long,

@@ -215,6 +215,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         gather_input: Duration::from_micros(args.gather_input_us),
         // -1 (no deadline) is the only negative value the flag takes.
         handshake_timeout: u64::try_from(args.handshake_timeout_ms).ok().map(Duration::from_millis),
+        http2_idle_timeout: Duration::from_millis(args.http2_idle_timeout_ms),
         admission: AdmissionLimits {
             max_per_address: args.max_connections_per_address,
             handshakes_per_address_per_second: args.max_handshakes_per_address_per_second,

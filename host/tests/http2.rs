@@ -296,3 +296,24 @@ async fn the_page_is_served_on_both_listeners_and_upgrades_on_its_path_still_upg
     let (response, _) = connection.request("CONNECT", Some("websocket"), "/", &[]).await.unwrap();
     assert!(response.status().is_client_error(), "{response:?}");
 }
+
+#[tokio::test]
+async fn a_connection_left_without_streams_is_told_to_go_away_after_the_idle_timeout() {
+    let pki = Pki::new("h2-idle");
+    let (_server, port) = server(&pki, &["--http2-idle-timeout-ms", "1000"]);
+    let connection = h2(&pki, port).await;
+    // An open stream keeps the connection past the idle timeout.
+    let (mut ws, _) = connection.websocket("/", &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ws.send(Message::text("still here")).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("in time");
+    assert_eq!(echo.unwrap().unwrap(), Message::text("still here"));
+    ws.close(None).await.unwrap();
+    assert_eq!(support::close_code(&mut ws).await, Some(1000));
+    // Without a stream it ends once the timeout has passed, not before.
+    let idle_since = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), connection.driver).await;
+    let after = idle_since.elapsed();
+    assert!(ended.is_ok(), "the idle connection was not ended within 10 s");
+    assert!(after >= Duration::from_millis(800), "ended {after:?} after its last stream, before the 1 s timeout");
+}

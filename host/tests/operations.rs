@@ -328,13 +328,14 @@ fn forwarded_headers_name_the_client_only_from_a_trusted_proxy() {
 }
 
 #[test]
-fn proxy_health_check_reload_and_gather_flags_are_checked() {
+fn proxy_health_check_reload_gather_and_http2_idle_flags_are_checked() {
     for (args, named) in [
         (&["--proxy-protocol"][..], "--trusted-proxy"),
         (&["--proxy-protocol", "--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
         (&["--health-check-path", "healthz"], "--health-check-path"),
         (&["--reload-endpoint"], "--metrics-listen"),
         (&["--gather-input-us", "5000"], "--gather-input-us"),
+        (&["--http2-idle-timeout-ms", "0"], "--http2-idle-timeout-ms"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_wsbox")).arg("serve").args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");

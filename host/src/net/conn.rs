@@ -408,15 +408,10 @@ impl Conn {
 
     /// Reads straight into the batch until the socket would block, the
     /// connection's share of this turn is used, or the turn is full. A TLS
-    /// connection that chooses HTTP/2 gets `h2_handshake_timeout` to start it.
-    pub fn read_into(
-        &mut self,
-        turn: &mut Turn,
-        scratch: &mut [u8],
-        h2_handshake_timeout: Option<Duration>,
-    ) -> ReadOutcome {
+    /// connection that chooses HTTP/2 keeps `h2` while it has no stream.
+    pub fn read_into(&mut self, turn: &mut Turn, scratch: &mut [u8], h2: http2::Deadlines) -> ReadOutcome {
         if let Some(mut tls) = self.tls.take() {
-            let outcome = self.read_tls_into(&mut tls, turn, scratch, h2_handshake_timeout);
+            let outcome = self.read_tls_into(&mut tls, turn, scratch, h2);
             self.tls = Some(tls);
             return outcome;
         }
@@ -457,7 +452,7 @@ impl Conn {
         tls: &mut TlsState,
         turn: &mut Turn,
         raw: &mut [u8],
-        h2_handshake_timeout: Option<Duration>,
+        h2: http2::Deadlines,
     ) -> ReadOutcome {
         let mut records = Vec::new();
         loop {
@@ -481,7 +476,7 @@ impl Conn {
                         self.report_written = false;
                         self.read_limit = 0;
                         let origin = Origin { opened: *opened, tls: session };
-                        self.h2 = Some(Box::new(Session::new(origin, Instant::now(), h2_handshake_timeout)));
+                        self.h2 = Some(Box::new(Session::new(origin, Instant::now(), h2)));
                     }
                     _ => turn.tls_established.push(session),
                 }

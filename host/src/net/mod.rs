@@ -79,6 +79,9 @@ pub struct TransportLimits {
     /// does not reach it): the app's handshake timeout
     /// (`--handshake-timeout-ms`). None: no deadline. Default 10 s.
     pub handshake_timeout: Option<Duration>,
+    /// How long an HTTP/2 connection may stay without a stream before it is
+    /// told to go away (`--http2-idle-timeout-ms`). Default 60 s.
+    pub http2_idle_timeout: Duration,
     /// How long a saturated loop lets input gather before it hands a turn
     /// over (see `NetHost::coalesce`); zero: never. Default
     /// [`GATHER_INPUT_US`].
@@ -97,6 +100,7 @@ impl Default for TransportLimits {
             page: None,
             gather_input: Duration::from_micros(GATHER_INPUT_US),
             handshake_timeout: Some(Duration::from_millis(wsbox_defaults::HANDSHAKE_TIMEOUT_MS)),
+            http2_idle_timeout: Duration::from_millis(wsbox_defaults::HTTP2_IDLE_TIMEOUT_MS),
         }
     }
 }
@@ -819,6 +823,7 @@ impl NetHost {
     /// Reads the queued connections in order, each within its share, until
     /// the turn is full; connections with more go to the back.
     fn read(&mut self, now: Instant) {
+        let h2 = http2::Deadlines { handshake: self.limits.handshake_timeout, idle: self.limits.http2_idle_timeout };
         for _ in 0..self.to_read.len() {
             if self.turn.room() == 0 {
                 return;
@@ -857,7 +862,7 @@ impl NetHost {
                 }
             }
             let was_carrier = conn.is_carrier();
-            let outcome = conn.read_into(&mut self.turn, &mut self.scratch, self.limits.handshake_timeout);
+            let outcome = conn.read_into(&mut self.turn, &mut self.scratch, h2);
             // TLS handshake records written while reading may wait.
             self.timers |= conn.has_timer();
             if conn.is_carrier() {

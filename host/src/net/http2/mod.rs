@@ -37,6 +37,13 @@ pub const STREAM_WINDOW: u32 = 64 * 1024;
 /// host holds for one connection at most: 6.25 MiB with 100 streams).
 pub const CONNECTION_WINDOW: u32 = MAX_CONCURRENT_STREAMS * STREAM_WINDOW;
 
-/// An HTTP/2 connection without a stream this long is told to go away
-/// (browsers keep idle connections for later pages; not for ever).
-pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// An HTTP/2 connection's deadlines while it has no stream.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// How long the client has to start HTTP/2 once TLS chose it (None: no
+    /// deadline).
+    pub handshake: Option<std::time::Duration>,
+    /// How long a started connection may stay without a stream before it
+    /// is told to go away.
+    pub idle: std::time::Duration,
+}

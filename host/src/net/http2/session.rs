@@ -11,7 +11,7 @@
 
 use super::io::PipeIo;
 use super::translate::{self, Answer, Asked};
-use super::{CONNECTION_WINDOW, IDLE_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW};
+use super::{CONNECTION_WINDOW, Deadlines, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST, STREAM_WINDOW};
 use crate::net::admission::AdmissionControl;
 use crate::net::batch;
 use crate::net::turn::Turn;
@@ -105,6 +105,8 @@ pub struct Session {
     /// While it has no stream: when it is told to go away (the client did
     /// not finish the HTTP/2 handshake, or stays idle).
     idle_until: Option<Instant>,
+    /// How long a started connection may stay without a stream.
+    idle: Duration,
     /// Once going away with no stream left: when the connection closes
     /// even if the peer never acknowledges the GOAWAY.
     closing_until: Option<Instant>,
@@ -125,9 +127,9 @@ pub struct Pumped {
 const ROUNDS: usize = 8;
 
 impl Session {
-    /// A session over a connection whose TLS just chose `h2`; the client
-    /// has `handshake_timeout` to start it (None: no deadline).
-    pub fn new(origin: Origin, now: Instant, handshake_timeout: Option<Duration>) -> Self {
+    /// A session over a connection whose TLS just chose `h2`, which keeps
+    /// `deadlines` while it has no stream.
+    pub fn new(origin: Origin, now: Instant, deadlines: Deadlines) -> Self {
         let io = PipeIo::default();
         let mut builder = h2::server::Builder::new();
         builder
@@ -143,7 +145,8 @@ impl Session {
             streams: FxHashMap::default(),
             origin,
             going_away: false,
-            idle_until: handshake_timeout.map(|timeout| now + timeout),
+            idle_until: deadlines.handshake.map(|timeout| now + timeout),
+            idle: deadlines.idle,
             closing_until: None,
             accept_paused: false,
         }
@@ -310,7 +313,7 @@ impl Session {
             if self.going_away {
                 self.closing_until.get_or_insert(lp.now + Duration::from_millis(LINGER_MS));
             } else {
-                self.idle_until.get_or_insert(lp.now + IDLE_TIMEOUT);
+                self.idle_until.get_or_insert(lp.now + self.idle);
             }
         } else {
             self.idle_until = None;
@@ -329,7 +332,7 @@ impl Session {
                     }
                     self.state = State::Serving(connection);
                     // Started: from now on only idleness ends it.
-                    self.idle_until = Some(lp.now + IDLE_TIMEOUT);
+                    self.idle_until = Some(lp.now + self.idle);
                 }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "HTTP/2 handshake failed");

@@ -214,9 +214,7 @@ async fn echoclient_page_echoes_through_chromium_over_ws() {
 #[tokio::test]
 async fn echoclient_page_echoes_through_chromium_over_wss_with_a_private_ca() {
     let pki = Pki::new("browser-wss");
-    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let (c, k) = (cert.display().to_string(), key.display().to_string());
-    let server = Server::start(&["--tls-cert", &c, "--tls-key", &k]);
+    let (server, key) = tls_server(&pki, &[]);
     let browser = Browser::start(&[spki_sha256(&key)]);
     let url = server.tls_url.clone().expect("wss listener").replace("127.0.0.1", "localhost");
     check_echo_page(&browser, &url).await;
@@ -225,11 +223,7 @@ async fn echoclient_page_echoes_through_chromium_over_wss_with_a_private_ca() {
 #[tokio::test]
 async fn the_page_served_over_https_opens_its_websocket_on_the_same_http2_connection() {
     let pki = Pki::new("browser-h2");
-    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let (c, k) = (cert.display().to_string(), key.display().to_string());
-    let flags =
-        ["--tls-cert", &c, "--tls-key", &k, "--page", "--metrics-listen", "127.0.0.1:0", "--log-level", "debug"];
-    let server = Server::start(&flags);
+    let (server, key) = tls_server(&pki, &["--page", "--metrics-listen", "127.0.0.1:0", "--log-level", "debug"]);
     let browser = Browser::start(&[spki_sha256(&key)]);
     let origin = server.tls_url.clone().expect("wss listener").replace("wss://127.0.0.1", "https://localhost");
     let mut cdp = open_page(&browser, &format!("{origin}/")).await;
@@ -248,6 +242,16 @@ async fn the_page_served_over_https_opens_its_websocket_on_the_same_http2_connec
         line.split_whitespace().find_map(|field| field.strip_prefix("carrier=")).unwrap().to_string()
     };
     assert_eq!(carrier("kind=Plain"), carrier("kind=WebSocket"), "{log}");
+}
+
+/// A server with a certificate for `localhost` from `pki`'s private CA (and
+/// `extra` flags), and the path of the certificate's key.
+fn tls_server(pki: &Pki, extra: &[&str]) -> (Server, PathBuf) {
+    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (cert, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let mut args = vec!["--tls-cert", cert.as_str(), "--tls-key", key_arg.as_str()];
+    args.extend_from_slice(extra);
+    (Server::start(&args), key)
 }
 
 async fn check_echo_page(browser: &Browser, url: &str) {
@@ -354,11 +358,19 @@ async fn echoclient_page_echoes_through_firefox_over_ws() {
 }
 
 #[tokio::test]
+async fn echoclient_page_echoes_through_firefox_over_wss_with_a_private_ca() {
+    let pki = Pki::new("firefox-wss");
+    let (server, _) = tls_server(&pki, &[]);
+    let firefox = Firefox::start();
+    let url = server.tls_url.clone().expect("wss listener").replace("127.0.0.1", "localhost");
+    let mut page = Bidi::open(&firefox, &echoclient_page()).await;
+    check_echo(&mut page, &url).await;
+}
+
+#[tokio::test]
 async fn the_page_served_over_https_opens_its_websocket_over_http2_in_firefox() {
     let pki = Pki::new("firefox-h2");
-    let (cert, key) = pki.leaf("server", &["localhost"], &rcgen::PKCS_ECDSA_P256_SHA256);
-    let (c, k) = (cert.display().to_string(), key.display().to_string());
-    let server = Server::start(&["--tls-cert", &c, "--tls-key", &k, "--page", "--metrics-listen", "127.0.0.1:0"]);
+    let (server, _) = tls_server(&pki, &["--page", "--metrics-listen", "127.0.0.1:0"]);
     let firefox = Firefox::start();
     let origin = server.tls_url.clone().expect("wss listener").replace("wss://127.0.0.1", "https://localhost");
     let mut page = Bidi::open(&firefox, &format!("{origin}/")).await;

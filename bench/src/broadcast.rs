@@ -467,11 +467,7 @@ fn nats_markdown(cell: &Cell, r: &BroadcastReport) -> String {
 }
 
 fn median(runs: &[BroadcastReport]) -> BroadcastReport {
-    let pick = |f: fn(&BroadcastReport) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let pick = |f: fn(&BroadcastReport) -> f64| crate::report::median_of(runs.iter().map(f));
     BroadcastReport {
         publications: pick(|r| r.publications as f64) as u64,
         deliveries: pick(|r| r.deliveries as f64) as u64,

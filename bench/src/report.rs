@@ -23,6 +23,13 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
+/// The median of `values` (the upper one of an even count); panics on none.
+pub(crate) fn median_of(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 /// "Measured <date> on <machine> (commit <hash>)." — the first words of every table.
 pub(crate) fn measured_on() -> String {
     format!("Measured {} on {} (commit {}).", date(), machine(), commit())

@@ -228,11 +228,7 @@ fn idle(server: &Running, ca: &Path, conns: usize) -> Result<IdleReport> {
 
 /// The median of each field over the rounds.
 pub(crate) fn median(runs: &[LoadReport]) -> LoadReport {
-    let pick = |f: fn(&LoadReport) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let pick = |f: fn(&LoadReport) -> f64| crate::report::median_of(runs.iter().map(f));
     LoadReport {
         messages: pick(|r| r.messages as f64) as u64,
         bytes: pick(|r| r.bytes as f64) as u64,
@@ -318,11 +314,8 @@ pub fn run(mut opts: RunOptions) -> Result<Results> {
     // Cold start and idle memory first, on fresh processes: compiling at
     // every start, and with the compile cache warmed by one start.
     let runs = if opts.quick { 1 } else { 5 };
-    let median_ms = |times: Vec<std::time::Duration>| {
-        let mut ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        ms.sort_by(f64::total_cmp);
-        ms[ms.len() / 2]
-    };
+    let median_ms =
+        |times: Vec<std::time::Duration>| crate::report::median_of(times.iter().map(|d| d.as_secs_f64() * 1000.0));
     let cold_start_ms = median_ms(servers::cold_starts(&wsbox, &["--no-compile-cache"], runs)?);
     let cache_dir = identity.dir.join("compile-cache");
     let cache_dir = cache_dir.display().to_string();

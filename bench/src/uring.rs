@@ -80,7 +80,7 @@ pub fn run(mut opts: RunOptions) -> Result<String> {
                 results[i].push(us);
             }
         }
-        let medians: Vec<f64> = results.iter().map(|r| median(r)).collect();
+        let medians: Vec<f64> = results.iter().map(|r| crate::report::median_of(r.iter().copied())).collect();
         for (i, &mode) in modes.iter().enumerate() {
             let rounds: Vec<String> = results[i].iter().map(|us| format!("{us:.2}")).collect();
             let ratio = if mode == Mode::Uring { format!("{:.2}×", medians[i] / medians[0]) } else { String::new() };
@@ -118,12 +118,6 @@ fn label(mode: Mode) -> &'static str {
         Mode::Syscalls => "a system call each",
         Mode::Uring => "`io_uring`",
     }
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 /// The calling thread's CPU time so far.
@@ -245,34 +239,59 @@ fn check(result: i64) -> Result<()> {
     }
 }
 
+/// An epoll instance: plain readiness, as an epoll server waits for it.
+struct Epoll {
+    fd: std::os::fd::OwnedFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    /// Room for `capacity` events per wait.
+    fn new(capacity: usize) -> Result<Self> {
+        // SAFETY: a plain system call; a descriptor it returns is ours.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).context("epoll_create1");
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        Ok(Self { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; capacity] })
+    }
+
+    /// Watches `socket` for input, reported as `token`.
+    fn add(&self, socket: &TcpStream, token: u64) -> Result<()> {
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: both descriptors are open; `event` is a valid epoll_event.
+        if unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, socket.as_raw_fd(), &mut event) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("epoll_ctl");
+        }
+        Ok(())
+    }
+
+    /// The tokens of the sockets ready within `timeout_ms`.
+    fn wait(&mut self, timeout_ms: i32) -> impl Iterator<Item = u64> + '_ {
+        let room = self.events.len() as i32;
+        // SAFETY: `events` has room for `room` entries.
+        let ready = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), room, timeout_ms) };
+        self.events[..ready.max(0) as usize].iter().map(|e| e.u64)
+    }
+}
+
 /// Reads every client end until `stop` and the server ends close.
 fn drain(clients: Vec<TcpStream>, stop: &AtomicBool, pinned: bool) -> Result<()> {
     pin(1, pinned);
-    // SAFETY: plain epoll system calls on descriptors this function owns.
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if epoll < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
+    let mut epoll = Epoll::new(256)?;
     for (i, c) in clients.iter().enumerate() {
         c.set_nonblocking(true)?;
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
-        // SAFETY: as above.
-        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, c.as_raw_fd(), &mut event) } < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        epoll.add(c, i as u64)?;
     }
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::Relaxed) {
-        // SAFETY: `events` has room for 256 entries.
-        let ready = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 256, 50) };
-        for event in &events[..ready.max(0) as usize] {
-            let mut client = &clients[event.u64 as usize];
+        for token in epoll.wait(50) {
+            let mut client = &clients[token as usize];
             while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
         }
     }
-    // SAFETY: `epoll` is this function's descriptor.
-    unsafe { libc::close(epoll) };
     Ok(())
 }
 
@@ -320,16 +339,12 @@ fn echo(mode: Mode, opts: &RunOptions, pinned: bool) -> Result<f64> {
 /// `epoll_wait`, `recv`, `send` per message, as an epoll server makes them.
 fn echo_with_epoll(server: &TcpStream, start: Instant, deadline: Duration) -> Result<u64> {
     server.set_nonblocking(true)?;
-    // SAFETY: plain epoll system calls on a descriptor this function owns.
-    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
-    // SAFETY: as above.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, server.as_raw_fd(), &mut event) };
+    let mut epoll = Epoll::new(1)?;
+    epoll.add(server, 0)?;
     let (mut buf, mut messages) = ([0u8; 4096], 0u64);
     let mut stream = server;
     while start.elapsed() < deadline {
-        // SAFETY: `event` has room for one entry.
-        if unsafe { libc::epoll_wait(epoll, &mut event, 1, 100) } <= 0 {
+        if epoll.wait(100).next().is_none() {
             continue;
         }
         match stream.read(&mut buf) {
@@ -342,8 +357,6 @@ fn echo_with_epoll(server: &TcpStream, start: Instant, deadline: Duration) -> Re
             Err(e) => return Err(e.into()),
         }
     }
-    // SAFETY: `epoll` is this function's descriptor.
-    unsafe { libc::close(epoll) };
     Ok(messages)
 }
 
